@@ -1,0 +1,2 @@
+"""Re-export of the one configuration object (see :mod:`hw.config`)."""
+from hw.config import Abft, ArrayConfig, Dataflow  # noqa: F401

@@ -1,0 +1,125 @@
+"""Stimulus programs and the reactive driver that plays them, shared by the golden model and the
+cocotb testbench so both see exactly the same inputs on every cycle.
+
+A program is a list of operations:
+
+* ``("load", W)``: push the ``rows`` x ``cols`` weight tile on ``i_w`` (WS only);
+* ``("stream", X, gap)``: push the rows of ``X`` (M x ``rows``) on ``i_a``, with ``gap`` idle
+  cycles after each (WS only);
+* ``("tile", A, B, gap, last)``: push the K beats of ``A`` (``rows`` x K) and ``B``
+  (K x ``cols``) on ``i_ab``, ``last`` on the final beat unless ``last`` is false (OS only);
+* ``("idle", n)``: drive nothing for ``n`` cycles;
+* ``("reset", n)``: hold ``rst`` high for ``n`` cycles.
+
+A beat is held (``valid`` high) until it is accepted, as a stream source must.
+"""
+import torch
+
+from hw.config import Dataflow
+
+
+class Driver:
+    """Play a program cycle by cycle: :meth:`inputs` gives this cycle's inputs, :meth:`update`
+    takes this cycle's outputs (the ``*_ready`` flags) and advances."""
+
+    def __init__(self, config, program):
+        self.config = config
+        self._items = list(self._expand(program))
+        self._pos = 0
+
+    def _expand(self, program):
+        c = self.config
+        ws = c.dataflow is Dataflow.WS
+        for op in program:
+            kind = op[0]
+            if kind == "load" and ws:
+                w = torch.as_tensor(op[1])
+                if tuple(w.shape) != (c.rows, c.cols):
+                    raise ValueError(f"weight tile must be {c.rows}x{c.cols}, not "
+                                     f"{tuple(w.shape)}")
+                for r in range(c.rows):
+                    yield ("w", w[r].tolist())
+            elif kind == "stream" and ws:
+                x, gap = torch.as_tensor(op[1]), op[2] if len(op) > 2 else 0
+                for vec in x:
+                    yield ("a", vec.tolist())
+                    for _ in range(gap):
+                        yield ("idle",)
+            elif kind == "tile" and not ws:
+                a, b = torch.as_tensor(op[1]), torch.as_tensor(op[2])
+                gap = op[3] if len(op) > 3 else 0
+                last = op[4] if len(op) > 4 else True
+                k = a.shape[1]
+                for i in range(k):
+                    yield ("ab", a[:, i].tolist(), b[i].tolist(), int(last and i == k - 1))
+                    for _ in range(gap):
+                        yield ("idle",)
+            elif kind == "idle":
+                yield from [("idle",)] * op[1]
+            elif kind == "reset":
+                yield from [("rst",)] * op[1]
+            else:
+                raise ValueError(f"operation {kind!r} does not apply to a {c.dataflow} array")
+
+    @property
+    def done(self):
+        return self._pos >= len(self._items)
+
+    def inputs(self):
+        c = self.config
+        item = self._items[self._pos] if not self.done else ("idle",)
+        if c.dataflow is Dataflow.WS:
+            inp = {"rst": 0, "w_valid": 0, "w": [0] * c.cols, "a_valid": 0, "a": [0] * c.rows}
+            if item[0] == "w":
+                inp.update(w_valid=1, w=item[1])
+            elif item[0] == "a":
+                inp.update(a_valid=1, a=item[1])
+        else:
+            inp = {"rst": 0, "ab_valid": 0, "a": [0] * c.rows, "b": [0] * c.cols, "last": 0}
+            if item[0] == "ab":
+                inp.update(ab_valid=1, a=item[1], b=item[2], last=item[3])
+        if item[0] == "rst":
+            inp["rst"] = 1
+        return inp
+
+    def update(self, out):
+        if self.done:
+            return
+        kind = self._items[self._pos][0]
+        ready = {"w": "w_ready", "a": "a_ready", "ab": "ab_ready"}.get(kind)
+        if ready is None or out[ready]:
+            self._pos += 1
+
+
+def collect(config, trace):
+    """Gather the output vectors of a trace: a list of lists (WS: one per vector; OS: the rows
+    of each tile in C order, i.e. re-ordered from the bottom-first drain)."""
+    results, tile = [], {}
+    for out in trace:
+        if not out["o_valid"]:
+            continue
+        if config.dataflow is Dataflow.WS:
+            results.append(out["o_c"])
+        else:
+            tile[out["o_row"]] = out["o_c"]
+            if out["o_last"]:
+                results.extend(tile[r] for r in range(config.rows))
+                tile = {}
+    return results
+
+
+def expected(config, program):
+    """Return the results the program's operations after its last reset should produce (the
+    transaction-level oracle: int64 products wrapped to ``acc_width``)."""
+    from .array import matmul
+    last_reset = max((i for i, op in enumerate(program) if op[0] == "reset"), default=-1)
+    results, weights = [], None
+    for op in program[last_reset + 1:]:
+        if op[0] == "load":
+            weights = torch.as_tensor(op[1])
+        elif op[0] == "stream":
+            results.extend(matmul(torch.as_tensor(op[1]), weights, config).tolist())
+        elif op[0] == "tile" and (len(op) <= 4 or op[4]):
+            results.extend(matmul(torch.as_tensor(op[1]), torch.as_tensor(op[2]),
+                                  config).tolist())
+    return results

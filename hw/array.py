@@ -1,0 +1,269 @@
+"""The systolic array, in both dataflows, with its input skew and output alignment.
+
+Timing contract (cycle ``t`` is the clock period in which a beat is accepted, i.e. ``valid``
+and ``ready`` are both high before the rising edge that ends it):
+
+* **WS** (:class:`WSArray`). Weights ``W`` (``rows`` x ``cols``) are pushed one row per beat on
+  ``i_w``, first row first; they enter at the bottom and shift north, so after ``rows`` pushes
+  row ``r`` of the array holds ``W[r]``. ``i_w`` is ready only when no activation is in flight.
+  Each activation vector ``x`` (``rows`` wide) accepted on ``i_a`` in cycle ``t`` produces
+  ``y = x @ W`` (``cols`` wide) on ``o_c`` with ``o_valid`` high in cycle ``t + rows + cols - 1``.
+  Vectors may be accepted every cycle. ``i_a`` is not ready while ``i_w`` is valid.
+* **OS** (:class:`OSArray`). Beat ``k`` of a tile carries column ``k`` of ``A`` (``rows``
+  wide) and row ``k`` of ``B`` (``cols`` wide); ``last`` marks the final beat, after any
+  reduction length ``K >= 1``. If the last beat is accepted in cycle ``t``, the rows of
+  ``C = A @ B`` leave on ``o_c``, bottom row first (``o_row`` = ``rows - 1`` down to 0,
+  ``o_last`` on row 0), in cycles ``t + rows + cols - 1`` to ``t + 2 * rows + cols - 2``;
+  ``i_ab`` is ready again the cycle after. Accumulators restart from zero for the next tile.
+
+Operands are signed ``data_width``; results wrap modulo ``2 ** acc_width``. A synchronous
+reset (``rst``) clears every register, weights included, and returns the array to idle.
+"""
+from amaranth import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.lib import data, enum, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .config import ArrayConfig, Dataflow
+from .pe import PE_REGISTERS, FaultKind, OSProcessingElement, WSProcessingElement
+
+
+def _lanes(width, n):
+    return data.ArrayLayout(signed(width), n)
+
+
+def fault_signature(config):
+    """Members of the array's fault-injection port (``fi``); present with ``fault_port``.
+
+    While ``fi_valid`` is high, the register family ``fi_site`` (index into
+    :data:`hw.pe.PE_REGISTERS`) of PE (``fi_row``, ``fi_col``) takes its next value through
+    ``fi_kind`` with ``fi_mask`` at the coming clock edge.
+    """
+    return {
+        "fi_valid": In(1),
+        "fi_site": In(range(len(PE_REGISTERS))),
+        "fi_row": In(range(config.rows)),
+        "fi_col": In(range(config.cols)),
+        "fi_kind": In(FaultKind),
+        "fi_mask": In(config.acc_width),
+    }
+
+
+def skew(m, lanes, name):
+    """Delay lane ``i`` of ``lanes`` by ``i`` cycles; return the delayed lanes (lane 0 is
+    combinational)."""
+    out = [lanes[0]]
+    for i in range(1, len(lanes)):
+        prev = lanes[i]
+        for j in range(i):
+            reg = Signal.like(lanes[i], name=f"{name}_{i}_{j}")
+            m.d.sync += reg.eq(prev)
+            prev = reg
+        out.append(prev)
+    return out
+
+
+class _Array(wiring.Component):
+    def __init__(self, config, members):
+        if not isinstance(config, ArrayConfig):
+            raise TypeError(f"config must be an ArrayConfig, not {config!r}")
+        self._config = config
+        if config.fault_port:
+            members = {**members, **fault_signature(config)}
+        super().__init__(members)
+
+    @property
+    def config(self):
+        """The :class:`~hw.config.ArrayConfig` this array was generated from."""
+        return self._config
+
+    def _make_pes(self, m, cls):
+        c = self._config
+        pes = [[cls(data_width=c.data_width, acc_width=c.acc_width, fault_port=c.fault_port)
+                for _ in range(c.cols)] for _ in range(c.rows)]
+        for r, row in enumerate(pes):
+            for col, pe in enumerate(row):
+                m.submodules[f"pe_{r}_{col}"] = pe
+        if c.fault_port:
+            # Decode the fault target once per row and column, then AND per PE.
+            row_hit = Signal(c.rows)
+            col_hit = Signal(c.cols)
+            m.d.comb += [row_hit.eq(Const(1, c.rows) << self.fi_row),
+                         col_hit.eq(Const(1, c.cols) << self.fi_col)]
+            sel = Signal(len(PE_REGISTERS))
+            m.d.comb += sel.eq(Const(1, len(PE_REGISTERS)) << self.fi_site)
+            for r, row in enumerate(pes):
+                for col, pe in enumerate(row):
+                    hit = self.fi_valid & row_hit[r] & col_hit[col]
+                    m.d.comb += [pe.fi_sel.eq(sel & hit.replicate(len(sel))),
+                                 pe.fi_kind.eq(self.fi_kind), pe.fi_mask.eq(self.fi_mask)]
+        return pes
+
+
+class WSArray(_Array):
+    """Weight-stationary systolic array (see the module docstring for timing).
+
+    Members
+    -------
+    i_w : In(stream.Signature(ArrayLayout(signed(data_width), cols)))
+        Weight rows, first row first.
+    i_a : In(stream.Signature(ArrayLayout(signed(data_width), rows)))
+        Activation vectors.
+    o_c : Out(ArrayLayout(signed(acc_width), cols))
+        Output vector, valid while ``o_valid``.
+    o_valid : Out(1)
+    busy : Out(1)
+        An activation vector is in flight.
+    """
+
+    def __init__(self, config):
+        super().__init__(config, {
+            "i_w": In(stream.Signature(_lanes(config.data_width, config.cols))),
+            "i_a": In(stream.Signature(_lanes(config.data_width, config.rows))),
+            "o_c": Out(_lanes(config.acc_width, config.cols)),
+            "o_valid": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        c = self._config
+        m = Module()
+        pes = self._make_pes(m, WSProcessingElement)
+
+        latency = c.rows + c.cols - 1
+        valid = Signal(latency)
+        w_accept = self.i_w.valid & self.i_w.ready
+        a_accept = self.i_a.valid & self.i_a.ready
+        m.d.comb += [
+            self.busy.eq(valid.any()),
+            self.i_w.ready.eq(~self.busy),
+            self.i_a.ready.eq(~self.i_w.valid),
+        ]
+        m.d.sync += valid.eq(Cat(a_accept, valid[:-1]))
+        m.d.comb += self.o_valid.eq(valid[-1])
+
+        # Zero lanes when no vector is accepted, so idle cycles add nothing.
+        a_in = [Signal(signed(c.data_width), name=f"a_in_{r}") for r in range(c.rows)]
+        with m.If(a_accept):
+            m.d.comb += [a_in[r].eq(self.i_a.payload[r]) for r in range(c.rows)]
+        a_skewed = skew(m, a_in, "a_skew")
+
+        # Shift activations east along each row; partial sums south along each column;
+        # weights north along each column.
+        for r in range(c.rows):
+            for col in range(c.cols):
+                pe = pes[r][col]
+                m.d.comb += [
+                    pe.i_a.eq(a_skewed[r] if col == 0 else pes[r][col - 1].o_a),
+                    pe.i_p.eq(0 if r == 0 else pes[r - 1][col].o_p),
+                    pe.i_w.eq(self.i_w.payload[col] if r == c.rows - 1 else pes[r + 1][col].o_w),
+                    pe.w_load.eq(w_accept),
+                ]
+
+        # Align the columns: column ``col`` leaves ``cols - 1 - col`` cycles early.
+        bottom = [pes[c.rows - 1][col].o_p for col in range(c.cols)]
+        aligned = skew(m, bottom[::-1], "c_align")[::-1]
+        for col in range(c.cols):
+            m.d.comb += self.o_c[col].eq(aligned[col])
+        return m
+
+
+class _OSState(enum.Enum, shape=2):
+    COMPUTE = 0
+    FLUSH = 1
+    DRAIN = 2
+
+
+class OSArray(_Array):
+    """Output-stationary systolic array (see the module docstring for timing).
+
+    Members
+    -------
+    i_ab : In(stream.Signature(StructLayout({"a": rows lanes, "b": cols lanes, "last": 1})))
+        One reduction step: column k of A, row k of B.
+    o_c : Out(ArrayLayout(signed(acc_width), cols))
+        One row of C, valid while ``o_valid``; its index is ``o_row``.
+    o_row : Out(range(rows))
+    o_last : Out(1)
+        The row leaving is the tile's last (row 0).
+    o_valid : Out(1)
+    busy : Out(1)
+        A tile is being flushed or drained.
+    """
+
+    def __init__(self, config):
+        self._beat = data.StructLayout({
+            "a": _lanes(config.data_width, config.rows),
+            "b": _lanes(config.data_width, config.cols),
+            "last": 1,
+        })
+        super().__init__(config, {
+            "i_ab": In(stream.Signature(self._beat)),
+            "o_c": Out(_lanes(config.acc_width, config.cols)),
+            "o_row": Out(range(config.rows)),
+            "o_last": Out(1),
+            "o_valid": Out(1),
+            "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        c = self._config
+        m = Module()
+        pes = self._make_pes(m, OSProcessingElement)
+
+        flush_cycles = c.rows + c.cols - 2
+        state = Signal(_OSState)
+        count = Signal(range(max(flush_cycles, c.rows, 1)))
+        accept = self.i_ab.valid & self.i_ab.ready
+        drain = Signal()
+        m.d.comb += [
+            self.i_ab.ready.eq(state == _OSState.COMPUTE),
+            self.busy.eq(state != _OSState.COMPUTE),
+            drain.eq(state == _OSState.DRAIN),
+            self.o_valid.eq(drain),
+            self.o_row.eq(count),
+            self.o_last.eq(drain & (count == 0)),
+        ]
+        with m.Switch(state):
+            with m.Case(_OSState.COMPUTE):
+                with m.If(accept & self.i_ab.payload.last):
+                    if flush_cycles > 0:
+                        m.d.sync += [state.eq(_OSState.FLUSH), count.eq(flush_cycles - 1)]
+                    else:
+                        m.d.sync += [state.eq(_OSState.DRAIN), count.eq(c.rows - 1)]
+            with m.Case(_OSState.FLUSH):
+                with m.If(count == 0):
+                    m.d.sync += [state.eq(_OSState.DRAIN), count.eq(c.rows - 1)]
+                with m.Else():
+                    m.d.sync += count.eq(count - 1)
+            with m.Case(_OSState.DRAIN):
+                with m.If(count == 0):
+                    m.d.sync += state.eq(_OSState.COMPUTE)
+                with m.Else():
+                    m.d.sync += count.eq(count - 1)
+
+        a_in = [Signal(signed(c.data_width), name=f"a_in_{r}") for r in range(c.rows)]
+        b_in = [Signal(signed(c.data_width), name=f"b_in_{col}") for col in range(c.cols)]
+        with m.If(accept):
+            m.d.comb += [a_in[r].eq(self.i_ab.payload.a[r]) for r in range(c.rows)]
+            m.d.comb += [b_in[col].eq(self.i_ab.payload.b[col]) for col in range(c.cols)]
+        a_skewed = skew(m, a_in, "a_skew")
+        b_skewed = skew(m, b_in, "b_skew")
+
+        # Shift A east along rows and B south along columns; accumulators drain south.
+        for r in range(c.rows):
+            for col in range(c.cols):
+                pe = pes[r][col]
+                m.d.comb += [
+                    pe.i_a.eq(a_skewed[r] if col == 0 else pes[r][col - 1].o_a),
+                    pe.i_b.eq(b_skewed[col] if r == 0 else pes[r - 1][col].o_b),
+                    pe.i_c.eq(0 if r == 0 else pes[r - 1][col].o_c),
+                    pe.drain.eq(drain),
+                ]
+        for col in range(c.cols):
+            m.d.comb += self.o_c[col].eq(pes[c.rows - 1][col].o_c)
+        return m
+
+
+def SystolicArray(config):
+    """Build the array component for ``config`` (:class:`WSArray` or :class:`OSArray`)."""
+    return {Dataflow.WS: WSArray, Dataflow.OS: OSArray}[config.dataflow](config)

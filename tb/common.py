@@ -1,0 +1,128 @@
+"""cocotb side: the ``ArrayTB`` class owns the clock, reset and the mapping between the golden
+model's per-cycle input/output dicts and the generated Verilog ports (Amaranth names members
+``i_a__payload`` etc.; lanes are packed little-end first). Tests never spell port names."""
+import cocotb
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from golden.arith import pack, unpack
+from hw.config import Dataflow
+from hw.pe import PE_REGISTERS
+
+FAULT_KINDS = {"flip": 0, "stuck0": 1, "stuck1": 2}
+
+
+class ArrayTB:
+    """Drive a generated :class:`hw.array.WSArray`/:class:`~hw.array.OSArray` cycle by cycle."""
+
+    def __init__(self, dut, config):
+        self.dut = dut
+        self.config = config
+        self.cycle = 0
+
+    def _set(self, name, value):
+        handle = getattr(self.dut, name, None)
+        if handle is not None:  # zero-width ports (e.g. the row index of a 1-row array) vanish
+            handle.value = value
+
+    def _get(self, name, signed=False):
+        handle = getattr(self.dut, name, None)
+        if handle is None:
+            return 0
+        value = handle.value
+        if not hasattr(value, "to_unsigned"):  # a 1-bit port reads as a Logic
+            return int(value)
+        return value.to_signed() if signed else value.to_unsigned()
+
+    async def start(self):
+        """Start the clock and hold reset for two cycles."""
+        Clock(self.dut.clk, 10, unit="ns").start()
+        self.dut.rst.value = 1
+        self.drive(self._idle_inputs())
+        self._clear_faults()
+        for _ in range(2):
+            await RisingEdge(self.dut.clk)
+
+    def _idle_inputs(self):
+        c = self.config
+        if c.dataflow is Dataflow.WS:
+            return {"rst": 0, "w_valid": 0, "w": [0] * c.cols, "a_valid": 0, "a": [0] * c.rows}
+        return {"rst": 0, "ab_valid": 0, "a": [0] * c.rows, "b": [0] * c.cols, "last": 0}
+
+    def drive(self, inp):
+        c, dw = self.config, self.config.data_width
+        self.dut.rst.value = inp["rst"]
+        if c.dataflow is Dataflow.WS:
+            self._set("i_w__valid", inp["w_valid"])
+            self._set("i_w__payload", pack(inp["w"], dw))
+            self._set("i_a__valid", inp["a_valid"])
+            self._set("i_a__payload", pack(inp["a"], dw))
+        else:
+            a, b = pack(inp["a"], dw), pack(inp["b"], dw)
+            payload = a | (b << (c.rows * dw)) | (inp["last"] << ((c.rows + c.cols) * dw))
+            self._set("i_ab__valid", inp["ab_valid"])
+            self._set("i_ab__payload", payload)
+
+    def _clear_faults(self):
+        if self.config.fault_port:
+            self._set("fi_valid", 0)
+
+    def inject(self, faults):
+        """Drive the fault port for the faults active in the current cycle (at most one)."""
+        if not self.config.fault_port:
+            return
+        active = [f for f in faults if f.cycle <= self.cycle < f.cycle + f.duration]
+        if len(active) > 1:
+            raise ValueError(f"cycle {self.cycle}: the fault port takes one fault per cycle")
+        if not active:
+            self._set("fi_valid", 0)
+            return
+        f = active[0]
+        self._set("fi_valid", 1)
+        self._set("fi_site", PE_REGISTERS.index(f.site.split(".", 1)[1]))
+        self._set("fi_row", f.row)
+        self._set("fi_col", f.col)
+        self._set("fi_kind", FAULT_KINDS[f.kind])
+        self._set("fi_mask", f.mask)
+
+    def sample(self):
+        c = self.config
+        o_c = unpack(self._get("o_c"), c.acc_width, c.cols)
+        out = {"busy": bool(self._get("busy")), "o_valid": bool(self._get("o_valid")),
+               "o_c": o_c}
+        if c.dataflow is Dataflow.WS:
+            out.update(w_ready=bool(self._get("i_w__ready")),
+                       a_ready=bool(self._get("i_a__ready")))
+        else:
+            out.update(ab_ready=bool(self._get("i_ab__ready")), o_row=self._get("o_row"),
+                       o_last=bool(self._get("o_last")))
+        return out
+
+    async def run(self, driver, cycles, faults=()):
+        """Play ``driver`` for ``cycles`` cycles (as :meth:`golden.array._ArrayModel.run` does)
+        and return the per-cycle outputs."""
+        trace = []
+        for _ in range(cycles):
+            await FallingEdge(self.dut.clk)
+            self.drive(driver.inputs())
+            self.inject(faults)
+            await ReadOnly()
+            out = self.sample()
+            driver.update(out)
+            trace.append(out)
+            self.cycle += 1
+        return trace
+
+
+def compare_traces(got, want, seed):
+    """Raise AssertionError at the first cycle whose outputs differ, naming the seed."""
+    assert len(got) == len(want), f"trace lengths differ: {len(got)} != {len(want)}"
+    for cycle, (g, w) in enumerate(zip(got, want)):
+        if g != w:
+            diff = {k: (g[k], w[k]) for k in w if g.get(k) != w[k]}
+            raise AssertionError(f"cycle {cycle}: RTL != golden (rtl, golden): {diff}; "
+                                 f"reproduce with REALM_SEED={seed}")
+
+
+def log_seed(seed):
+    cocotb.log.info("REALM seed %d (reproduce with REALM_SEED=%d)", seed, seed)
