@@ -63,14 +63,17 @@ def _convert(component):
     return verilog.convert(component, name=TOP, emit_src=False)
 
 
-def run(build_dir, test_module, testcase, extra_env, *, seed, test_dir, waves=False):
+def run(build_dir, test_module, testcase, extra_env, *, seed, test_dir, waves=False,
+        log_file=None):
     """Run cocotb ``testcase`` of ``test_module`` on a built design; return the results path.
     Under pytest a failing cocotb test fails the calling test."""
     from cocotb_tools.runner import get_runner
     setup_environment()
     test_dir = pathlib.Path(test_dir)
+    # cocotb transforms its own seed; the testbenches read ours from REALM_SEED.
+    extra_env = {**extra_env, "REALM_SEED": str(seed)}
     test_dir.mkdir(parents=True, exist_ok=True)
     return get_runner("verilator").test(
         test_module=test_module, hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_filter=testcase, build_dir=build_dir,
         test_dir=test_dir, results_xml=str(test_dir / "results.xml"), seed=seed,
-        extra_env=extra_env, waves=waves)
+        extra_env=extra_env, waves=waves, log_file=log_file)

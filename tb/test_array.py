@@ -37,7 +37,7 @@ def _config():
 @cocotb.test()
 @cocotb.parametrize(scenario=list(SCENARIOS))
 async def array_scenario(dut, scenario):
-    seed = cocotb.RANDOM_SEED
+    seed = suite_seed()
     log_seed(seed)
     config = _config()
     await check_program(dut, config, make_program(config, scenario, seed), seed)
@@ -46,7 +46,7 @@ async def array_scenario(dut, scenario):
 @cocotb.test()
 async def array_overflow(dut):
     """All-minimum operands whose sums leave the accumulator range and wrap."""
-    seed = cocotb.RANDOM_SEED
+    seed = suite_seed()
     config = _config()
     k = int(os.environ["REALM_OVERFLOW_K"])
     lo = -(1 << (config.data_width - 1))

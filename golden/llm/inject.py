@@ -1,0 +1,210 @@
+"""Error injection into INT32 GEMM accumulators (realm.md §2.1, §2.2).
+
+An :class:`Injector` is consulted once per GEMM call with the call's exact INT32 accumulator and
+returns the elements to corrupt as ``(flat_index, new_value)``; it never changes the tensor itself.
+Three modes:
+
+``bitflip``
+    Each accumulator element flips, independently, with probability ``ber`` (this is the paper's
+    BER: a per-INT32-element probability, §2.2 "Meaning of BER"). The flipped bit is ``bit`` (the
+    characterization uses 30, §2.1) or uniform in ``bits=(lo, hi)`` inclusive (the evaluation uses
+    0..29, §2.2). For small BER the number of flips is drawn from Binomial(numel, ber) and the
+    positions uniformly without replacement, which has the same law as one Bernoulli per element
+    but costs O(flips) instead of O(numel).
+``msd``
+    The paper's Q1.4: exactly ``freq`` distinct elements per GEMM call each receive
+    ``+round(msd / freq)`` in INT32 units, saturated to the INT32 range (§2.2 "Gap", resolved as
+    recommended there).
+``faults``
+    Replay of an explicit fault list (``gemm.acc`` entries of :mod:`golden.faults`).
+
+Targeting: ``components`` (names from :data:`golden.faults.LLM_COMPONENTS`, or ``fc1``/``fc2``
+for OPT), ``layers`` (None = all) and ``stage`` (``prefill``, ``decode`` or ``both``).
+
+Accumulator coordinates. A linear layer's accumulator is [tokens, out_features]; an attention BMM's
+is [batch, heads, queries, N] with N = keys (QKᵀ) or head_dim (SV), addressed as ``row`` = batch ×
+queries + query and ``col`` = head × N + n. ``call`` counts the calls of one component in one layer
+since the start of the sequence (one window, or one prompt plus its decode steps), from 0.
+
+Seeding. Every draw of one call comes from a torch.Generator re-seeded from (seed, window, layer,
+component, call), so a call's faults do not depend on which other calls ran before it: the same
+seed gives the same faults, and the evaluator may skip clean layers without changing them.
+"""
+import torch
+
+from golden.faults import GEMM_SITE
+
+INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
+MODES = ("bitflip", "msd", "faults")
+STAGES = ("prefill", "decode", "both")
+#: Above this BER the mask is drawn densely (one uniform per element).
+DENSE_BER = 0.05
+
+
+def bit_mask(bits):
+    """INT32 masks ``1 << bits`` (bit 31 is the sign bit) for an int64 tensor of bit positions."""
+    m = torch.ones_like(bits, dtype=torch.int64) << bits
+    return torch.where(m > INT32_MAX, m - (1 << 32), m).to(torch.int32)
+
+
+def apply_kind(vals, kind, mask):
+    """Apply one fault kind to int32 values with int32 mask(s): XOR, AND NOT, or OR."""
+    if kind == "flip":
+        return vals ^ mask
+    if kind == "stuck0":
+        return vals & ~mask
+    return vals | mask
+
+
+def _seed(*parts):
+    h = 0x9E3779B97F4A7C15
+    for p in parts:
+        h = ((h ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+        h ^= h >> 29
+    return h & 0x7FFFFFFFFFFFFFFF
+
+
+def distinct_positions(numel, n, gen):
+    """``n`` distinct positions uniform in [0, numel) (sorted), drawn from ``gen``."""
+    if n * 4 >= numel:
+        return torch.randperm(numel, generator=gen)[:n].sort().values
+    idx = torch.randint(numel, (n,), generator=gen).unique()
+    while idx.numel() < n:
+        extra = torch.randint(numel, (n - idx.numel(),), generator=gen)
+        idx = torch.cat([idx, extra]).unique()
+    return idx
+
+
+def flat_index(shape, row, col):
+    """Flat offset of (row, col) in an accumulator of ``shape`` (see the module docstring)."""
+    if len(shape) == 2:
+        rows, cols = shape
+        if not (0 <= row < rows and 0 <= col < cols):
+            return None
+        return row * cols + col
+    b, h, t, n = shape
+    if not (0 <= row < b * t and 0 <= col < h * n):
+        return None
+    return (((row // t) * h + col // n) * t + row % t) * n + col % n
+
+
+class InjectionError(ValueError):
+    """A bad injector setting or a fault that does not fit the GEMM it targets."""
+
+
+class Injector:
+    """Chooses the corrupted accumulator elements of each GEMM call (see the module docstring)."""
+
+    def __init__(self, mode, components, layers=None, stage="both", ber=0.0, bit=30, bits=None,
+                 msd=0, freq=0, faults=None, seed=0):
+        if mode not in MODES:
+            raise InjectionError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if stage not in STAGES:
+            raise InjectionError(f"stage must be one of {', '.join(STAGES)}, not {stage!r}")
+        if not 0.0 <= float(ber) <= 1.0:
+            raise InjectionError(f"ber must be in [0, 1], not {ber}")
+        lo, hi = bits if bits is not None else (bit, bit)
+        if not 0 <= lo <= hi <= 31:
+            raise InjectionError(f"bits must satisfy 0 <= lo <= hi <= 31, not {lo}..{hi}")
+        if mode == "msd" and (int(freq) < 1 or int(msd) < 0):
+            raise InjectionError(f"msd mode needs freq >= 1 and msd >= 0, not freq={freq}, "
+                                 f"msd={msd}")
+        self.mode, self.stage, self.ber = mode, stage, float(ber)
+        self.bits = (int(lo), int(hi))
+        self.msd, self.freq, self.seed = int(msd), int(freq), int(seed)
+        self.mag = round(self.msd / self.freq) if mode == "msd" else 0
+        self.faults = {}
+        if mode == "faults":
+            for i, f in enumerate(faults or []):
+                if f.site != GEMM_SITE:
+                    raise InjectionError(f"fault {i}: site {f.site!r} is not {GEMM_SITE!r}")
+                self.faults.setdefault((f.component, f.layer, f.call), []).append((i, f))
+            components = sorted({k[0] for k in self.faults})
+            layers = sorted({k[1] for k in self.faults})
+        self.components = frozenset(components)
+        self.layers = None if layers is None else frozenset(int(x) for x in layers)
+        self.count = 0  # elements corrupted so far
+
+    def targets(self, component, layer, stage):
+        """Whether calls of ``component`` in ``layer`` during ``stage`` may be corrupted."""
+        return (component in self.components
+                and (self.layers is None or layer in self.layers)
+                and (self.stage == "both" or self.stage == stage))
+
+    def _gen(self, window, layer, component, call):
+        return torch.Generator().manual_seed(
+            _seed(self.seed, window, layer, sum(map(ord, component)) * 7 + len(component), call))
+
+    def may_fault(self, component, layer, call, stage, window, numel):
+        """Cheap look-ahead: False only if this call surely gets no fault (used to skip layers)."""
+        if not self.targets(component, layer, stage):
+            return False
+        if self.mode == "bitflip":
+            if self.ber == 0.0:
+                return False
+            if self.ber > DENSE_BER:
+                return True
+            return self._count(self._gen(window, layer, component, call), numel) > 0
+        if self.mode == "msd":
+            return self.msd > 0
+        return (component, layer, call) in self.faults
+
+    def _count(self, gen, numel):
+        return int(torch.binomial(torch.tensor([float(numel)]), torch.tensor([self.ber]),
+                                  generator=gen).item())
+
+    def __call__(self, component, layer, call, stage, window, acc):
+        """Corruptions of one call's int32 accumulator ``acc``: None or (flat idx, new int32)."""
+        if not self.targets(component, layer, stage):
+            return None
+        flat = acc.reshape(-1)
+        numel = flat.numel()
+        if self.mode == "faults":
+            return self._replay(component, layer, call, acc.shape, flat)
+        gen = self._gen(window, layer, component, call)
+        if self.mode == "msd":
+            if self.freq > numel:
+                raise InjectionError(f"freq {self.freq} is larger than the {numel}-element "
+                                     f"accumulator of {component} (layer {layer})")
+            if self.msd == 0:
+                return None
+            idx = distinct_positions(numel, self.freq, gen)
+            new = (flat[idx].long() + self.mag).clamp(INT32_MIN, INT32_MAX).to(torch.int32)
+        else:
+            if self.ber == 0.0:
+                return None
+            if self.ber > DENSE_BER:
+                idx = (torch.rand(numel, generator=gen) < self.ber).nonzero().view(-1)
+            else:
+                n = self._count(gen, numel)
+                if n == 0:
+                    return None
+                idx = distinct_positions(numel, n, gen)
+            lo, hi = self.bits
+            bits = (torch.full((idx.numel(),), lo, dtype=torch.int64) if lo == hi
+                    else torch.randint(lo, hi + 1, (idx.numel(),), generator=gen))
+            new = flat[idx] ^ bit_mask(bits)
+        self.count += idx.numel()
+        return idx, new
+
+    def _replay(self, component, layer, call, shape, flat):
+        entries = self.faults.get((component, layer, call))
+        if not entries:
+            return None
+        vals = {}
+        for i, f in entries:  # in list order; several faults on one element compose
+            k = flat_index(tuple(shape), f.row, f.col)
+            if k is None:
+                raise InjectionError(f"fault {i}: row {f.row}, col {f.col} is outside the "
+                                     f"accumulator {list(shape)} of {component} layer {layer} "
+                                     f"call {call}")
+            v = vals.get(k, flat[k:k + 1])
+            vals[k] = apply_kind(v, f.kind, _mask32(f.mask))
+        idx = torch.tensor(sorted(vals), dtype=torch.int64)
+        new = torch.cat([vals[k] for k in sorted(vals)])
+        self.count += idx.numel()
+        return idx, new
+
+
+def _mask32(mask):
+    return torch.tensor([mask - (1 << 32) if mask > INT32_MAX else mask], dtype=torch.int32)
