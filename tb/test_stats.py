@@ -1,0 +1,161 @@
+"""The statistical unit (``hw.stats``) alone in Verilator against ``golden.stats.StatUnitModel``
+(every output and counter, every cycle), and the golden decision rule against hand-computed
+cases on the authors' published parameters (``realm.md`` §4.3)."""
+import math
+import os
+
+import cocotb
+import pytest
+from cocotb.clock import Clock
+from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
+
+from golden.stats import (LOG_FRAC, StatParams, StatUnitModel, decide, log2q, theta_grid)
+from hw.stats import COUNTERS, StatisticalUnit
+from tb import sim
+from tb.scenarios import generator, suite_seed
+
+N, AW, SETS, BINS, CW = 8, 32, 4, 8, 10  # 10-bit counters so the campaign saturates them
+
+
+def stimulus(seed, abft, cycles=1500):
+    """Per-cycle inputs: differences of every magnitude (zeros, opposite-sign pairs, the most
+    negative value), random tile ends, parameter writes and set selections."""
+    import torch
+    g = generator(seed, "stats", abft)
+    rnd = lambda hi: int(torch.randint(0, hi, (1,), generator=g))  # noqa: E731
+    out = []
+    for cycle in range(cycles):
+        inp = {"valid": int(rnd(4) != 0), "end": int(rnd(5) == 0), "sel": rnd(SETS)}
+        kind = rnd(6)
+        if kind == 0:
+            d = 0
+        elif kind == 1:
+            d = -(1 << (AW - 1))
+        else:
+            d = (rnd(2) * 2 - 1) * rnd(1 << rnd(AW - 1) + 1)
+        inp["d"] = d
+        if cycle < 8 or rnd(50) == 0:
+            a = 1 + rnd(1000) / 500
+            inp["cfg"] = (rnd(SETS), StatParams(
+                am1=round((a - 1) * 256), b_q=rnd(40 * 256) - 8 * 256, freq_th=rnd(N + 1),
+                msd_th=rnd(1 << rnd(36)), policy=rnd(4), msd_mode=rnd(2)))
+        out.append(inp)
+    return out
+
+
+@cocotb.test()
+async def stats_random(dut):
+    abft = os.environ["REALM_ABFT"]
+    seed = suite_seed()
+    model = StatUnitModel(N, AW, abft, SETS, BINS, CW)
+    Clock(dut.clk, 10, unit="ns").start()
+    dut.rst.value = 1
+    await RisingEdge(dut.clk)
+    done = 0
+    for cycle, inp in enumerate(stimulus(seed, abft)):
+        await FallingEdge(dut.clk)
+        dut.rst.value = 0
+        dut.i_d.value, dut.i_valid.value = inp["d"], inp["valid"]
+        dut.i_end.value, dut.i_sel.value = inp["end"], inp["sel"]
+        cfg = inp.get("cfg")
+        dut.cfg_we.value = int(cfg is not None)
+        if cfg is not None:
+            s, p = cfg
+            dut.cfg_set.value, dut.cfg_am1.value, dut.cfg_b.value = s, p.am1, p.b_q
+            dut.cfg_freq.value, dut.cfg_msd_th.value = p.freq_th, p.msd_th
+            dut.cfg_policy.value, dut.cfg_msd_mode.value = p.policy, p.msd_mode
+        await ReadOnly()
+        want = model.step(inp)
+        got = {k: dut.__getattr__(k).value for k in want if k != "c_hist"}
+        got = {k: (v.to_signed() if k in ("o_msd", "o_theta") else int(v)) for k, v in got.items()}
+        hist = dut.c_hist.value.to_unsigned()
+        got["c_hist"] = [(hist >> (i * CW)) & ((1 << CW) - 1) for i in range(BINS)]
+        assert got == want, f"cycle {cycle}: {abft} unit differs (seed {seed}): " + str(
+            {k: (got[k], want[k]) for k in want if got[k] != want[k]})
+        done += want["o_done"]
+    assert done > 100, "too few tiles decided to be a test"
+    cocotb.log.info("%d tiles decided, counters %s", done,
+                    {k: model.counters[k] for k in COUNTERS})
+
+
+@pytest.mark.parametrize("abft", ["classic", "approx", "realm"])
+def test_stats(abft, tmp_path):
+    from hw.config import ArrayConfig
+    config = ArrayConfig(rows=1, cols=N, abft=abft)
+    unit = StatisticalUnit(n=N, acc_width=AW, abft=abft, param_sets=SETS, hist_bins=BINS,
+                           counter_width=CW)
+    build_dir = sim.build(config, name="stats", component=unit)
+    sim.run(build_dir, "tb.test_stats", "stats_random", {"REALM_ABFT": abft},
+            seed=suite_seed(), test_dir=tmp_path)
+    from cocotb_tools.check_results import get_results
+    assert get_results(tmp_path / "results.xml") == (1, 0)
+
+
+# Hand-computed cases, authors' K parameters: a = 1.273, b = 20.076, theta_freq = 5.951
+# (realm.md §4.3). Quantized: am1 = round(0.273 * 256) = 70, b_q = round(20.076 * 256) = 5139,
+# freq_th = floor(2 ** 5.951) = 61 (log2 freq_eff > 5.951 <=> freq_eff >= 62).
+K = StatParams.from_paper(1.273, 20.076, 5.951)
+
+
+def test_published_parameters_quantize():
+    assert (K.am1, K.b_q, K.freq_th) == (70, 5139, 61)
+    # MSD-only baseline threshold: 2 ** ((5.951 + 20.076) / 1.273) = 2 ** 20.445.
+    assert K.msd_th == math.floor(2 ** (26.027 / 1.273)) == 1427841  # 2**20.4454 = 1.3617 * 2**20
+
+
+@pytest.mark.parametrize("count, log_mag, recompute", [
+    # 62 errors of 2**15: MSD = 62 * 2**15 = 2**20.954 (log2q: p = 20, frac = 15 -> 335/16
+    # = 20.9375); theta = 20.0742 - 0.2734 * 20.9375 = 14.35, floor(16 * theta) = 229
+    # (exactly (16 * 5139 - 70 * 335) >> 8 = 229); log2q(2**15) = 240 > 229: all 62 count,
+    # 62 > 61: recompute.
+    (62, 15, True),
+    # 61 such errors: 61 > 61 is false: tolerated.
+    (61, 15, False),
+    # 200 errors of 2**9: MSD = 200 * 2**9 = 2**16.64 (log2q 16 + 9/16 = 265/16);
+    # theta = (82224 - 18550) >> 8 = 248 (15.5): 2**9 (log2q 144) is not above it: freq_eff = 0.
+    (200, 9, False),
+    # One error of 2**30 alone: MSD = 2**30, theta = (82224 - 70 * 480) >> 8 = 189 (11.8);
+    # 480 > 189: freq_eff = 1 <= 61: the statistical policy tolerates what classic flags.
+    (1, 30, False),
+])
+def test_published_parameters_hand_cases(count, log_mag, recompute):
+    d = [1 << log_mag] * count + [0] * (256 - count)
+    dec = decide(d, K)
+    assert dec.recompute is recompute
+    assert dec.flag_classic is True
+    msd = count << log_mag
+    assert dec.msd == msd and dec.theta == theta_grid(msd, K)
+    expected_theta = (16 * 5139 - 70 * log2q(msd)) >> 8
+    assert dec.theta == expected_theta
+    assert dec.freq_eff == (count if 16 * log_mag > expected_theta else 0)
+
+
+def test_hand_case_values():
+    assert log2q(62 << 15) == 20 * 16 + 15 and theta_grid(62 << 15, K) == 229
+    assert log2q(200 << 9) == 16 * 16 + 9 and theta_grid(200 << 9, K) == 248
+    assert theta_grid(1 << 30, K) == 189
+
+
+def test_sensitive_component_one_error_recomputes():
+    sens = StatParams.from_paper(1.55, 25.4, 0.0, sensitive=True)
+    assert sens.freq_th == 0
+    assert decide([1 << 24] + [0] * 15, sens).recompute is True
+    assert decide([0] * 16, sens).recompute is False
+
+
+def test_signed_msd_hides_opposite_errors():
+    """Two large errors of opposite sign cancel in the paper's signed MSD: the MSD-threshold
+    policy sees nothing, the sum-of-magnitudes mode sees 2**31."""
+    d = [1 << 30, -(1 << 30)] + [0] * 6
+    signed_mode = StatParams(msd_th=1 << 20, policy=1, msd_mode=0)
+    mag_mode = StatParams(msd_th=1 << 20, policy=1, msd_mode=1)
+    assert decide(d, signed_mode).msd == 0 and decide(d, signed_mode).recompute is False
+    assert decide(d, mag_mode).msd == 1 << 31 and decide(d, mag_mode).recompute is True
+    assert decide(d, signed_mode).flag_classic is True
+
+
+@pytest.mark.parametrize("x, want", [(1, 0), (2, 16), (3, 24), (5, 36), (255, 127),
+                                     (256, 128), (1 << 31, 31 * 16), ((1 << 31) - 1, 495)])
+def test_log2q(x, want):
+    assert log2q(x) == want
+    assert abs(log2q(x) / (1 << LOG_FRAC) - math.log2(x)) <= 0.0861 + 1 / 16
