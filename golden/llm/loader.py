@@ -114,10 +114,10 @@ def load(name=None, attn="sdpa"):
     return model, tok, bos
 
 
-def token_windows(tok, path, n, length, bos=False):
-    """The first ``n`` non-overlapping windows of ``length`` tokens of a text file, as a LongTensor
-    [n, length]. With ``bos`` each window starts with the BOS token followed by ``length-1`` text
-    tokens. Raises ValueError when the text is too short."""
+def token_windows(tok, path, n, length, bos=False, offset=0):
+    """The first ``n`` non-overlapping windows of ``length`` tokens of a text file, after skipping
+    ``offset`` tokens, as a LongTensor [n, length]. With ``bos`` each window starts with the BOS
+    token followed by ``length-1`` text tokens. Raises ValueError when the text is too short."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"text file {path!r} does not exist")
     cache = os.path.join(CACHE, "tokens")
@@ -133,9 +133,10 @@ def token_windows(tok, path, n, length, bos=False):
             ids = torch.tensor(tok(f.read(), add_special_tokens=False)["input_ids"], dtype=torch.long)
         torch.save(ids, cp)
     step = length - 1 if bos else length
-    if n * step > ids.numel():
-        raise ValueError(f"{path} has {ids.numel()} tokens, fewer than {n} windows of {step}")
-    w = ids[: n * step].view(n, step)
+    if offset + n * step > ids.numel():
+        raise ValueError(f"{path} has {ids.numel()} tokens, fewer than {offset} + {n} windows "
+                         f"of {step}")
+    w = ids[offset: offset + n * step].view(n, step)
     if bos:
         w = torch.cat([torch.full((n, 1), tok.bos_token_id, dtype=torch.long), w], 1)
     return w

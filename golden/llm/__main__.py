@@ -1,0 +1,229 @@
+"""``python -m golden.llm``: LLM resilience characterization (ReaLM, realm.md §2-§3).
+
+Subcommands (``python -m golden.llm SUBCOMMAND --help`` for each one's options):
+
+  convert       dequantize a preset's GGUF once into cache/<preset>/ (done on first use anyway)
+  eval          one evaluation: W8A8 perplexity and top-1 accuracy, clean or with one injection
+                (bit-flip, MSD/freq or a fault-list JSON); --fp32 adds the FP32 reference;
+                --gen N also reports greedy-generation agreement over N new tokens
+  bench         tokens/s of FP32, clean W8A8 and injected W8A8 on the same windows
+  campaign      run a sweep spec (JSON) with a progress bar, appending one line per point to a
+                JSONL file; rerun the same command to resume after a kill; then summarize it
+  summarize     summary.csv / summary.md (mean and 95 % CI over seeds) and PNG plots of a JSONL
+  characterize  regenerate docs/results/ from the committed spec docs/results/spec.json
+"""
+import argparse
+import json
+import os
+import sys
+
+RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))), "docs", "results")
+
+
+def _settings(a):
+    from golden.llm.campaign import GLOBAL
+
+    s = {k: (dict(v) if isinstance(v, dict) else v) for k, v in GLOBAL.items() if k != "seeds"}
+    for k in ("model", "text", "windows", "length", "alpha"):
+        if getattr(a, k, None) is not None:
+            s[k] = getattr(a, k)
+    s["per_tensor"] = bool(getattr(a, "per_tensor", False))
+    s["smooth"] = not getattr(a, "no_smooth", False)
+    return s
+
+
+def _common(p):
+    p.add_argument("--model", help="preset (smollm2-135m, gemma3-270m) or a local HF model "
+                   "directory (default smollm2-135m)")
+    p.add_argument("--text", help="evaluation text file, or wikitext-2:test (default) / "
+                   "wikitext-2:valid")
+    p.add_argument("--windows", type=int, help="number of windows (default 4)")
+    p.add_argument("--length", type=int, help="tokens per window (default 512)")
+    p.add_argument("--alpha", type=float, help="SmoothQuant migration strength (default 0.5)")
+    p.add_argument("--per-tensor", action="store_true",
+                   help="per-tensor weight and activation scales (default per channel / token)")
+    p.add_argument("--no-smooth", action="store_true", help="skip SmoothQuant smoothing")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+
+
+def cmd_convert(a):
+    from golden.llm import loader
+
+    print(loader.convert(a.model) if a.force else loader.resolve(a.model)[0])
+
+
+def cmd_eval(a):
+    import torch
+
+    from golden import faults as flt
+    from golden.llm import inject, metrics, quant, worker
+
+    torch.set_num_threads(a.threads)
+    s = _settings(a)
+    if a.fp32:
+        model, rt, tok, windows, bos, ref = worker.prepare(s, fp32=True)
+        out = {"fp32": worker.fp32_metrics(ref, windows)}
+        del ref
+    else:
+        model, rt, tok, windows, bos = worker.prepare(s)
+        out = {}
+    quant.use_compiled(not a.no_compile)
+    ev = metrics.Evaluator(model, rt, windows)
+    out["w8a8"] = ev.baseline
+    inj = None
+    kw = dict(layers=a.layers, stage=a.stage, seed=a.seed,
+              bits=tuple(a.bits) if a.bits else None, bit=a.bit)
+    comps = a.components or quant.components(model)
+    if a.faults:
+        inj = inject.Injector("faults", [], faults=flt.load_faults(a.faults), seed=a.seed)
+    elif a.msd is not None:
+        inj = inject.Injector("msd", comps, msd=a.msd, freq=a.freq, **kw)
+    elif a.ber is not None:
+        inj = inject.Injector("bitflip", comps, ber=a.ber, **kw)
+    if inj is not None:
+        out["injected"] = ev.run(inj)
+    if a.gen:
+        prompts = windows[:, : min(windows.shape[1], 128)]
+        clean = metrics.generate(model, rt, prompts, a.gen)
+        out["gen_text"] = tok.decode(clean[0])
+        if inj is not None:
+            inj.count = 0
+            out["gen"] = {**metrics.agreement(metrics.generate(model, rt, prompts, a.gen, inj),
+                                              clean), "faults": inj.count}
+    print(json.dumps(out, indent=1))
+
+
+def cmd_bench(a):
+    from golden.llm import bench
+
+    r = bench.bench(_settings(a), a.threads, a.repeats, a.ber, not a.no_compile)
+    print(f"{r['tokens']} tokens, {r['threads']} threads, best of {a.repeats}")
+    print(f"{'FP32':>14} {'W8A8 clean':>14} {'W8A8 injected':>14}   (tokens/s)")
+    print(f"{r['fp32']:14.1f} {r['w8a8']:14.1f} {r['w8a8_injected']:14.1f}")
+    print(f"W8A8/FP32 = {r['w8a8'] / r['fp32']:.2f}x, injection overhead = "
+          f"{100 * (r['w8a8'] / r['w8a8_injected'] - 1):.1f} % "
+          f"({r['faults_per_window']:.0f} faults per window at BER {a.ber:g}, all components)")
+
+
+def _campaign(spec, out, a):
+    from golden.llm import campaign, report
+
+    n = campaign.run(spec, out, workers=a.workers, threads=a.threads,
+                     progress=not a.no_progress, compile=not a.no_compile)
+    d = a.out_dir or os.path.dirname(os.path.abspath(out))
+    report.summarize(out, d)
+    files = report.plot(out, d)
+    print(f"{n} points run; results in {out}; summary and {len(files)} plots in {d}")
+
+
+def cmd_campaign(a):
+    from golden.llm import campaign
+
+    spec = campaign.load_spec(a.spec)
+    out = a.out or os.path.splitext(a.spec)[0] + ".jsonl"
+    _campaign(spec, out, a)
+
+
+def cmd_summarize(a):
+    from golden.llm import report
+
+    d = a.out_dir or os.path.dirname(os.path.abspath(a.results))
+    report.summarize(a.results, d)
+    print("\n".join(report.plot(a.results, d)))
+
+
+def cmd_characterize(a):
+    from golden.llm import campaign
+
+    spec = campaign.load_spec(os.path.join(RESULTS, "spec.json"))
+    _campaign(spec, os.path.join(RESULTS, "campaign.jsonl"), a)
+
+
+def _run_opts(p):
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per worker (default 1 with several workers, else 2)")
+    p.add_argument("--out-dir", help="where summary.csv/.md and plots go (default: next to "
+                   "the results file)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-compile", action="store_true",
+                   help="eager elementwise kernels (no torch.compile)")
+
+
+def parser():
+    p = argparse.ArgumentParser(prog="python -m golden.llm", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="SUBCOMMAND")
+
+    c = sub.add_parser("convert", help="convert a preset's GGUF into cache/")
+    c.add_argument("--model", default="smollm2-135m")
+    c.add_argument("--force", action="store_true", help="convert even if cached")
+    c.set_defaults(fn=cmd_convert)
+
+    e = sub.add_parser("eval", help="one clean or injected evaluation (prints JSON)",
+                       description="W8A8 perplexity/top-1 on the windows, clean and optionally "
+                       "with one injection. Give --ber (bit-flip), --msd and --freq (magnitude/"
+                       "frequency) or --faults FILE (fault-list replay).")
+    _common(e)
+    e.add_argument("--fp32", action="store_true", help="also evaluate the FP32 model")
+    e.add_argument("--components", nargs="+", help="targeted components (default all)")
+    e.add_argument("--layers", nargs="+", type=int, help="targeted layers (default all)")
+    e.add_argument("--stage", default="both", choices=["prefill", "decode", "both"])
+    e.add_argument("--ber", type=float, help="bit-flip: probability per INT32 element")
+    e.add_argument("--bit", type=int, default=30, help="bit-flip: the bit (default 30)")
+    e.add_argument("--bits", type=int, nargs=2, metavar=("LO", "HI"),
+                   help="bit-flip: a uniform bit in LO..HI per flip (e.g. 0 29)")
+    e.add_argument("--msd", type=int, help="MSD/freq mode: total deviation in INT32 units")
+    e.add_argument("--freq", type=int, default=1, help="MSD/freq mode: errors per GEMM call")
+    e.add_argument("--faults", help="fault-list JSON (gemm.acc entries) to replay")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--gen", type=int, default=0, metavar="N",
+                   help="also run greedy generation of N tokens (prompts = window starts)")
+    e.add_argument("--no-compile", action="store_true")
+    e.set_defaults(fn=cmd_eval)
+
+    b = sub.add_parser("bench", help="tokens/s: FP32 vs W8A8 clean vs W8A8 injected")
+    _common(b)
+    b.add_argument("--repeats", type=int, default=2, help="timed repeats; the best is kept")
+    b.add_argument("--ber", type=float, default=1e-5, help="BER of the injected run")
+    b.add_argument("--no-compile", action="store_true")
+    b.set_defaults(fn=cmd_bench, windows=2)
+
+    r = sub.add_parser("campaign", help="run (or resume) a sweep spec",
+                       description="Run every point of SPEC not yet in the results file, one JSON "
+                       "line per point; the spec format is documented in golden/llm/campaign.py "
+                       "and docs/llm.md. Kill it at any time and rerun to resume.")
+    r.add_argument("spec", help="sweep spec JSON")
+    r.add_argument("--out", help="results JSONL (default: SPEC with .jsonl)")
+    _run_opts(r)
+    r.set_defaults(fn=cmd_campaign)
+
+    s = sub.add_parser("summarize", help="summary tables and plots of a results JSONL")
+    s.add_argument("results")
+    s.add_argument("--out-dir")
+    s.set_defaults(fn=cmd_summarize)
+
+    ch = sub.add_parser("characterize", help="regenerate docs/results/ (committed spec)",
+                        description="Runs docs/results/spec.json into docs/results/"
+                        "campaign.jsonl (resuming), then writes the summary and plots there.")
+    _run_opts(ch)
+    ch.set_defaults(fn=cmd_characterize)
+    return p
+
+
+def main(argv=None):
+    a = parser().parse_args(argv)
+    from golden.faults import FaultListError
+    from golden.llm.campaign import SpecError
+    from golden.llm.inject import InjectionError
+    from golden.llm.loader import ModelError
+
+    try:
+        a.fn(a)
+    except (SpecError, InjectionError, FaultListError, ModelError, FileNotFoundError) as e:
+        sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

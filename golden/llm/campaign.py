@@ -1,0 +1,306 @@
+"""Sweep campaigns: a JSON spec expanded into points, run by up to N worker processes, one JSON
+line appended per finished point, so a killed campaign resumes where it stopped.
+
+Spec (JSON object; every key but ``experiments`` is optional)::
+
+    {"model": "smollm2-135m",          # preset or local HF directory (golden.llm.loader)
+     "text": "wikitext-2:test",        # evaluation text: a path, or wikitext-2:test / :valid
+     "windows": 4, "length": 512,      # PPL windows: n non-overlapping windows of L tokens
+     "calib_text": "wikitext-2:valid", "calib_windows": 8, "calib_length": 512,
+     "alpha": 0.5, "per_tensor": false, "smooth": true,
+     "gen": {"prompts": 4, "prompt_len": 128, "new_tokens": 32},
+     "seeds": [0, 1],
+     "experiments": [
+       {"name": "components", "metric": "ppl", "mode": "bitflip",
+        "components": ["q", "k", ["q", "k"], "all"],   # each entry is one target group
+        "layers": ["all"],                               # "all", an int, or a list of ints
+        "bits": [30],                                    # an int, or [lo, hi] uniform per flip
+        "bers": [1e-8, 1e-6, 1e-4]},
+       {"name": "msd", "mode": "msd", "components": ["o"], "msd_log2": [14, 20, 26],
+        "freq_log2": [0, 4, 8]},
+       {"name": "stages", "metric": "gen", "stages": ["prefill", "decode", "both"], ...}]}
+
+A point is one (experiment, component group, layer group, stage, bits, BER or (MSD, freq), seed).
+Its result line holds the point, the metrics (ppl/acc/nll for ``ppl``; agree/prefix/exact for
+``gen``), the number of corrupted elements and the wall time. The first line of a results file
+records the settings and the clean baselines; resuming with other settings is refused.
+"""
+import itertools
+import json
+import math
+import os
+import time
+
+from golden.llm import loader
+
+GLOBAL = {"model": loader.DEFAULT_MODEL, "text": "wikitext-2:test", "windows": 4, "length": 512,
+          "calib_text": "wikitext-2:valid", "calib_windows": 8, "calib_length": 512,
+          "alpha": 0.5, "per_tensor": False, "smooth": True,
+          "gen": {"prompts": 4, "prompt_len": 128, "new_tokens": 32}, "seeds": [0]}
+EXPERIMENT = {"name", "metric", "mode", "components", "layers", "stages", "bits", "bers",
+              "msd_log2", "freq_log2", "seeds", "plot"}
+METRICS = ("ppl", "gen")
+
+
+class SpecError(ValueError):
+    """A sweep spec that cannot run; the message is one line naming the bad entry."""
+
+
+def text_path(name):
+    """Resolve ``wikitext-2:test``/``:valid`` or a file path."""
+    if isinstance(name, str) and name.startswith("wikitext-2:"):
+        split = name.split(":", 1)[1]
+        p = loader.wikitext(split)
+        if p is None:
+            raise SpecError(f"WikiText-2 {split!r} split not found under {loader.DATA}")
+        return p
+    return name
+
+
+def model_shape(model_name):
+    """What validation needs from a model's config, without loading weights: (component names,
+    number of layers, {component: (out features or None for BMMs)}, heads, head_dim)."""
+    from transformers import AutoConfig
+
+    from golden.llm import quant
+
+    path, _ = loader.resolve(model_name)
+    cfg = AutoConfig.from_pretrained(path)
+    cfg = getattr(cfg, "text_config", cfg)
+    mt = cfg.model_type
+    if mt not in quant.ARCHS:
+        raise SpecError(f"model type {mt!r} is not supported (supported: "
+                        f"{', '.join(sorted(quant.ARCHS))})")
+    lin = list(quant.ARCHS[mt]["linears"])
+    comps = lin[:3] + list(quant.BMMS) + lin[3:]
+    h = cfg.num_attention_heads
+    d = getattr(cfg, "head_dim", None) or cfg.hidden_size // h
+    kv = getattr(cfg, "num_key_value_heads", None) or h
+    ffn = getattr(cfg, "intermediate_size", None) or getattr(cfg, "ffn_dim", None)
+    outs = {"q": h * d, "k": kv * d, "v": kv * d, "o": cfg.hidden_size, "gate": ffn, "up": ffn,
+            "down": cfg.hidden_size, "fc1": ffn, "fc2": cfg.hidden_size}
+    return comps, cfg.num_hidden_layers, outs, h, d
+
+
+def _groups(value, what, name):
+    if not isinstance(value, list) or not value:
+        raise SpecError(f"experiment {name!r}: {what} must be a non-empty list")
+    return value
+
+
+def _gemm_elems(comp, outs, heads, head_dim, rows, keys):
+    """Elements of the smallest accumulator of ``comp`` with ``rows`` query tokens."""
+    if comp == "qk":
+        return rows * heads * keys
+    if comp == "sv":
+        return rows * heads * head_dim
+    return rows * outs[comp]
+
+
+def expand(spec, shape=None):
+    """Validate a spec (dict) and return (settings, list of points). ``shape`` is
+    :func:`model_shape`'s result (computed from the spec's model when None)."""
+    if not isinstance(spec, dict):
+        raise SpecError("a spec must be a JSON object")
+    unknown = sorted(set(spec) - set(GLOBAL) - {"experiments"})
+    if unknown:
+        raise SpecError(f"unknown spec key {unknown[0]!r} (known: "
+                        f"{', '.join(sorted([*GLOBAL, 'experiments']))})")
+    g = {**GLOBAL, **{k: v for k, v in spec.items() if k != "experiments"}}
+    g["gen"] = {**GLOBAL["gen"], **g["gen"]}
+    for k in ("windows", "length", "calib_windows", "calib_length"):
+        if not isinstance(g[k], int) or g[k] < 2:
+            raise SpecError(f"{k} must be an integer >= 2, not {g[k]!r}")
+    comps, n_layers, outs, heads, head_dim = shape or model_shape(g["model"])
+    exps = spec.get("experiments")
+    if not isinstance(exps, list) or not exps:
+        raise SpecError("spec needs a non-empty 'experiments' list")
+    points, names = [], set()
+    for j, e in enumerate(exps):
+        name = e.get("name", f"exp{j}") if isinstance(e, dict) else f"exp{j}"
+        if not isinstance(e, dict):
+            raise SpecError(f"experiment {j} must be a JSON object")
+        if name in names:
+            raise SpecError(f"experiment name {name!r} is used twice")
+        names.add(name)
+        bad = sorted(set(e) - EXPERIMENT)
+        if bad:
+            raise SpecError(f"experiment {name!r}: unknown key {bad[0]!r}")
+        metric = e.get("metric", "ppl")
+        if metric not in METRICS:
+            raise SpecError(f"experiment {name!r}: metric must be one of {', '.join(METRICS)}, "
+                            f"not {metric!r}")
+        mode = e.get("mode", "bitflip")
+        if mode not in ("bitflip", "msd"):
+            raise SpecError(f"experiment {name!r}: mode must be bitflip or msd, not {mode!r}")
+        cgroups = []
+        for c in _groups(e.get("components", ["all"]), "components", name):
+            grp = comps if c == "all" else ([c] if isinstance(c, str) else c)
+            if not isinstance(grp, list) or not grp:
+                raise SpecError(f"experiment {name!r}: bad component group {c!r}")
+            for x in grp:
+                if x not in comps:
+                    raise SpecError(f"experiment {name!r}: unknown component {x!r} (known: "
+                                    f"{', '.join(comps)})")
+            cgroups.append(list(grp))
+        lgroups = []
+        for lg in _groups(e.get("layers", ["all"]), "layers", name):
+            grp = lg if isinstance(lg, list) else (None if lg == "all" else [lg])
+            for x in grp or []:
+                if isinstance(x, bool) or not isinstance(x, int) or not 0 <= x < n_layers:
+                    raise SpecError(f"experiment {name!r}: layer {x!r} is not in 0..{n_layers - 1}")
+            lgroups.append(grp)
+        stages = _groups(e.get("stages", ["prefill"] if metric == "ppl" else ["both"]),
+                         "stages", name)
+        for s in stages:
+            if s not in ("prefill", "decode", "both"):
+                raise SpecError(f"experiment {name!r}: stage must be prefill, decode or both, "
+                                f"not {s!r}")
+            if metric == "ppl" and s == "decode":
+                raise SpecError(f"experiment {name!r}: stage 'decode' needs metric 'gen' (the "
+                                "perplexity pass is a single prefill)")
+        bits = []
+        for b in _groups(e.get("bits", [30]), "bits", name):
+            lo, hi = (b, b) if isinstance(b, int) else (tuple(b) if isinstance(b, list)
+                                                         and len(b) == 2 else (None, None))
+            if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi <= 31):
+                raise SpecError(f"experiment {name!r}: bit {b!r} must be 0..31 or [lo, hi]")
+            bits.append([lo, hi])
+        seeds = _groups(e.get("seeds", g["seeds"]), "seeds", name)
+        if mode == "bitflip":
+            grid = []
+            for ber in _groups(e.get("bers"), "bers", name):
+                if isinstance(ber, bool) or not isinstance(ber, (int, float)) or \
+                        not 0.0 <= ber <= 1.0 or math.isnan(ber):
+                    raise SpecError(f"experiment {name!r}: BER {ber!r} is outside [0, 1]")
+                grid.append({"ber": float(ber)})
+        else:
+            msds = _groups(e.get("msd_log2"), "msd_log2", name)
+            freqs = _groups(e.get("freq_log2"), "freq_log2", name)
+            for v in msds + freqs:
+                if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 31:
+                    raise SpecError(f"experiment {name!r}: msd_log2/freq_log2 {v!r} must be an "
+                                    "integer in 0..31")
+            if metric == "ppl":
+                rows = keys = g["length"]
+            else:  # a decode step has one query row
+                keys = g["gen"]["prompt_len"]
+                rows = keys if set(stages) == {"prefill"} else 1
+            for grp in cgroups:
+                for c in grp:
+                    n = _gemm_elems(c, outs, heads, head_dim, rows, keys)
+                    if n is not None and 2 ** max(freqs) > n:
+                        raise SpecError(f"experiment {name!r}: freq 2^{max(freqs)} is larger than "
+                                        f"the {n}-element {c} GEMM")
+            grid = [{"msd_log2": m, "freq_log2": f} for m in msds for f in freqs]
+        for cg, lg, st, bt, gp, sd in itertools.product(cgroups, lgroups, stages, bits, grid,
+                                                        seeds):
+            p = {"experiment": name, "metric": metric, "mode": mode, "components": cg,
+                 "layers": lg, "stage": st, "bits": bt, **gp, "seed": int(sd)}
+            if e.get("plot"):
+                p["plot"] = e["plot"]
+            points.append(p)
+    settings = {k: g[k] for k in GLOBAL if k != "seeds"}
+    return settings, points
+
+
+def point_key(p):
+    """Canonical identity of a point (used to resume)."""
+    return json.dumps({k: v for k, v in p.items() if k != "plot"}, sort_keys=True)
+
+
+def load_spec(path):
+    """Read a spec file (one-line errors for missing or malformed files)."""
+    if not os.path.exists(path):
+        raise SpecError(f"spec file {path!r} does not exist")
+    with open(path) as f:
+        try:
+            return json.load(f)
+        except json.JSONDecodeError as e:
+            raise SpecError(f"spec file {path!r} is not valid JSON: {e}") from None
+
+
+def read_results(path):
+    """(header or None, {point key: record}) from a results file; a torn last line (a kill during
+    a write) is dropped and cut off the file."""
+    header, done = None, {}
+    if not os.path.exists(path):
+        return header, done
+    good = 0
+    with open(path, "rb") as f:
+        data = f.read()
+    for line in data.splitlines(keepends=True):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            break
+        if not line.endswith(b"\n"):
+            break
+        good += len(line)
+        if rec.get("kind") == "header":
+            header = rec
+        else:
+            done[point_key(rec["point"])] = rec
+    if good < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good)
+    return header, done
+
+
+def _append(f, rec):
+    f.write(json.dumps(rec) + "\n")
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=None):
+    """Run every point of ``spec`` not yet in ``out`` (JSONL). Returns the number run.
+    ``limit`` stops after that many points (for tests)."""
+    from golden.llm import worker
+
+    settings, points = expand(spec)
+    header, done = read_results(out)
+    if header is not None and header["settings"] != settings:
+        diff = next(k for k in settings if header["settings"].get(k) != settings[k])
+        raise SpecError(f"{out} was made with other settings ({diff}: "
+                        f"{header['settings'].get(diff)!r} there, {settings[diff]!r} here); "
+                        "use another output file")
+    todo = [p for p in points if point_key(p) not in done]
+    if limit is not None:
+        todo = todo[:limit]
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    workers = max(1, min(workers, len(todo) or 1))
+    with open(out, "a") as f:
+        if header is None:
+            _append(f, {"kind": "header", "settings": settings,
+                        "baseline": worker.baselines(settings)})
+        if not todo:
+            return 0
+        bar = _bar(len(points), len(points) - len(todo), progress)
+        if workers == 1:
+            worker.init(settings, threads or 2, compile)
+            results = map(worker.run_point, todo)
+        else:
+            import multiprocessing as mp
+
+            pool = mp.get_context("spawn").Pool(workers, worker.init,
+                                                (settings, threads or 1, compile))
+            results = pool.imap_unordered(worker.run_point, todo)
+        n = 0
+        try:
+            for rec in results:
+                _append(f, rec)
+                n += 1
+                bar.update(1)
+        finally:
+            bar.close()
+            if workers > 1:
+                pool.terminate()
+    return n
+
+
+def _bar(total, initial, on):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=not on, unit="pt", smoothing=0.05,
+                dynamic_ncols=True)

@@ -1,0 +1,115 @@
+"""One campaign worker: the W8A8 model, its clean baselines, and the runner of one point.
+
+:func:`prepare` builds the quantized model for a campaign's settings (SmoothQuant scales are
+calibrated once and cached under ``cache/act_scales/``); :func:`init` keeps it in a process
+global for :func:`run_point`, which the campaign calls once per point.
+"""
+import copy
+import hashlib
+import json
+import os
+import time
+
+import torch
+
+from golden.llm import inject, loader, metrics, quant
+
+_W = {}
+
+
+def _texts(settings):
+    from golden.llm.campaign import text_path
+
+    return text_path(settings["text"]), text_path(settings["calib_text"])
+
+
+def act_scales(model, tok, settings, bos):
+    """SmoothQuant activation maxima for ``settings`` (calibrated on ``calib_text``; cached)."""
+    _, calib = _texts(settings)
+    tag = json.dumps([model.name_or_path, os.path.abspath(calib), os.path.getsize(calib),
+                      settings["calib_windows"], settings["calib_length"]])
+    path = os.path.join(loader.CACHE, "act_scales",
+                        hashlib.sha1(tag.encode()).hexdigest()[:16] + ".pt")
+    if os.path.exists(path):
+        return torch.load(path)
+    w = loader.token_windows(tok, calib, settings["calib_windows"], settings["calib_length"], bos)
+    scales = quant.calibrate(model, w)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    torch.save(scales, path + ".tmp")
+    os.replace(path + ".tmp", path)
+    return scales
+
+
+def prepare(settings, fp32=False):
+    """(W8A8 model, runtime, tokenizer, eval windows, add_bos[, FP32 model]) for ``settings``."""
+    model, tok, bos = loader.load(settings["model"])
+    text, _ = _texts(settings)
+    windows = loader.token_windows(tok, text, settings["windows"], settings["length"], bos)
+    scales = act_scales(model, tok, settings, bos) if settings["smooth"] else None
+    ref = copy.deepcopy(model) if fp32 else None
+    rt = quant.quantize(model, scales, settings["alpha"], settings["per_tensor"])
+    return (model, rt, tok, windows, bos) + ((ref,) if fp32 else ())
+
+
+@torch.no_grad()
+def fp32_metrics(model, windows):
+    """Perplexity and top-1 accuracy of an unquantized model on the same windows."""
+    nll = correct = 0.0
+    for x in windows:
+        n, c = metrics._nll(model(input_ids=x[None], use_cache=False).logits[0, :-1], x[1:])
+        nll, correct = nll + n, correct + c
+    return metrics.summarize(nll, correct, windows.shape[0] * (windows.shape[1] - 1))
+
+
+def baselines(settings):
+    """{"fp32": metrics, "w8a8": metrics} for the header line of a results file."""
+    model, rt, tok, windows, bos, ref = prepare(settings, fp32=True)
+    out = {"fp32": fp32_metrics(ref, windows)}
+    out["w8a8"] = metrics.Evaluator(model, rt, windows, reuse=False).baseline
+    return out
+
+
+def init(settings, threads=1, compile=True):
+    """Build this process's model and clean evaluator."""
+    torch.set_num_threads(threads)
+    model, rt, tok, windows, bos = prepare(settings)
+    if compile:
+        quant.use_compiled()
+    _W.clear()
+    _W.update(settings=settings, model=model, rt=rt, tok=tok, bos=bos,
+              ev=metrics.Evaluator(model, rt, windows))
+
+
+def _prompts():
+    if "prompts" not in _W:
+        s, g = _W["settings"], _W["settings"]["gen"]
+        text, _ = _texts(s)
+        # prompts come after the PPL windows' text, so they are not the same tokens
+        _W["prompts"] = loader.token_windows(_W["tok"], text, g["prompts"], g["prompt_len"],
+                                             _W["bos"], offset=s["windows"] * s["length"])
+        _W["clean_gen"] = metrics.generate(_W["model"], _W["rt"], _W["prompts"], g["new_tokens"])
+    return _W["prompts"], _W["clean_gen"]
+
+
+def injector(point):
+    """The :class:`~golden.llm.inject.Injector` of a campaign point."""
+    kw = dict(components=point["components"], layers=point["layers"], stage=point["stage"],
+              bits=tuple(point["bits"]), seed=point["seed"])
+    if point["mode"] == "msd":
+        return inject.Injector("msd", msd=2 ** point["msd_log2"], freq=2 ** point["freq_log2"],
+                               **kw)
+    return inject.Injector("bitflip", ber=point["ber"], **kw)
+
+
+def run_point(point):
+    """Run one point in this worker; return its result record."""
+    t = time.time()
+    inj = injector(point)
+    if point["metric"] == "ppl":
+        res = _W["ev"].run(inj)
+    else:
+        prompts, clean = _prompts()
+        toks = metrics.generate(_W["model"], _W["rt"], prompts,
+                                _W["settings"]["gen"]["new_tokens"], inj)
+        res = {**metrics.agreement(toks, clean), "faults": inj.count}
+    return {"point": point, **res, "seconds": round(time.time() - t, 3), "pid": os.getpid()}

@@ -1,0 +1,135 @@
+"""The evaluator on a tiny random LLaMA: reuse of clean activations below the first faulty layer
+and skipping of fault-free windows are bit-identical to full recomputation; targeting reaches
+exactly the chosen GEMMs; stages split prefill from decode (realm.md §2.2 "Stage split")."""
+import copy
+
+import pytest
+import torch
+
+from golden import faults as flt
+from golden.llm import inject, metrics, quant, testing
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from transformers import AutoModelForCausalLM
+
+    d = testing.tiny_model_dir(str(tmp_path_factory.mktemp("llm") / "tiny"), layers=4)
+    m = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+    g = torch.Generator().manual_seed(0)
+    windows = torch.randint(3, 60, (3, 48), generator=g)
+    rt = quant.quantize(m, quant.calibrate(m, windows))
+    return m, rt, windows
+
+
+class Spy:
+    """Wraps an injector and records which (component, layer, call, stage) got faults."""
+
+    def __init__(self, inj):
+        self.inj, self.hits, self.count = inj, [], 0
+
+    def __call__(self, c, layer, call, stage, window, acc):
+        h = self.inj(c, layer, call, stage, window, acc)
+        if h is not None:
+            self.hits.append((c, layer, call, stage))
+        self.count = self.inj.count
+        return h
+
+    def may_fault(self, *a):
+        return self.inj.may_fault(*a)
+
+
+@pytest.mark.parametrize("inj", [
+    inject.Injector("bitflip", ["o", "down"], layers=[2], ber=1e-2, seed=1),
+    inject.Injector("bitflip", ["qk", "sv", "v"], layers=[1, 3], ber=3e-3, bits=(0, 29), seed=2),
+    inject.Injector("msd", ["k"], layers=[3], msd=1 << 22, freq=8, seed=3),
+])
+def test_reuse_is_bit_identical_to_full_recompute(tiny, inj):
+    m, rt, w = tiny
+    fast = metrics.Evaluator(m, rt, w, reuse=True)
+    slow = metrics.Evaluator(m, rt, w, reuse=False)
+    a = fast.run(copy.deepcopy(inj))
+    b = slow.run(copy.deepcopy(inj))
+    assert a["nll"] == b["nll"] and a["acc"] == b["acc"] and a["faults"] == b["faults"] > 0
+    assert a["ppl"] != fast.baseline["ppl"]
+    # and the clean results are untouched afterwards
+    assert fast.run(None)["nll"] == slow.run(None)["nll"] == fast.baseline["nll"]
+
+
+def test_fault_free_windows_reuse_clean_result(tiny):
+    m, rt, w = tiny
+    ev = metrics.Evaluator(m, rt, w)
+    inj = inject.Injector("bitflip", ["o"], ber=1e-9, seed=0)  # almost surely no flip
+    r = ev.run(inj)
+    assert r["faults"] == 0 and r["computed"] == 0 and r["nll"] == ev.baseline["nll"]
+    # a single listed fault in window-independent replay: every window recomputed from layer 3
+    fl = flt.parse_faults([{"site": "gemm.acc", "component": "up", "layer": 3, "call": 0,
+                            "row": 5, "col": 7, "kind": "flip", "bit": 30}])
+    inj = inject.Injector("faults", [], faults=fl)
+    assert ev.first_layer(inj, 0) == 3
+    r = ev.run(inj)
+    assert r["faults"] == 3 and r["computed"] == 3
+
+
+def test_targeting_hits_only_chosen_gemms(tiny):
+    m, rt, w = tiny
+    ev = metrics.Evaluator(m, rt, w, reuse=False)
+    spy = Spy(inject.Injector("bitflip", ["qk", "gate"], layers=[0, 2], ber=0.05, seed=4))
+    spy.count = 0
+    ev.run(spy)
+    assert {(c, layer) for c, layer, _, _ in spy.hits} == {("qk", 0), ("qk", 2), ("gate", 0),
+                                                          ("gate", 2)}
+
+
+def test_replay_through_model_changes_exactly_that_accumulator(tiny):
+    m, rt, w = tiny
+    fl = flt.parse_faults([{"site": "gemm.acc", "component": "q", "layer": 1, "row": 9,
+                            "col": 13, "kind": "flip", "bit": 12}])
+    seen = {}
+
+    def rec(inj):
+        def f(c, layer, call, stage, window, acc):
+            h = inj(c, layer, call, stage, window, acc) if inj else None
+            if (c, layer) == ("q", 1):
+                seen[inj is not None] = (acc.clone(), h)
+            return h
+        return f
+
+    with torch.no_grad():
+        rt.injector = rec(None)
+        rt.start(0)
+        m(input_ids=w[:1], use_cache=False)
+        rt.injector = rec(inject.Injector("faults", [], faults=fl))
+        rt.start(0)
+        m(input_ids=w[:1], use_cache=False)
+    rt.injector = None
+    clean, _ = seen[False]
+    acc, (idx, new) = seen[True]
+    assert torch.equal(acc, clean)  # layers below are untouched
+    assert idx.tolist() == [9 * acc.shape[1] + 13]
+    assert new.item() == clean[9, 13].item() ^ (1 << 12)
+
+
+def test_generation_stages(tiny):
+    m, rt, w = tiny
+    prompts = w[:2, :20]
+    clean = metrics.generate(m, rt, prompts, 6)
+    assert clean.shape == (2, 6)
+    again = metrics.generate(m, rt, prompts, 6)
+    assert torch.equal(clean, again)
+    for stage in ("prefill", "decode", "both"):
+        spy = Spy(inject.Injector("bitflip", ["v"], ber=0.02, stage=stage, seed=1))
+        metrics.generate(m, rt, prompts, 6, spy)
+        stages = {s for *_, s in spy.hits}
+        assert stages == ({"prefill", "decode"} if stage == "both" else {stage})
+        calls = {call for _, _, call, s in spy.hits if s == "prefill"}
+        assert calls <= {0}  # the prefill is call 0 of each sequence; decode steps are 1..5
+    agr = metrics.agreement(clean + 1, clean)
+    assert agr["exact"] == 0.0
+    assert metrics.agreement(clean, clean) == {"agree": 1.0, "prefix": 1.0, "exact": 1.0}
+
+
+def test_agreement_prefix():
+    c = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 4]])
+    t = torch.tensor([[1, 2, 9, 4], [1, 2, 3, 4]])
+    assert metrics.agreement(t, c) == {"agree": 7 / 8, "prefix": (2 / 4 + 1) / 2, "exact": 0.5}
