@@ -154,3 +154,48 @@ def test_w8a8_model_close_to_fp32_and_all_gemms_integer(tiny):
     n_lin = sum(isinstance(mm, quant.W8A8Linear) for mm in m.modules())
     assert n_lin == 2 * 7 and not any(type(mm) is torch.nn.Linear
                                       for mm in m.model.layers.modules())
+
+
+def _arch_model(name):
+    from transformers import (Gemma3ForCausalLM, Gemma3TextConfig, OPTConfig, OPTForCausalLM,
+                              Qwen2Config, Qwen2ForCausalLM)
+
+    torch.manual_seed(0)
+    if name == "opt":
+        return OPTForCausalLM(OPTConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2,
+                                        ffn_dim=64, num_attention_heads=4,
+                                        max_position_embeddings=128, word_embed_proj_dim=32))
+    if name == "gemma3":
+        return Gemma3ForCausalLM(Gemma3TextConfig(
+            vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=8, sliding_window=16,
+            layer_types=["sliding_attention", "full_attention"], max_position_embeddings=128))
+    return Qwen2ForCausalLM(Qwen2Config(vocab_size=64, hidden_size=32, intermediate_size=64,
+                                        num_hidden_layers=2, num_attention_heads=4,
+                                        num_key_value_heads=2, max_position_embeddings=128))
+
+
+@pytest.mark.parametrize("name,comps", [
+    ("opt", ["q", "k", "v", "qk", "sv", "o", "fc1", "fc2"]),
+    ("gemma3", ["q", "k", "v", "qk", "sv", "o", "gate", "up", "down"]),
+    ("qwen2", ["q", "k", "v", "qk", "sv", "o", "gate", "up", "down"])])
+def test_other_architectures(name, comps):
+    """OPT (LayerNorm, biases, per-tensor in the paper), Gemma 3 ((1+w) RMSNorm, sliding window)
+    and Qwen2 (q/k/v biases) go through the same interface: smoothing keeps the FP32 function,
+    every GEMM is integer and hooked, and the W8A8 logits track the FP32 ones."""
+    m = _arch_model(name).eval()
+    x = torch.randint(0, 64, (1, 40))
+    with torch.no_grad():
+        ref = m(input_ids=x).logits
+        q = copy.deepcopy(m)
+        scales = quant.calibrate(q, x)
+        quant.smooth(q, scales, 0.5)
+        assert torch.allclose(q(input_ids=x).logits, ref, atol=1e-4, rtol=1e-3)
+        q = copy.deepcopy(m)
+        rt = quant.quantize(q, scales, per_tensor=(name == "opt"))
+        rt.log = []
+        out = q(input_ids=x).logits
+    assert quant.components(q) == comps
+    assert sorted({c for c, *_ in rt.log}) == sorted(comps)
+    r = torch.corrcoef(torch.stack([ref.flatten(), out.flatten()]))[0, 1]
+    assert r > 0.98

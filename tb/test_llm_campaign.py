@@ -1,0 +1,166 @@
+"""Campaign runner: spec validation (one-line errors), resume after a kill with nothing lost or
+repeated, torn-line recovery, the summary's mean and 95 % CI, and the CLI's --help."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from golden.llm import campaign, report, testing
+from golden.llm.campaign import SpecError
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return testing.tiny_model_dir(str(tmp_path_factory.mktemp("llm") / "tiny"))
+
+
+def _spec(tiny, **over):
+    s = {"model": tiny, "text": os.path.join(tiny, "text.txt"),
+         "calib_text": os.path.join(tiny, "text.txt"), "windows": 2, "length": 32,
+         "calib_windows": 2, "calib_length": 32, "seeds": [0, 1],
+         "gen": {"prompts": 2, "prompt_len": 24, "new_tokens": 4},
+         "experiments": [{"name": "c", "components": ["o", "qk", ["q", "k"]],
+                          "bers": [1e-3, 1e-2]}]}
+    s.update(over)
+    return s
+
+
+def test_expand_counts_and_keys(tiny):
+    spec = _spec(tiny, experiments=[
+        {"name": "a", "components": ["o", "all"], "layers": ["all", 1, [0, 1]],
+         "bits": [30, [0, 29]], "bers": [0, 1e-4, 1]},
+        {"name": "b", "metric": "gen", "stages": ["prefill", "decode"], "bers": [1e-3]},
+        {"name": "m", "mode": "msd", "components": ["k"], "msd_log2": [10, 20],
+         "freq_log2": [0, 3], "seeds": [5]}])
+    settings, pts = campaign.expand(spec)
+    assert len(pts) == 2 * 3 * 2 * 3 * 2 + 2 * 2 + 4
+    assert len({campaign.point_key(p) for p in pts}) == len(pts)
+    allc = next(p for p in pts if p["experiment"] == "a" and len(p["components"]) > 1)
+    assert allc["components"] == ["q", "k", "v", "qk", "sv", "o", "gate", "up", "down"]
+    assert {p["seed"] for p in pts if p["experiment"] == "m"} == {5}
+    assert settings["windows"] == 2 and "seeds" not in settings
+
+
+@pytest.mark.parametrize("exp,msg", [
+    ({"components": ["o", "fc9"], "bers": [1e-3]},
+     "experiment 'x': unknown component 'fc9' (known: q, k, v, qk, sv, o, gate, up, down)"),
+    ({"bers": [1e-3, 1.5]}, "experiment 'x': BER 1.5 is outside [0, 1]"),
+    ({"bers": [-1e-3]}, "experiment 'x': BER -0.001 is outside [0, 1]"),
+    ({"bers": []}, "experiment 'x': bers must be a non-empty list"),
+    ({"mode": "msd", "components": ["k"], "msd_log2": [20], "freq_log2": [0, 12]},
+     "experiment 'x': freq 2^12 is larger than the 1024-element k GEMM"),
+    ({"mode": "msd", "components": ["qk"], "msd_log2": [20], "freq_log2": [13]},
+     "experiment 'x': freq 2^13 is larger than the 4096-element qk GEMM"),
+    ({"layers": [2], "bers": [1e-3]}, "experiment 'x': layer 2 is not in 0..1"),
+    ({"bits": [32], "bers": [1e-3]}, "experiment 'x': bit 32 must be 0..31 or [lo, hi]"),
+    ({"stages": ["decode"], "bers": [1e-3]},
+     "experiment 'x': stage 'decode' needs metric 'gen' (the perplexity pass is a single "
+     "prefill)"),
+    ({"metric": "acc", "bers": [1e-3]}, "experiment 'x': metric must be one of ppl, gen, not "
+     "'acc'"),
+    ({"ber": [1e-3]}, "experiment 'x': unknown key 'ber'"),
+])
+def test_bad_specs_rejected_with_one_line(tiny, exp, msg):
+    with pytest.raises(SpecError) as e:
+        campaign.expand(_spec(tiny, experiments=[{"name": "x", **exp}]))
+    assert str(e.value) == msg
+
+
+def test_bad_global_keys(tiny):
+    with pytest.raises(SpecError, match="^unknown spec key 'window' "):
+        campaign.expand(_spec(tiny, window=3))
+    with pytest.raises(SpecError, match="^windows must be an integer >= 2, not 0$"):
+        campaign.expand(_spec(tiny, windows=0))
+    with pytest.raises(SpecError, match="^spec needs a non-empty 'experiments' list$"):
+        campaign.expand(_spec(tiny, experiments=[]))
+
+
+def test_cli_bad_spec_exits_with_one_line(tiny, tmp_path):
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(_spec(tiny, experiments=[{"name": "x", "bers": [2]}])))
+    r = subprocess.run([sys.executable, "-m", "golden.llm", "campaign", str(p)], cwd=REPO,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == "error: experiment 'x': BER 2 is outside [0, 1]"
+
+
+def _metrics(path):
+    _, done = campaign.read_results(path)
+    return {k: {m: v[m] for m in ("ppl", "acc", "faults")} for k, v in done.items()}
+
+
+def test_resume_after_kill_loses_and_repeats_nothing(tiny, tmp_path):
+    spec = _spec(tiny)
+    sp = tmp_path / "spec.json"
+    sp.write_text(json.dumps(spec))
+    ref = tmp_path / "ref.jsonl"
+    assert campaign.run(spec, str(ref), workers=1, threads=1, progress=False,
+                        compile=False) == 12
+    out = tmp_path / "spec.jsonl"
+    cmd = [sys.executable, "-m", "golden.llm", "campaign", str(sp), "--workers", "1",
+           "--threads", "1", "--no-compile", "--no-progress"]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            if out.exists() and len(out.read_text().splitlines()) >= 5:
+                break
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    n_before = len(campaign.read_results(str(out))[1])
+    assert 4 <= n_before < 12
+    with open(out, "a") as f:
+        f.write('{"point": {"experiment": "c", "met')  # a write torn by the kill
+    r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == 1 + 12  # header + every point exactly once
+    assert _metrics(str(out)) == _metrics(str(ref))
+    # a finished campaign has nothing left to do
+    assert campaign.run(spec, str(out), workers=1, progress=False, compile=False) == 0
+
+
+def test_resume_with_other_settings_refused(tiny, tmp_path):
+    out = tmp_path / "r.jsonl"
+    campaign.run(_spec(tiny, experiments=[{"name": "c", "bers": [0]}], seeds=[0]), str(out),
+                 progress=False, compile=False)
+    with pytest.raises(SpecError, match="other settings \\(length: 32 there, 40 here\\)"):
+        campaign.run(_spec(tiny, length=40), str(out), progress=False, compile=False)
+
+
+def test_summary_mean_and_ci(tmp_path):
+    path = tmp_path / "r.jsonl"
+    base = {"experiment": "e", "metric": "ppl", "mode": "bitflip", "components": ["o"],
+            "layers": None, "stage": "prefill", "bits": [30, 30], "ber": 1e-4}
+    with open(path, "w") as f:
+        f.write(json.dumps({"kind": "header", "settings": {}, "baseline": {
+            "fp32": {"ppl": 10.0, "acc": 0.5}, "w8a8": {"ppl": 10.2, "acc": 0.5}}}) + "\n")
+        for seed, ppl in enumerate([10.0, 12.0, 14.0]):
+            f.write(json.dumps({"point": {**base, "seed": seed}, "ppl": ppl, "acc": 0.4,
+                                "faults": seed}) + "\n")
+    rows = report.summarize(str(path), str(tmp_path))
+    assert len(rows) == 1 and rows[0]["n"] == 3 and rows[0]["ppl"] == 12.0
+    assert rows[0]["ppl_ci95"] == pytest.approx(4.303 * 2.0 / 3 ** 0.5)
+    assert rows[0]["acc_ci95"] == 0.0 and rows[0]["faults"] == 1.0
+    md = (tmp_path / "summary.md").read_text()
+    assert "| o | all | prefill | 30 | 12 ± 5 |" in md
+    assert (tmp_path / "summary.csv").read_text().startswith("experiment,metric,mode")
+    assert report.plot(str(path), str(tmp_path)) == ["e.png"]
+    assert (tmp_path / "e.png").stat().st_size > 1000
+
+
+def test_help_explains_every_subcommand():
+    r = subprocess.run([sys.executable, "-m", "golden.llm", "--help"], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0
+    for sub in ("convert", "eval", "bench", "campaign", "summarize", "characterize"):
+        assert f"\n  {sub}" in r.stdout
