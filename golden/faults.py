@@ -59,6 +59,29 @@ register_site("pe.b", lambda c: c.data_width, _pe_grid,
 register_site("pe.acc", lambda c: c.acc_width, _pe_grid,
               "accumulator of PE (row, col): the partial sum (WS) or the output (OS)")
 
+
+
+def _ck_acc_grid(c):
+    return (c.rows, 1) if str(c.dataflow) == "ws" else (1, c.cols)
+
+
+def _msd_width(c):
+    from hw.stats import stat_widths
+    return stat_widths(c.stat_n, c.acc_width)["msd"]
+
+
+register_site("ck.acc", lambda c: c.acc_width, _ck_acc_grid,
+              "checksum-PE accumulator: eᵀWx of row (row, 0) (WS column) or eᵀAB of column "
+              "(0, col) (OS row)")
+register_site("ck.y", lambda c: c.acc_width, lambda c: (1, c.cols),
+              "output checksum register of column (0, col): the eᵀy adder chain (WS) or the "
+              "eᵀY accumulator row, which then holds and shifts the differences (OS)")
+register_site("stat.msd", _msd_width, lambda c: (1, 1),
+              "the statistical unit's MSD accumulator (0, 0)")
+
+#: Sites that exist only with checksum logic (``abft`` other than ``none``).
+ABFT_SITES = ("ck.acc", "ck.y", "stat.msd")
+
 GEMM_SITE = "gemm.acc"
 LLM_COMPONENTS = ("q", "k", "v", "qk", "sv", "o", "gate", "up", "down")
 
@@ -165,6 +188,9 @@ def parse_entry(entry, index, config=None, acc_width=32):
         raise FaultListError(f"{where}: site {site!r} is a hardware site and needs an array "
                              "configuration to be checked")
     s = SITES[site]
+    if site in ABFT_SITES and str(config.abft) == "none":
+        raise FaultListError(f"{where}: site {site!r} needs checksum logic (abft other than "
+                             "'none')")
     nrows, ncols = s.grid(config)
     row = _int_field(entry, "row", where, 0, nrows - 1)
     col = _int_field(entry, "col", where, 0, ncols - 1)

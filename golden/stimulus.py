@@ -4,12 +4,15 @@ cocotb testbench so both see exactly the same inputs on every cycle.
 A program is a list of operations:
 
 * ``("load", W)``: push the ``rows`` x ``cols`` weight tile on ``i_w`` (WS only);
-* ``("stream", X, gap)``: push the rows of ``X`` (M x ``rows``) on ``i_a``, with ``gap`` idle
-  cycles after each (WS only);
+* ``("stream", X, gap[, every])``: push the rows of ``X`` (M x ``rows``) on ``i_a``, with
+  ``gap`` idle cycles after each, ``last`` on the final row (on every row if ``every``: each
+  vector is then a checked tile of its own) (WS only);
 * ``("tile", A, B, gap, last)``: push the K beats of ``A`` (``rows`` x K) and ``B``
   (K x ``cols``) on ``i_ab``, ``last`` on the final beat unless ``last`` is false (OS only);
 * ``("idle", n)``: drive nothing for ``n`` cycles;
-* ``("reset", n)``: hold ``rst`` high for ``n`` cycles.
+* ``("reset", n)``: hold ``rst`` high for ``n`` cycles;
+* ``("params", set, StatParams)``: write a statistical-unit parameter set (one cycle);
+* ``("select", set)``: select the parameter set of the following tiles (one idle cycle).
 
 A beat is held (``valid`` high) until it is accepted, as a stream source must.
 """
@@ -26,6 +29,7 @@ class Driver:
         self.config = config
         self._items = list(self._expand(program))
         self._pos = 0
+        self._sel = 0
 
     def _expand(self, program):
         c = self.config
@@ -41,8 +45,9 @@ class Driver:
                     yield ("w", w[r].tolist())
             elif kind == "stream" and ws:
                 x, gap = torch.as_tensor(op[1]), op[2] if len(op) > 2 else 0
-                for vec in x:
-                    yield ("a", vec.tolist())
+                every = len(op) > 3 and op[3]
+                for i, vec in enumerate(x):
+                    yield ("a", vec.tolist(), int(every or i == len(x) - 1))
                     for _ in range(gap):
                         yield ("idle",)
             elif kind == "tile" and not ws:
@@ -58,6 +63,10 @@ class Driver:
                 yield from [("idle",)] * op[1]
             elif kind == "reset":
                 yield from [("rst",)] * op[1]
+            elif kind == "params":
+                yield ("cfg", op[1], op[2])
+            elif kind == "select":
+                yield ("sel", op[1])
             else:
                 raise ValueError(f"operation {kind!r} does not apply to a {c.dataflow} array")
 
@@ -69,17 +78,22 @@ class Driver:
         c = self.config
         item = self._items[self._pos] if not self.done else ("idle",)
         if c.dataflow is Dataflow.WS:
-            inp = {"rst": 0, "w_valid": 0, "w": [0] * c.cols, "a_valid": 0, "a": [0] * c.rows}
+            inp = {"rst": 0, "w_valid": 0, "w": [0] * c.cols, "a_valid": 0, "a": [0] * c.rows,
+                   "a_last": 0}
             if item[0] == "w":
                 inp.update(w_valid=1, w=item[1])
             elif item[0] == "a":
-                inp.update(a_valid=1, a=item[1])
+                inp.update(a_valid=1, a=item[1], a_last=item[2])
         else:
             inp = {"rst": 0, "ab_valid": 0, "a": [0] * c.rows, "b": [0] * c.cols, "last": 0}
             if item[0] == "ab":
                 inp.update(ab_valid=1, a=item[1], b=item[2], last=item[3])
         if item[0] == "rst":
             inp["rst"] = 1
+        if item[0] == "sel":
+            self._sel = item[1]
+        inp["sel"] = self._sel
+        inp["cfg"] = (item[1], item[2]) if item[0] == "cfg" else None
         return inp
 
     def update(self, out):
@@ -89,6 +103,46 @@ class Driver:
         ready = {"w": "w_ready", "a": "a_ready", "ab": "ab_ready"}.get(kind)
         if ready is None or out[ready]:
             self._pos += 1
+            return kind if ready else None
+        return None
+
+
+class RecoveryDriver(Driver):
+    """The recovery loop of ABFT: play a list of tiles (each a program); whenever the
+    statistical unit decides a tile (``o_done``) with ``o_recompute``, queue that tile again.
+    Decisions arrive in tile order, so the ``i``-th decision belongs to the ``i``-th tile run.
+    :attr:`runs` lists the tile index of every run, in order."""
+
+    def __init__(self, config, tiles):
+        self._tiles = [list(t) for t in tiles]
+        super().__init__(config, [op for t in self._tiles for op in t])
+        self.runs = list(range(len(self._tiles)))
+        self._decided = 0
+
+    def update(self, out):
+        accepted = super().update(out)
+        if out.get("o_done"):
+            tile = self.runs[self._decided]
+            self._decided += 1
+            if out["o_recompute"]:
+                self._items.extend(self._expand(self._tiles[tile]))
+                self.runs.append(tile)
+        return accepted
+
+
+def accept_cycles(config, program):
+    """Return ``[(kind, cycle), ...]``: the cycle in which each beat of ``program`` is accepted
+    (``kind`` is ``"w"``, ``"a"`` or ``"ab"``). Faults do not change handshakes, so this
+    schedules faults into a program's beats."""
+    from .array import ArrayModel
+    model, driver = ArrayModel(config), Driver(config, program)
+    cycles, cycle = [], 0
+    while not driver.done:
+        accepted = driver.update(model.step(driver.inputs()))
+        if accepted:
+            cycles.append((accepted, cycle))
+        cycle += 1
+    return cycles
 
 
 def collect(config, trace):

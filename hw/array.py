@@ -19,12 +19,28 @@ and ``ready`` are both high before the rising edge that ends it):
 Operands are signed ``data_width``; results wrap modulo ``2 ** acc_width``. A synchronous
 reset (``rst``) clears every register, weights included, and returns the array to idle.
 """
-from amaranth import Cat, Const, Module, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .config import ArrayConfig, Dataflow
+from .checksum import os_checksums, ws_checksums
+from .config import Abft, ArrayConfig, Dataflow
 from .pe import PE_REGISTERS, FaultKind, OSProcessingElement, WSProcessingElement
+from .stats import COUNTERS, StatisticalUnit, stat_widths
+
+#: Register families the fault port can address, in ``fi_site`` order (golden.faults names).
+FAULT_SITES = ("pe.a", "pe.b", "pe.acc", "ck.acc", "ck.y", "stat.msd")
+
+
+def fault_sites(config):
+    """The sites a configuration has: the checksum and statistics ones need ``abft``."""
+    return FAULT_SITES if config.abft is not Abft.NONE else FAULT_SITES[:3]
+
+
+def fault_mask_width(config):
+    if config.abft is Abft.NONE:
+        return config.acc_width
+    return stat_widths(config.stat_n, config.acc_width)["msd"]
 
 
 def _lanes(width, n):
@@ -35,16 +51,34 @@ def fault_signature(config):
     """Members of the array's fault-injection port (``fi``); present with ``fault_port``.
 
     While ``fi_valid`` is high, the register family ``fi_site`` (index into
-    :data:`hw.pe.PE_REGISTERS`) of PE (``fi_row``, ``fi_col``) takes its next value through
-    ``fi_kind`` with ``fi_mask`` at the coming clock edge.
+    :data:`FAULT_SITES`) at (``fi_row``, ``fi_col``) takes its next value through ``fi_kind``
+    with ``fi_mask`` at the coming clock edge.
     """
     return {
         "fi_valid": In(1),
-        "fi_site": In(range(len(PE_REGISTERS))),
+        "fi_site": In(range(len(fault_sites(config)))),
         "fi_row": In(range(config.rows)),
         "fi_col": In(range(config.cols)),
         "fi_kind": In(FaultKind),
-        "fi_mask": In(config.acc_width),
+        "fi_mask": In(fault_mask_width(config)),
+    }
+
+
+def abft_signature(config):
+    """Members the ABFT variants add: the parameter-set port, the difference stream and the
+    statistical unit's decisions and counters (see :class:`hw.stats.StatisticalUnit`)."""
+    w = stat_widths(config.stat_n, config.acc_width)
+    cw = config.counter_width
+    return {
+        "cfg_we": In(1), "cfg_set": In(range(config.param_sets)), "cfg_am1": In(10),
+        "cfg_b": In(signed(16)), "cfg_freq": In(w["freq"]), "cfg_msd_th": In(w["msd"]),
+        "cfg_policy": In(2), "cfg_msd_mode": In(1), "param_sel": In(range(config.param_sets)),
+        "o_d": Out(signed(config.acc_width)), "o_d_valid": Out(1),
+        "o_done": Out(1), "o_recompute": Out(1), "o_flags": Out(3), "o_mismatch": Out(1),
+        "o_freq_eff": Out(w["freq"]), "o_msd": Out(signed(w["msd"])),
+        "o_theta": Out(signed(w["theta"])),
+        "c_hist": Out(data.ArrayLayout(cw, config.hist_bins)),
+        **{f"c_{name}": Out(cw) for name in COUNTERS},
     }
 
 
@@ -69,34 +103,85 @@ class _Array(wiring.Component):
         self._config = config
         if config.fault_port:
             members = {**members, **fault_signature(config)}
+        if config.abft is not Abft.NONE:
+            members = {**members, **abft_signature(config)}
         super().__init__(members)
+        self._fi = None
 
     @property
     def config(self):
         """The :class:`~hw.config.ArrayConfig` this array was generated from."""
         return self._config
 
+    def _fault_decode(self, m):
+        """One-hot decodes of the fault target, built once per array."""
+        if self._fi is None:
+            c = self._config
+            sites = fault_sites(c)
+            row_hit, col_hit, site_hit = Signal(c.rows), Signal(c.cols), Signal(len(sites))
+            m.d.comb += [row_hit.eq(Const(1, c.rows) << self.fi_row),
+                         col_hit.eq(Const(1, c.cols) << self.fi_col),
+                         site_hit.eq((Const(1, len(sites)) << self.fi_site)
+                                     & self.fi_valid.replicate(len(sites)))]
+            self._fi = (row_hit, col_hit, site_hit, sites)
+        return self._fi
+
+    def _hit(self, m, site, row, col):
+        row_hit, col_hit, site_hit, sites = self._fault_decode(m)
+        return site_hit[sites.index(site)] & row_hit[row] & col_hit[col]
+
+    def connect_fault(self, m, pe, site, row, col):
+        """Drive a PE's fault inputs: ``site`` ``"pe"`` selects its a/b/acc registers by the
+        port's site, any other site maps to its accumulator."""
+        if not self._config.fault_port:
+            return
+        if site == "pe":
+            sel = Cat(*(self._hit(m, f"pe.{r}", row, col) for r in PE_REGISTERS))
+        else:
+            sel = Cat(0, 0, self._hit(m, site, row, col))
+        m.d.comb += [pe.fi_sel.eq(sel), pe.fi_kind.eq(self.fi_kind),
+                     pe.fi_mask.eq(self.fi_mask[:len(pe.fi_mask)])]
+
+    def faulty(self, value, site, row, col, m=None):
+        """Return the next ``value`` of register (``site``, ``row``, ``col``) through the fault
+        port (unchanged without one)."""
+        if not self._config.fault_port:
+            return value
+        hit = self._hit(self._m, site, row, col)
+        mask = self.fi_mask[:len(value)]
+        faulted = Mux(self.fi_kind == FaultKind.FLIP, value ^ mask,
+                      Mux(self.fi_kind == FaultKind.STUCK0, value & ~mask, value | mask))
+        return Mux(hit, faulted, value)
+
     def _make_pes(self, m, cls):
         c = self._config
+        self._m = m
         pes = [[cls(data_width=c.data_width, acc_width=c.acc_width, fault_port=c.fault_port)
                 for _ in range(c.cols)] for _ in range(c.rows)]
         for r, row in enumerate(pes):
             for col, pe in enumerate(row):
                 m.submodules[f"pe_{r}_{col}"] = pe
-        if c.fault_port:
-            # Decode the fault target once per row and column, then AND per PE.
-            row_hit = Signal(c.rows)
-            col_hit = Signal(c.cols)
-            m.d.comb += [row_hit.eq(Const(1, c.rows) << self.fi_row),
-                         col_hit.eq(Const(1, c.cols) << self.fi_col)]
-            sel = Signal(len(PE_REGISTERS))
-            m.d.comb += sel.eq(Const(1, len(PE_REGISTERS)) << self.fi_site)
-            for r, row in enumerate(pes):
-                for col, pe in enumerate(row):
-                    hit = self.fi_valid & row_hit[r] & col_hit[col]
-                    m.d.comb += [pe.fi_sel.eq(sel & hit.replicate(len(sel))),
-                                 pe.fi_kind.eq(self.fi_kind), pe.fi_mask.eq(self.fi_mask)]
+                self.connect_fault(m, pe, "pe", r, col)
         return pes
+
+    def _stat_unit(self, m, d, d_valid, d_end):
+        """Attach the statistical unit to the difference stream and expose its ports."""
+        c = self._config
+        unit = StatisticalUnit(n=c.stat_n, acc_width=c.acc_width, abft=c.abft,
+                               param_sets=c.param_sets, hist_bins=c.hist_bins,
+                               counter_width=c.counter_width, fault_port=c.fault_port)
+        m.submodules.stats = unit
+        m.d.comb += [unit.i_d.eq(d), unit.i_valid.eq(d_valid), unit.i_end.eq(d_end),
+                     unit.i_sel.eq(self.param_sel), self.o_d.eq(d), self.o_d_valid.eq(d_valid)]
+        for name in ("cfg_we", "cfg_set", "cfg_am1", "cfg_b", "cfg_freq", "cfg_msd_th",
+                     "cfg_policy", "cfg_msd_mode"):
+            m.d.comb += getattr(unit, name).eq(getattr(self, name))
+        for name in ("o_done", "o_recompute", "o_flags", "o_mismatch", "o_freq_eff", "o_msd",
+                     "o_theta", "c_hist", *(f"c_{n}" for n in COUNTERS)):
+            m.d.comb += getattr(self, name).eq(getattr(unit, name))
+        if c.fault_port:
+            m.d.comb += [unit.fi_msd.eq(self._hit(m, "stat.msd", 0, 0)),
+                         unit.fi_kind.eq(self.fi_kind), unit.fi_mask.eq(self.fi_mask)]
 
 
 class WSArray(_Array):
@@ -106,8 +191,9 @@ class WSArray(_Array):
     -------
     i_w : In(stream.Signature(ArrayLayout(signed(data_width), cols)))
         Weight rows, first row first.
-    i_a : In(stream.Signature(ArrayLayout(signed(data_width), rows)))
-        Activation vectors.
+    i_a : In(stream.Signature(StructLayout({"a": rows lanes, "last": 1})))
+        Activation vectors; ``last`` closes the checked tile (ABFT variants; a tile also
+        closes after ``cols`` vectors).
     o_c : Out(ArrayLayout(signed(acc_width), cols))
         Output vector, valid while ``o_valid``.
     o_valid : Out(1)
@@ -118,7 +204,8 @@ class WSArray(_Array):
     def __init__(self, config):
         super().__init__(config, {
             "i_w": In(stream.Signature(_lanes(config.data_width, config.cols))),
-            "i_a": In(stream.Signature(_lanes(config.data_width, config.rows))),
+            "i_a": In(stream.Signature(data.StructLayout({
+                "a": _lanes(config.data_width, config.rows), "last": 1}))),
             "o_c": Out(_lanes(config.acc_width, config.cols)),
             "o_valid": Out(1),
             "busy": Out(1),
@@ -144,7 +231,7 @@ class WSArray(_Array):
         # Zero lanes when no vector is accepted, so idle cycles add nothing.
         a_in = [Signal(signed(c.data_width), name=f"a_in_{r}") for r in range(c.rows)]
         with m.If(a_accept):
-            m.d.comb += [a_in[r].eq(self.i_a.payload[r]) for r in range(c.rows)]
+            m.d.comb += [a_in[r].eq(self.i_a.payload.a[r]) for r in range(c.rows)]
         a_skewed = skew(m, a_in, "a_skew")
 
         # Shift activations east along each row; partial sums south along each column;
@@ -164,6 +251,11 @@ class WSArray(_Array):
         aligned = skew(m, bottom[::-1], "c_align")[::-1]
         for col in range(c.cols):
             m.d.comb += self.o_c[col].eq(aligned[col])
+
+        if c.abft is not Abft.NONE:
+            last = Signal(latency)  # ``last`` travels with ``valid``
+            m.d.sync += last.eq(Cat(a_accept & self.i_a.payload.last, last[:-1]))
+            self._stat_unit(m, *ws_checksums(m, self, pes, w_accept, valid[-1], last[-1]))
         return m
 
 
@@ -261,6 +353,9 @@ class OSArray(_Array):
                 ]
         for col in range(c.cols):
             m.d.comb += self.o_c[col].eq(pes[c.rows - 1][col].o_c)
+
+        if c.abft is not Abft.NONE:
+            self._stat_unit(m, *os_checksums(m, self, pes, a_in, drain, self.o_last))
         return m
 
 

@@ -74,6 +74,12 @@ class ArrayConfig:
         ``"none"``, ``"classic"``, ``"approx"`` or ``"realm"``.
     fault_port : bool
         Add the fault-injection port (off by default: it costs area).
+    param_sets : int
+        Statistical-unit parameter sets, one per network component (1 to 16).
+    hist_bins : int
+        Bins of the ``floor(log2|d|)`` histogram counter (1 to ``acc_width``).
+    counter_width : int
+        Width of the saturating event counters (4 to 48).
 
     Raises
     ------
@@ -88,6 +94,9 @@ class ArrayConfig:
     acc_width: int = 32
     abft: Abft = Abft.NONE
     fault_port: bool = False
+    param_sets: int = 4
+    hist_bins: int = 8
+    counter_width: int = 32
 
     def __post_init__(self):
         _check_int("rows", self.rows, 1, 256)
@@ -98,6 +107,9 @@ class ArrayConfig:
         object.__setattr__(self, "abft", _check_enum("abft", self.abft, Abft))
         if not isinstance(self.fault_port, bool):
             raise ValueError(f"fault_port must be true or false, not {self.fault_port!r}")
+        _check_int("param_sets", self.param_sets, 1, 16)
+        _check_int("hist_bins", self.hist_bins, 1, self.acc_width)
+        _check_int("counter_width", self.counter_width, 4, 48)
 
     @property
     def id(self):
@@ -123,6 +135,12 @@ class ArrayConfig:
         wide enough never to overflow."""
         n = self.cols if self.dataflow is Dataflow.WS else self.rows
         return self.data_width + max(1, math.ceil(math.log2(n))) if n > 1 else self.data_width
+
+    @property
+    def stat_n(self):
+        """Differences per checked tile: ``cols`` (WS: one per streamed vector, up to ``cols``
+        vectors; OS: one per output column)."""
+        return self.cols
 
     def replace(self, **changes):
         """Return a copy with some fields changed (validated again)."""

@@ -76,25 +76,27 @@ class WSProcessingElement(_PE):
         Activation in from the west, registered out to the east.
     i_p, o_p : signed(acc_width)
         Partial sum in from the north, registered (``i_p + i_a * b``, wrapping) out south.
-    i_w, o_w : signed(data_width)
-        Weight shift chain (south to north).
+    i_w, o_w : signed(weight_width)
+        Weight shift chain (south to north). ``weight_width`` defaults to ``data_width``; the
+        ABFT checksum column holds wider eᵀW sums.
     w_load : In(1)
         Shift the weight chain this cycle.
     """
 
-    def __init__(self, *, data_width=8, acc_width=32, fault_port=False):
-        dw, aw = signed(data_width), signed(acc_width)
+    def __init__(self, *, data_width=8, acc_width=32, weight_width=None, fault_port=False):
+        self._b_width = weight_width or data_width
+        dw, bw, aw = signed(data_width), signed(self._b_width), signed(acc_width)
         super().__init__({
             "i_a": In(dw), "o_a": Out(dw),
             "i_p": In(aw), "o_p": Out(aw),
-            "i_w": In(dw), "o_w": Out(dw),
+            "i_w": In(bw), "o_w": Out(bw),
             "w_load": In(1),
         }, data_width=data_width, acc_width=acc_width, fault_port=fault_port)
 
     def elaborate(self, platform):
         m = Module()
         a = Signal(signed(self._data_width), name="a")
-        b = Signal(signed(self._data_width), name="b")
+        b = Signal(signed(self._b_width), name="b")
         acc = Signal(signed(self._acc_width), name="acc")
         self._reg(m, a, self.i_a)
         self._reg(m, acc, self.i_p + self.i_a * b)
@@ -113,8 +115,9 @@ class OSProcessingElement(_PE):
 
     Members
     -------
-    i_a, o_a : signed(data_width)
-        Activation in from the west, registered out to the east.
+    i_a, o_a : signed(a_width)
+        Activation in from the west, registered out to the east. ``a_width`` defaults to
+        ``data_width``; the ABFT checksum row takes wider eᵀA sums.
     i_b, o_b : signed(data_width)
         Weight in from the north, registered out to the south.
     i_c, o_c : signed(acc_width)
@@ -123,10 +126,11 @@ class OSProcessingElement(_PE):
         Shift accumulators south this cycle instead of accumulating.
     """
 
-    def __init__(self, *, data_width=8, acc_width=32, fault_port=False):
-        dw, aw = signed(data_width), signed(acc_width)
+    def __init__(self, *, data_width=8, acc_width=32, a_width=None, fault_port=False):
+        self._a_width = a_width or data_width
+        dw, xw, aw = signed(data_width), signed(self._a_width), signed(acc_width)
         super().__init__({
-            "i_a": In(dw), "o_a": Out(dw),
+            "i_a": In(xw), "o_a": Out(xw),
             "i_b": In(dw), "o_b": Out(dw),
             "i_c": In(aw), "o_c": Out(aw),
             "drain": In(1),
@@ -134,7 +138,7 @@ class OSProcessingElement(_PE):
 
     def elaborate(self, platform):
         m = Module()
-        a = Signal(signed(self._data_width), name="a")
+        a = Signal(signed(self._a_width), name="a")
         b = Signal(signed(self._data_width), name="b")
         acc = Signal(signed(self._acc_width), name="acc")
         self._reg(m, a, self.i_a)

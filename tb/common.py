@@ -6,8 +6,10 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from golden.arith import pack, unpack
-from hw.config import Dataflow
-from hw.pe import PE_REGISTERS
+from golden.stimulus import Driver
+from hw.array import fault_sites
+from hw.config import Abft, Dataflow
+from hw.stats import COUNTERS
 
 FAULT_KINDS = {"flip": 0, "stuck0": 1, "stuck1": 2}
 
@@ -37,17 +39,13 @@ class ArrayTB:
     async def start(self):
         """Start the clock and hold reset for two cycles."""
         Clock(self.dut.clk, 10, unit="ns").start()
-        self.dut.rst.value = 1
-        self.drive(self._idle_inputs())
+        self.drive({**self._idle_inputs(), "rst": 1})
         self._clear_faults()
         for _ in range(2):
             await RisingEdge(self.dut.clk)
 
     def _idle_inputs(self):
-        c = self.config
-        if c.dataflow is Dataflow.WS:
-            return {"rst": 0, "w_valid": 0, "w": [0] * c.cols, "a_valid": 0, "a": [0] * c.rows}
-        return {"rst": 0, "ab_valid": 0, "a": [0] * c.rows, "b": [0] * c.cols, "last": 0}
+        return Driver(self.config, []).inputs()
 
     def drive(self, inp):
         c, dw = self.config, self.config.data_width
@@ -56,12 +54,22 @@ class ArrayTB:
             self._set("i_w__valid", inp["w_valid"])
             self._set("i_w__payload", pack(inp["w"], dw))
             self._set("i_a__valid", inp["a_valid"])
-            self._set("i_a__payload", pack(inp["a"], dw))
+            self._set("i_a__payload", pack(inp["a"], dw) | inp["a_last"] << (c.rows * dw))
         else:
             a, b = pack(inp["a"], dw), pack(inp["b"], dw)
             payload = a | (b << (c.rows * dw)) | (inp["last"] << ((c.rows + c.cols) * dw))
             self._set("i_ab__valid", inp["ab_valid"])
             self._set("i_ab__payload", payload)
+        if c.abft is not Abft.NONE:
+            self._set("param_sel", inp.get("sel", 0))
+            cfg = inp.get("cfg")
+            self._set("cfg_we", int(cfg is not None))
+            if cfg is not None:
+                s, p = cfg
+                for port, value in (("cfg_set", s), ("cfg_am1", p.am1), ("cfg_b", p.b_q),
+                                    ("cfg_freq", p.freq_th), ("cfg_msd_th", p.msd_th),
+                                    ("cfg_policy", p.policy), ("cfg_msd_mode", p.msd_mode)):
+                    self._set(port, value)
 
     def _clear_faults(self):
         if self.config.fault_port:
@@ -79,7 +87,7 @@ class ArrayTB:
             return
         f = active[0]
         self._set("fi_valid", 1)
-        self._set("fi_site", PE_REGISTERS.index(f.site.split(".", 1)[1]))
+        self._set("fi_site", fault_sites(self.config).index(f.site))
         self._set("fi_row", f.row)
         self._set("fi_col", f.col)
         self._set("fi_kind", FAULT_KINDS[f.kind])
@@ -96,6 +104,14 @@ class ArrayTB:
         else:
             out.update(ab_ready=bool(self._get("i_ab__ready")), o_row=self._get("o_row"),
                        o_last=bool(self._get("o_last")))
+        if c.abft is not Abft.NONE:
+            out.update(o_d=self._get("o_d", True), o_d_valid=bool(self._get("o_d_valid")))
+            for name in ("o_done", "o_recompute", "o_flags", "o_mismatch", "o_freq_eff",
+                         *(f"c_{n}" for n in COUNTERS)):
+                out[name] = self._get(name)
+            out["o_msd"], out["o_theta"] = self._get("o_msd", True), self._get("o_theta", True)
+            hist, cw = self._get("c_hist"), c.counter_width
+            out["c_hist"] = [(hist >> (i * cw)) & ((1 << cw) - 1) for i in range(c.hist_bins)]
         return out
 
     async def run(self, driver, cycles, faults=()):

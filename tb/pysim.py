@@ -27,7 +27,8 @@ def run_pysim(config, program, cycles):
                 ctx.set(dut.i_w.valid, inp["w_valid"])
                 ctx.set(dut.i_w.payload.as_value(), pack(inp["w"], dw))
                 ctx.set(dut.i_a.valid, inp["a_valid"])
-                ctx.set(dut.i_a.payload.as_value(), pack(inp["a"], dw))
+                ctx.set(dut.i_a.payload.as_value(),
+                        pack(inp["a"], dw) | inp["a_last"] << (c.rows * dw))
                 out = {"w_ready": bool(ctx.get(dut.i_w.ready)),
                        "a_ready": bool(ctx.get(dut.i_a.ready))}
             else:

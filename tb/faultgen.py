@@ -1,0 +1,109 @@
+"""Seeded fault campaigns for the ABFT tests: stimulus programs with the fault lists that go
+with them. Fault cycles come from the golden model's handshake schedule
+(:func:`golden.stimulus.accept_cycles`), so each fault lands where it is meant to."""
+import torch
+
+from golden.faults import SITES, Fault
+from golden.stats import StatParams
+from golden.stimulus import accept_cycles
+from hw.array import fault_sites
+from hw.config import Dataflow
+
+from .scenarios import generator, operands
+
+
+def policy_sets(config):
+    """Three parameter sets: classic, MSD-threshold and statistical (the authors' K values,
+    rescaled for an n-entry tile as in realm.md §4.3: both logs shift by log2(2048 / n))."""
+    import math
+    shift = math.log2(2048 / config.stat_n)
+    a, b, tf = 1.273, 20.076 - shift * 0.273, max(0.0, 5.951 - shift)
+    return [("params", 0, StatParams.from_paper(a, b, tf, policy="classic")),
+            ("params", 1, StatParams.from_paper(a, b, tf, policy="approx")),
+            ("params", 2, StatParams.from_paper(a, b, tf, policy="realm")),
+            ("params", 3, StatParams.from_paper(a, b, tf, policy="realm", msd_mode=1))]
+
+
+def single_flip_campaign(config, seed):
+    """One flip per PE accumulator per bit. WS: each vector is a tile of its own carrying one
+    flip, written into PE (r, c) as it adds that vector's product; vectors are grouped by
+    anti-diagonal r + c so that the flips' cycles never collide. OS: each tile carries one
+    flip per column, all in row r at bit b, as the first product is accumulated."""
+    g = generator(seed, "single", config.id)
+    rows, cols, aw = config.rows, config.cols, config.acc_width
+    prog = policy_sets(config) + [("select", 0)]
+    targets = []
+    if config.dataflow is Dataflow.WS:
+        order = sorted(((r, c) for r in range(rows) for c in range(cols)),
+                       key=lambda rc: (rc[0] + rc[1], rc[0]))
+        targets = [(r, c, b) for (r, c) in order for b in range(aw)]
+        prog += [("load", operands(config, (rows, cols), "random", g)),
+                 ("stream", operands(config, (len(targets), rows), "random", g), 0, True)]
+        beats = [cy for kind, cy in accept_cycles(config, prog) if kind == "a"]
+        faults = [Fault("pe.acc", r, c, "flip", 1 << b, cycle=t + r + c)
+                  for (r, c, b), t in zip(targets, beats)]
+    else:
+        for r in range(rows):
+            for b in range(aw):
+                prog.append(("tile", operands(config, (rows, 2), "random", g),
+                             operands(config, (2, cols), "random", g), 0, True))
+                targets.append((r, b))
+        beats = [cy for kind, cy in accept_cycles(config, prog) if kind == "ab"][::2]
+        faults = [Fault("pe.acc", r, c, "flip", 1 << b, cycle=t + r + c)
+                  for (r, b), t in zip(targets, beats) for c in range(cols)]
+    return prog, faults
+
+
+def random_campaign(config, seed, tiles):
+    """``tiles`` random tiles (random and extreme operands, every parameter set in turn), about
+    two thirds of them hit by 1 to 3 random faults anywhere the fault port reaches: any site,
+    kind, bit or multi-bit mask, cycle within the tile, duration 1 to 3."""
+    g = generator(seed, "random", config.id)
+    rnd = lambda hi: int(torch.randint(0, hi, (1,), generator=g))  # noqa: E731
+    rows, cols = config.rows, config.cols
+    prog = policy_sets(config)
+    spans = []
+    for t in range(tiles):
+        kind = ("random", "extremes", "max")[rnd(3)]
+        prog.append(("select", rnd(4)))
+        start = len(prog)
+        if config.dataflow is Dataflow.WS:
+            m = 1 + rnd(cols)
+            prog += [("load", operands(config, (rows, cols), kind, g)),
+                     ("stream", operands(config, (m, rows), kind, g), rnd(2))]
+        else:
+            k = 1 + rnd(2 * rows)
+            prog.append(("tile", operands(config, (rows, k), kind, g),
+                         operands(config, (k, cols), kind, g), rnd(2), True))
+        spans.append((start, len(prog)))
+    # Map program positions to cycles through the accepted beats.
+    cycles = accept_cycles(config, prog)
+    beat_op = []
+    for i, op in enumerate(prog):
+        n = {"load": rows, "stream": len(op[1]) if op[0] == "stream" else 0,
+             "tile": op[1].shape[1] if op[0] == "tile" else 0}.get(op[0], 0)
+        beat_op += [i] * n
+    first = {}
+    last = {}
+    for (kind, cy), i in zip(cycles, beat_op):
+        first.setdefault(i, cy)
+        last[i] = cy
+    sites = fault_sites(config)
+    faults, used = [], set()
+    for start, end in spans:
+        if rnd(3) == 0:
+            continue
+        lo = min(first[i] for i in range(start, end) if i in first)
+        hi = max(last[i] for i in range(start, end) if i in last) + rows + cols + 2
+        for _ in range(1 + rnd(3)):
+            site = sites[rnd(len(sites))]
+            nrows, ncols = SITES[site].grid(config)
+            width = SITES[site].width(config)
+            mask = 1 << rnd(width) if rnd(2) else rnd((1 << width) - 1) + 1
+            cycle, dur = lo + rnd(hi - lo + 1), 1 + rnd(3)
+            if any(c in used for c in range(cycle, cycle + dur)):
+                continue
+            used.update(range(cycle, cycle + dur))
+            faults.append(Fault(site, rnd(nrows), rnd(ncols), ("flip", "stuck0", "stuck1")[rnd(3)],
+                                mask, cycle=cycle, duration=dur))
+    return prog, faults
