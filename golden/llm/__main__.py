@@ -10,7 +10,7 @@ Subcommands (``python -m golden.llm SUBCOMMAND --help`` for each one's options):
   campaign      run a sweep spec (JSON) with a progress bar, appending one line per point to a
                 JSONL file; rerun the same command to resume after a kill; then summarize it
   summarize     summary.csv / summary.md (mean and 95 % CI over seeds) and PNG plots of a JSONL
-  characterize  regenerate docs/results/ from the committed spec docs/results/spec.json
+  characterize  regenerate docs/results/ from the committed specs docs/results/**/spec.json
 """
 import argparse
 import json
@@ -29,6 +29,8 @@ def _settings(a):
         if getattr(a, k, None) is not None:
             s[k] = getattr(a, k)
     s["per_tensor"] = bool(getattr(a, "per_tensor", False))
+    if getattr(a, "requant", None) is not None:
+        s["requant"] = [c for c in a.requant if c != "none"]
     s["smooth"] = not getattr(a, "no_smooth", False)
     return s
 
@@ -44,6 +46,9 @@ def _common(p):
     p.add_argument("--per-tensor", action="store_true",
                    help="per-tensor weight and activation scales (default per channel / token)")
     p.add_argument("--no-smooth", action="store_true", help="skip SmoothQuant smoothing")
+    p.add_argument("--requant", nargs="+", metavar="COMP",
+                   help="outputs re-quantized with the clean scale ('none' for none; default: "
+                   "q k v gate up down for LLaMA-like models, q k v for OPT)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
 
 
@@ -136,8 +141,17 @@ def cmd_summarize(a):
 def cmd_characterize(a):
     from golden.llm import campaign
 
-    spec = campaign.load_spec(os.path.join(RESULTS, "spec.json"))
-    _campaign(spec, os.path.join(RESULTS, "campaign.jsonl"), a)
+    import glob
+
+    for path in sorted(glob.glob(os.path.join(RESULTS, "**", "spec.json"), recursive=True)):
+        d = os.path.dirname(path)
+        out = os.path.join(d, "campaign.jsonl")
+        if a.fresh and os.path.exists(out):
+            os.replace(out, out + ".old")
+            print(f"previous results moved to {out}.old")
+        a.out_dir = d
+        print(f"== {os.path.relpath(path)}")
+        _campaign(campaign.load_spec(path), out, a)
 
 
 def _run_opts(p):
@@ -204,10 +218,12 @@ def parser():
     s.add_argument("--out-dir")
     s.set_defaults(fn=cmd_summarize)
 
-    ch = sub.add_parser("characterize", help="regenerate docs/results/ (committed spec)",
-                        description="Runs docs/results/spec.json into docs/results/"
-                        "campaign.jsonl (resuming), then writes the summary and plots there.")
+    ch = sub.add_parser("characterize", help="regenerate docs/results/ (committed specs)",
+                        description="Runs every docs/results/**/spec.json into campaign.jsonl "
+                        "next to it (resuming), then writes the summary and plots there.")
     _run_opts(ch)
+    ch.add_argument("--fresh", action="store_true", help="start over (the committed results "
+                    "file is moved to campaign.jsonl.old) instead of resuming it")
     ch.set_defaults(fn=cmd_characterize)
     return p
 

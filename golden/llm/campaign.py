@@ -8,6 +8,7 @@ Spec (JSON object; every key but ``experiments`` is optional)::
      "windows": 4, "length": 512,      # PPL windows: n non-overlapping windows of L tokens
      "calib_text": "wikitext-2:valid", "calib_windows": 8, "calib_length": 512,
      "alpha": 0.5, "per_tensor": false, "smooth": true,
+     "requant": null,                  # re-quantized outputs; null = q/k/v(+gate/up/down)
      "gen": {"prompts": 4, "prompt_len": 128, "new_tokens": 32},
      "seeds": [0, 1],
      "experiments": [
@@ -35,8 +36,10 @@ from golden.llm import loader
 
 GLOBAL = {"model": loader.DEFAULT_MODEL, "text": "wikitext-2:test", "windows": 4, "length": 512,
           "calib_text": "wikitext-2:valid", "calib_windows": 8, "calib_length": 512,
-          "alpha": 0.5, "per_tensor": False, "smooth": True,
+          "alpha": 0.5, "per_tensor": False, "smooth": True, "requant": None,
           "gen": {"prompts": 4, "prompt_len": 128, "new_tokens": 32}, "seeds": [0]}
+#: settings keys added after results files were first written, with the value they implied
+GLOBAL_DEFAULTS = {"requant": None}
 EXPERIMENT = {"name", "metric", "mode", "components", "layers", "stages", "bits", "bers",
               "msd_log2", "freq_log2", "seeds", "plot"}
 METRICS = ("ppl", "gen")
@@ -112,6 +115,11 @@ def expand(spec, shape=None):
         if not isinstance(g[k], int) or g[k] < 2:
             raise SpecError(f"{k} must be an integer >= 2, not {g[k]!r}")
     comps, n_layers, outs, heads, head_dim = shape or model_shape(g["model"])
+    rq = g["requant"]
+    if rq is not None and (not isinstance(rq, list) or any(
+            c not in comps or c in ("qk", "sv") for c in rq)):
+        raise SpecError(f"requant must be null (the architecture's default) or a list of linear "
+                        f"components, not {rq!r}")
     exps = spec.get("experiments")
     if not isinstance(exps, list) or not exps:
         raise SpecError("spec needs a non-empty 'experiments' list")
@@ -220,9 +228,9 @@ def load_spec(path):
             raise SpecError(f"spec file {path!r} is not valid JSON: {e}") from None
 
 
-def read_results(path):
-    """(header or None, {point key: record}) from a results file; a torn last line (a kill during
-    a write) is dropped and cut off the file."""
+def read_results(path, repair=False):
+    """(header or None, {point key: record}) from a results file. A torn last line (a kill during
+    a write) is ignored, and cut off the file with ``repair`` (only the writer may do that)."""
     header, done = None, {}
     if not os.path.exists(path):
         return header, done
@@ -241,7 +249,7 @@ def read_results(path):
             header = rec
         else:
             done[point_key(rec["point"])] = rec
-    if good < len(data):
+    if repair and good < len(data):
         with open(path, "r+b") as f:
             f.truncate(good)
     return header, done
@@ -259,9 +267,10 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
     from golden.llm import worker
 
     settings, points = expand(spec)
-    header, done = read_results(out)
-    if header is not None and header["settings"] != settings:
-        diff = next(k for k in settings if header["settings"].get(k) != settings[k])
+    header, done = read_results(out, repair=True)
+    old = {**settings, **GLOBAL_DEFAULTS, **(header or {}).get("settings", {})}
+    if header is not None and old != settings:  # keys added since the file was made: defaults
+        diff = next(k for k in settings if old.get(k) != settings[k])
         raise SpecError(f"{out} was made with other settings ({diff}: "
                         f"{header['settings'].get(diff)!r} there, {settings[diff]!r} here); "
                         "use another output file")

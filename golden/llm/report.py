@@ -215,9 +215,10 @@ def _heatmap(plt, er, base):
             v = r["ppl"] - base if base else r["ppl"]
             z[ys.index(r["freq_log2"]), xs.index(r["msd_log2"])] = np.log10(max(v, 1e-3)) \
                 if math.isfinite(v) else 6
-        im = ax.imshow(z, origin="lower", aspect="auto", cmap="viridis",
-                       extent=(xs[0] - 0.5, xs[-1] + 0.5, ys[0] - 0.5, ys[-1] + 0.5)
-                       if len(xs) > 1 and len(ys) > 1 else None)
+        dx = (xs[-1] - xs[0]) / (len(xs) - 1) / 2 if len(xs) > 1 else 0.5
+        dy = (ys[-1] - ys[0]) / (len(ys) - 1) / 2 if len(ys) > 1 else 0.5
+        im = ax.imshow(z, origin="lower", aspect="auto", cmap="viridis", vmin=-1,
+                       extent=(xs[0] - dx, xs[-1] + dx, ys[0] - dy, ys[-1] + dy))
         ax.set_xlabel("log2 MSD (INT32 units)")
         ax.set_ylabel("log2 freq (errors per GEMM call)")
         ax.set_title(f"{c}: log10(PPL - clean)")

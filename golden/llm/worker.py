@@ -47,7 +47,8 @@ def prepare(settings, fp32=False):
     windows = loader.token_windows(tok, text, settings["windows"], settings["length"], bos)
     scales = act_scales(model, tok, settings, bos) if settings["smooth"] else None
     ref = copy.deepcopy(model) if fp32 else None
-    rt = quant.quantize(model, scales, settings["alpha"], settings["per_tensor"])
+    rt = quant.quantize(model, scales, settings["alpha"], settings["per_tensor"],
+                        settings.get("requant"))
     return (model, rt, tok, windows, bos) + ((ref,) if fp32 else ())
 
 
