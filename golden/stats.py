@@ -135,6 +135,11 @@ def differences(acc_faulty, acc_clean, axis=0, acc_width=32):
     return [int(v) for v in wrap(diff.sum(dim=axis), acc_width)]
 
 
+def _wrap_int(x, width):
+    half = 1 << (width - 1)
+    return ((x + half) & ((1 << width) - 1)) - half
+
+
 class StatUnitModel:
     """Cycle-accurate model of :class:`hw.stats.StatisticalUnit` (same registers, same
     pipeline). :meth:`step` takes one cycle's inputs and returns that cycle's outputs."""
@@ -181,6 +186,7 @@ class StatUnitModel:
         p = self.sets[sel]
         mag, nz = abs(d), int(d != 0)
         msd_next = self.msd + (mag if p.msd_mode else d) if self.approx else 0
+        msd_next = _wrap_int(msd_next, w["msd"])  # the register wraps (a fault can fill it)
 
         # Next state, computed from the current registers only.
         nxt = {}

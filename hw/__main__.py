@@ -43,7 +43,7 @@ def cmd_generate(parser, args):
     print(f"wrote {path} ({config.id})")
 
 
-def run_gemm(config, gemm, seed, result_path, waves=False):
+def run_gemm(config, gemm, seed, result_path, waves=False, faults=None):
     """Build ``config`` and run the GEMM cocotb module; return its JSON result."""
     from tb import sim
     build_dir = sim.build(config, waves=waves)
@@ -51,6 +51,8 @@ def run_gemm(config, gemm, seed, result_path, waves=False):
     with tempfile.TemporaryDirectory(prefix="realm-sim-") as tmp:
         env = {"REALM_CONFIG": config.to_json(), "REALM_GEMM": ",".join(map(str, gemm)),
                "REALM_RESULT": str(pathlib.Path(result_path).resolve())}
+        if faults:
+            env["REALM_FAULTS"] = str(pathlib.Path(faults).resolve())
         log = pathlib.Path(result_path).with_suffix(".log").resolve()
         try:
             sim.run(build_dir, "tb.tb_gemm", "gemm", env, seed=seed, test_dir=tmp, waves=waves,
@@ -65,12 +67,20 @@ def run_gemm(config, gemm, seed, result_path, waves=False):
 def cmd_sim(parser, args):
     config = _config(parser, args)
     if args.faults:
-        parser.error("--faults needs the ABFT issue's fault scenario (not built yet)")
+        from golden.faults import FaultListError, load_faults
+        if config.abft is Abft.NONE:
+            config = config.replace(abft=Abft.REALM)
+            print("note        --faults: using the realm ABFT variant (set --abft to choose)")
+        config = config.replace(fault_port=True)
+        try:
+            faults = load_faults(args.faults, config)
+        except FaultListError as e:
+            parser.error(str(e))
     out = pathlib.Path(args.output or f"build/sim/result-{config.id}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    r = run_gemm(config, args.gemm, args.seed, out, waves=args.waves)
-    ok = r["matches_oracle"] and r["matches_golden_every_cycle"]
+    r = run_gemm(config, args.gemm, args.seed, out, waves=args.waves, faults=args.faults)
+    ok = r["matches_golden_every_cycle"] and (r["matches_oracle"] or args.faults)
     print(f"config      {config.id} ({config.rows}x{config.cols} {config.dataflow}, "
           f"INT{config.data_width} x INT{config.data_width} -> INT{config.acc_width})")
     print(f"workload    GEMM {r['gemm'][0]}x{r['gemm'][1]} @ {r['gemm'][1]}x{r['gemm'][2]}, "
@@ -80,11 +90,35 @@ def cmd_sim(parser, args):
           f"{config.rows * config.cols} PEs)")
     print(f"simulated   {r['rtl_macs_per_s']:,.0f} MAC/s in Verilator+cocotb "
           f"({r['rtl_seconds']:.2f} s); golden cycle model {r['golden_macs_per_s']:,.0f} MAC/s")
-    print(f"match       {'YES' if ok else 'NO'}: product vs int64 oracle "
-          f"{'equal' if r['matches_oracle'] else 'DIFFERENT'}; every output, every cycle vs "
-          f"golden {'equal' if r['matches_golden_every_cycle'] else 'DIFFERENT'}")
+    if args.faults:
+        _print_faults(faults, r)
+    print(f"match       {'YES' if ok else 'NO'}: RTL vs golden model on every output, every "
+          f"cycle: {'equal' if r['matches_golden_every_cycle'] else 'DIFFERENT'}; product vs "
+          f"int64 oracle: " + ("equal" if r["matches_oracle"] else
+                               f"{r['wrong_elements']} wrong elements"
+                               + (" (the faults' effect)" if args.faults else "")))
     print(f"result      {out} (log {out.with_suffix('.log')}; total {time.perf_counter() - t0:.1f} s with build)")
     return 0 if ok else 1
+
+
+def _print_faults(faults, r):
+    print(f"injected    {len(faults)} fault(s):")
+    for f in faults[:8]:
+        what = f"bit {f.mask.bit_length() - 1}" if f.mask & (f.mask - 1) == 0 else hex(f.mask)
+        print(f"              {f.kind} {what} of {f.site} ({f.row},{f.col}) at cycle {f.cycle}"
+              + (f" for {f.duration} cycles" if f.duration > 1 else ""))
+    if len(faults) > 8:
+        print(f"              ... {len(faults) - 8} more")
+    c, dec = r["counters"], r["decisions"]
+    print(f"detected    {c['tiles_mismatch']} of {c['tiles_checked']} checked tiles had a "
+          f"non-zero checksum difference; {c['errors_above']} difference(s) above theta_mag")
+    for d in [d for d in dec if d["mismatch"]][:8]:
+        print(f"              tile {d['tile']}: MSD {d['msd']}, theta_mag 2^{d['theta_log2']:.2f}, "
+              f"freq_eff {d['freq_eff']}; classic {'RECOMPUTE' if d['classic'] else 'ok'}, "
+              f"approx {'RECOMPUTE' if d['approx'] else 'ok'}, "
+              f"realm {'RECOMPUTE' if d['realm'] else 'tolerate'}")
+    print(f"decided     {c['tiles_flagged']} tile(s) flagged for recompute by the selected "
+          f"policy (realm); histogram of floor(log2|d|): {c['hist']}")
 
 
 def cmd_bench(parser, args):

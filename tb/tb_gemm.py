@@ -23,14 +23,21 @@ async def gemm(dut):
     log_seed(seed)
     gemm = TiledGemm(config, *llm_like_operands(m, k, n, seed, config.data_width))
     program = gemm.program()
+    faults = []
+    if os.environ.get("REALM_FAULTS"):
+        from golden.faults import load_faults
+        from tb.faultgen import policy_sets
+        faults = load_faults(os.environ["REALM_FAULTS"], config)
+        # Parameter sets 0-3: classic, approx, realm, realm with |d| MSD; tiles use realm.
+        program = policy_sets(config) + [("select", 2)] + program
 
     tb = ArrayTB(dut, config)
     await tb.start()
     t0 = time.perf_counter()
-    want = ArrayModel(config).run(Driver(config, program))
+    want = ArrayModel(config, faults).run(Driver(config, program))
     t_golden = time.perf_counter() - t0
     t0 = time.perf_counter()
-    got = await tb.run(Driver(config, program), len(want))
+    got = await tb.run(Driver(config, program), len(want), faults)
     t_rtl = time.perf_counter() - t0
     product = gemm.assemble(collect(config, got))
     result = {
@@ -39,14 +46,26 @@ async def gemm(dut):
         "rtl_macs_per_s": gemm.macs / t_rtl, "golden_cycle_seconds": t_golden,
         "golden_macs_per_s": gemm.macs / t_golden,
         "matches_oracle": bool((product == gemm.reference()).all()),
+        "wrong_elements": int((product != gemm.reference()).sum()),
         "matches_golden_every_cycle": True,
+        "faults": [f.to_dict() for f in faults],
     }
+    if config.abft.value != "none":
+        done = [o for o in got if o["o_done"]]
+        result["decisions"] = [
+            {"tile": i, "mismatch": bool(o["o_mismatch"]), "msd": o["o_msd"],
+             "theta_log2": o["o_theta"] / 16, "freq_eff": o["o_freq_eff"],
+             "classic": bool(o["o_flags"] & 1), "approx": bool(o["o_flags"] & 2),
+             "realm": bool(o["o_flags"] & 4), "recompute": bool(o["o_recompute"])}
+            for i, o in enumerate(done)]
+        last = got[-1]
+        result["counters"] = {k[2:]: last[k] for k in last if k.startswith("c_")}
     try:
         compare_traces(got, want, seed)
     except AssertionError as e:
         result.update(matches_golden_every_cycle=False, first_mismatch=str(e))
     with open(os.environ["REALM_RESULT"], "w") as f:
         json.dump(result, f, indent=1)
-    assert result["matches_oracle"], "RTL product differs from the int64 oracle"
+    assert result["matches_oracle"] or faults, "RTL product differs from the int64 oracle"
     assert result["matches_golden_every_cycle"] is not False, result.get("first_mismatch")
 

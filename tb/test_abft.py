@@ -75,7 +75,9 @@ async def abft_single_flips(dut):
     else:
         assert len(done) == len(faults) // config.cols
         assert [abs(d) for d in ds] == [f.mask for f in faults]
-    assert all(o["o_flags"] & 1 and o["o_recompute"] for o in done)  # set 0: classic
+    assert all(o["o_flags"] & 1 for o in done)  # classic ABFT detects every flip
+    if config.abft.value != "approx":  # (the approx variant recomputes on MSD alone)
+        assert all(o["o_recompute"] for o in done)  # set 0 selects classic
     _report("single", config, faults=len(faults), faulty_tiles=len(done),
             detected=sum(o["o_flags"] & 1 for o in done))
 
@@ -123,11 +125,19 @@ async def abft_recovery(dut):
         n = len(expected(config, [op for op in tiles[t] if op[0] != "params"]))
         per_run.append(outputs[:n])
         outputs = outputs[n:]
-    final = {t: r for t, r in zip(runs, per_run)}
+    mismatch = [o["o_mismatch"] for o in _decisions(got)]
+    final = {t: (r, mm) for t, r, mm in zip(runs, per_run, mismatch)}
+    tolerated = 0
     for t, tile in enumerate(tiles):
-        assert final[t] == expected(config, [op for op in tile if op[0] != "params"]), \
+        result, mm = final[t]
+        if mm:  # an error the policy tolerates (the MSD-threshold variant's small errors)
+            assert config.abft.value == "approx", f"tile {t}: classic ABFT left an error"
+            tolerated += 1
+            continue
+        assert result == expected(config, [op for op in tile if op[0] != "params"]), \
             f"tile {t} is wrong after recovery"
-    _report("recovery", config, tiles=len(tiles), recomputed=len(runs) - len(tiles))
+    _report("recovery", config, tiles=len(tiles), recomputed=len(runs) - len(tiles),
+            tolerated=tolerated)
 
 
 def _run_config(config, testcase, tmp_path, **env):
