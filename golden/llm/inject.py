@@ -127,6 +127,7 @@ class Injector:
         self.components = frozenset(components)
         self.layers = None if layers is None else frozenset(int(x) for x in layers)
         self.count = 0  # elements corrupted so far
+        self._p = None
 
     def targets(self, component, layer, stage):
         """Whether calls of ``component`` in ``layer`` during ``stage`` may be corrupted."""
@@ -153,8 +154,9 @@ class Injector:
         return (component, layer, call) in self.faults
 
     def _count(self, gen, numel):
-        return int(torch.binomial(torch.tensor([float(numel)]), torch.tensor([self.ber]),
-                                  generator=gen).item())
+        if self._p is None:
+            self._p = torch.tensor([self.ber])
+        return int(torch.binomial(torch.tensor([float(numel)]), self._p, generator=gen).item())
 
     def __call__(self, component, layer, call, stage, window, acc):
         """Corruptions of one call's int32 accumulator ``acc``: None or (flat idx, new int32)."""
@@ -184,9 +186,9 @@ class Injector:
                     return None
                 idx = distinct_positions(numel, n, gen)
             lo, hi = self.bits
-            bits = (torch.full((idx.numel(),), lo, dtype=torch.int64) if lo == hi
-                    else torch.randint(lo, hi + 1, (idx.numel(),), generator=gen))
-            new = flat[idx] ^ bit_mask(bits)
+            mask = (_mask32(1 << lo) if lo == hi
+                    else bit_mask(torch.randint(lo, hi + 1, (idx.numel(),), generator=gen)))
+            new = flat[idx] ^ mask
         self.count += idx.numel()
         return idx, new
 

@@ -90,15 +90,41 @@ def dequant(acc, col_scale, row_scale):
     return acc.float().mul_(col_scale).mul_(row_scale)
 
 
+def linear_out(acc, col_scale, row_scale_, bias, requant):
+    """(output, re-quantization scale or None) of a linear layer: dequant, plus bias, then
+    (``requant``) fake-quantized with its own per-row scale. One fused kernel when compiled;
+    :class:`W8A8Linear` repeats the same per-element operations for injected elements."""
+    y = acc.float().mul_(col_scale).mul_(row_scale_)
+    if bias is not None:
+        y.add_(bias)
+    if requant:
+        s = y.abs().amax(-1, keepdim=True).clamp_(min=1e-8).div_(127)
+        return (y * (1 / s)).round_().clamp_(-127, 127).mul_(s), s
+    return y, None
+
+
+def row_scale(y):
+    """Per-row INT8 scale max|y| / 127 (floored at 1e-8 / 127) with a trailing 1 dim."""
+    return y.abs().amax(-1, keepdim=True).clamp_(min=1e-8).div_(127)
+
+
+def scores(acc, col_scale, row_scale, scaling, mask):
+    """Attention logits from the QKᵀ accumulator: dequant, times ``scaling``, plus the additive
+    mask (the same operations, in the same order, as the injected path)."""
+    return acc.float().mul_(col_scale).mul_(row_scale).mul_(scaling).add_(mask)
+
+
 #: The elementwise kernels used by the GEMMs; :func:`use_compiled` swaps in fused versions.
-K = {"quant_rows": quant_rows, "requant_rows": requant_rows, "dequant": dequant}
+K = {"quant_rows": quant_rows, "requant_rows": requant_rows, "dequant": dequant,
+     "row_scale": row_scale, "scores": scores, "linear_out": linear_out}
 
 
 def use_compiled(on=True):
     """Fuse the elementwise kernels with ``torch.compile`` (bit-identical, about 3x faster; the
     first call compiles for a few seconds, later processes hit the on-disk cache). Falls back to
     eager for good if compilation fails (e.g. no C++ compiler)."""
-    eager = {"quant_rows": quant_rows, "requant_rows": requant_rows, "dequant": dequant}
+    eager = {"quant_rows": quant_rows, "requant_rows": requant_rows, "dequant": dequant,
+             "row_scale": row_scale, "scores": scores, "linear_out": linear_out}
     if not on:
         K.update(eager)
         return
@@ -181,13 +207,27 @@ class W8A8Linear(nn.Module):
         shape = x.shape
         acc, xs = self.accumulate(x.reshape(-1, shape[-1]))
         n = self.out_features
+        hit = self.rt.hook(self.component, self.layer, acc)
+        if not self.rt.per_tensor:
+            y, s = K["linear_out"](acc, self.ws, xs, self.bias, self.requant)
+            if hit is not None:  # the clean output's scale s (§2.2 item 4)
+                idx, new = hit
+                r, c = idx // n, idx % n
+                v = new.float() * self.ws.reshape(-1)[c]
+                v *= xs.reshape(-1)[r]
+                if self.bias is not None:
+                    v += self.bias[c]
+                if self.requant:
+                    sr = s.reshape(-1)[r]
+                    v = (v * (1 / sr)).round_().clamp_(-127, 127).mul_(sr)
+                y.view(-1)[idx] = v
+            return y.view(*shape[:-1], n)
         y = K["dequant"](acc, self.ws, xs)
         if self.bias is not None:
             y.add_(self.bias)
-        hit = self.rt.hook(self.component, self.layer, acc)
         if self.requant:  # the clean output's scale (§2.2 item 4)
-            s = (y.abs().amax() if self.rt.per_tensor else y.abs().amax(-1, keepdim=True))
-            s = s.clamp(min=1e-8).div(127)
+            s = (y.abs().amax().clamp(min=1e-8).div(127) if self.rt.per_tensor
+                 else K["row_scale"](y))
         if hit is not None:
             idx, new = hit
             v = new.float() * self.ws.reshape(-1)[idx % n if self.ws.numel() > 1 else 0]
@@ -216,17 +256,28 @@ def _int_bmm(a, b, groups):
     return out
 
 
-def _bmm_out(acc, row_scale, col_scale, hit):
+def _bmm_batch(a, b, groups):
+    """:func:`_int_bmm` over the batch dimension (no copy for batch 1)."""
+    if a.shape[0] == 1:
+        return _int_bmm(a[0], b[0], groups)[None]
+    return torch.stack([_int_bmm(a[i], b[i], groups) for i in range(a.shape[0])])
+
+
+def _bmm_out(acc, row_scale, col_scale, hit, only_hits=False):
     """FP output of a BMM accumulator [B, H, T, N]: acc · col_scale [B, H, 1, N] · row_scale
-    [B, H, T, 1] (either may be a per-tensor scalar), with the injected elements replaced."""
-    y = K["dequant"](acc, col_scale, row_scale)
-    if hit is not None:
-        idx, new = hit
+    [B, H, T, 1] (either may be a per-tensor scalar), with the injected elements replaced (or,
+    with ``only_hits``, just the values of the injected elements)."""
+    idx, new = hit if hit is not None else (None, None)
+    if idx is not None:
         _, _, t, n = acc.shape
         cs = col_scale.reshape(-1)
         rs = row_scale.reshape(-1)
         v = new.float() * (cs[(idx // (t * n)) * n + idx % n] if cs.numel() > 1 else cs[0])
         v *= rs[idx // n] if rs.numel() > 1 else rs[0]
+        if only_hits:
+            return v
+    y = K["dequant"](acc, col_scale, row_scale)
+    if idx is not None:
         y.view(-1)[idx] = v
     return y
 
@@ -248,13 +299,23 @@ def int8_attention(module, query, key, value, attention_mask, scaling, dropout=0
     q8, qs = qf(query)
     k8, ks = qf(key)
     k8t = k8.transpose(-1, -2)
-    acc = torch.stack([_int_bmm(q8[i], k8t[i], g) for i in range(b_)])  # [B, H, T, S]
+    acc = _bmm_batch(q8, k8t, g)  # [B, H, T, S]
     ks_h = ks if per_tensor else ks.transpose(-1, -2).repeat_interleave(rep, 1)
-    scores = _bmm_out(acc, qs, ks_h, rt.hook("qk", layer, acc)).mul_(scaling)
-    if attention_mask is not None:
-        m = attention_mask[..., :s_len]
-        scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else scores.add_(m)
-    elif t > 1:
+    hit = rt.hook("qk", layer, acc)
+    m = None if attention_mask is None else attention_mask[..., :s_len]
+    if m is not None and m.dtype != torch.bool:
+        scores = K["scores"](acc, ks_h, qs, scaling, m)  # fused, same result as below
+        if hit is not None:  # the same per-element operations as _bmm_out, then scale and mask
+            idx, new = hit
+            v = _bmm_out(acc, qs, ks_h, hit, only_hits=True).mul_(scaling)
+            v += m.expand(acc.shape)[torch.unravel_index(idx, acc.shape)]
+            scores.view(-1)[idx] = v
+    else:
+        scores = _bmm_out(acc, qs, ks_h, hit).mul_(scaling)
+        if m is not None:
+            scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else \
+                scores.add_(m)
+    if m is None and t > 1:
         pos = torch.arange(s_len - t, s_len)[:, None]
         keep = torch.arange(s_len)[None, :] <= pos
         if sliding_window:
@@ -268,7 +329,7 @@ def int8_attention(module, query, key, value, attention_mask, scaling, dropout=0
     else:
         a = value.abs().amax(-2, keepdim=True).clamp_(min=1e-8)  # [B, G, 1, d]
         v8, vs = (value * (127 / a)).round_().to(torch.int8), a.div_(127)
-    acc = torch.stack([_int_bmm(p8[i], v8[i], g) for i in range(b_)])  # [B, H, T, d]
+    acc = _bmm_batch(p8, v8, g)  # [B, H, T, d]
     vs_h = vs if per_tensor else vs.repeat_interleave(rep, 1)
     out = _bmm_out(acc, ps, vs_h, rt.hook("sv", layer, acc))
     return out.transpose(1, 2).contiguous(), None

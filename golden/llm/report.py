@@ -66,11 +66,26 @@ def rows(path):
              "plot": p.get("plot")}
         for m in METRICS[p["metric"]]:
             r[m], r[m + "_ci95"] = mean_ci([x[m] for x in recs])
+        if p["metric"] == "ppl":  # geometric mean over seeds: robust to one exploding seed
+            nll = statistics.fmean(x["nll"] for x in recs)
+            r["ppl_geo"] = math.exp(nll) if nll < 700 else math.inf
         r["faults"] = statistics.fmean(x["faults"] for x in recs)
         out.append(r)
-    out.sort(key=lambda r: (r["experiment"], r["components"], r["layers"], r["stage"], r["bits"],
+    exps = list(dict.fromkeys(r["point"]["experiment"] for r in done.values()))
+    out.sort(key=lambda r: (exps.index(r["experiment"]), _order(r["components"]),
+                            _order(r["layers"]), STAGES.index(r["stage"]), _order(r["bits"]),
                             r["ber"] or 0, r["msd_log2"] or 0, r["freq_log2"] or 0))
     return header, out
+
+
+ORDER = ("q", "k", "v", "qk", "sv", "o", "gate", "up", "down", "fc1", "fc2", "all")
+STAGES = ("prefill", "decode", "both")
+
+
+def _order(lbl):
+    """Sort key of a label: block order for components, numeric for layers and bits."""
+    return [(0, int(p), "") if p.isdigit() else (1, ORDER.index(p) if p in ORDER else 99, p)
+            for p in lbl.replace("-", "+").split("+")]
 
 
 def _fmt(v, ci=None):
@@ -87,7 +102,7 @@ def summarize(path, out_dir):
     header, rs = rows(path)
     os.makedirs(out_dir, exist_ok=True)
     cols = ["experiment", "metric", "mode", "components", "layers", "stage", "bits", "ber",
-            "msd_log2", "freq_log2", "n", "ppl", "ppl_ci95", "acc", "acc_ci95", "agree",
+            "msd_log2", "freq_log2", "n", "ppl", "ppl_ci95", "ppl_geo", "acc", "acc_ci95", "agree",
             "agree_ci95", "prefix", "prefix_ci95", "exact", "exact_ci95", "faults"]
     with open(os.path.join(out_dir, "summary.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, cols, extrasaction="ignore")
