@@ -18,9 +18,17 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One torch thread: more only add OpenMP synchronization on a shared 2-core CPU."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def real():
-    torch.set_num_threads(2)
     fp32, tok, bos = loader.load("smollm2-135m")
     windows = loader.token_windows(tok, loader.wikitext("test"), 3, 256)
     calib = loader.token_windows(tok, loader.wikitext("valid"), 4, 256)
