@@ -189,10 +189,12 @@ def plot(path, out_dir):
             for s in dict.fromkeys(series(r) for r in er):
                 pts = sorted((x(r), r[m], r[m + "_ci95"]) for r in er if series(r) == s
                              and x(r) and not math.isinf(r[m]))
-                if pts:
-                    ax.errorbar([p[0] for p in pts], [p[1] for p in pts],
-                                yerr=[p[2] or 0 for p in pts], marker="o", ms=3, capsize=2,
-                                label=s)
+                if pts:  # CI bars clipped to the metric's range (PPL >= 1, agreement in [0, 1])
+                    lo, hi = (1.0, math.inf) if m == "ppl" else (0.0, 1.0)
+                    err = [[min(p[2] or 0, p[1] - lo) for p in pts],
+                           [min(p[2] or 0, hi - p[1]) for p in pts]]
+                    ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=err, marker="o",
+                                ms=3, capsize=2, label=s)
             if kind != "bit":
                 ax.set_xscale("log")
                 ax.set_xlabel("BER (per INT32 accumulator element)")
