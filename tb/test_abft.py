@@ -158,7 +158,7 @@ REALM = [pytest.param(ArrayConfig(rows=n, cols=n, dataflow=d, abft="realm", faul
          for d in ("ws", "os") for n in SIZES]
 VARIANTS = [ArrayConfig(rows=4, cols=4, dataflow=d, abft=a, fault_port=True)
             for d in ("ws", "os") for a in ("classic", "approx")]
-TILES = {4: 400, 8: 250, 16: 120}
+TILES = {4: 1500, 8: 700, 16: 300}
 
 
 @pytest.mark.parametrize("config", REALM + VARIANTS,

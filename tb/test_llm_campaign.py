@@ -1,6 +1,7 @@
 """Campaign runner: spec validation (one-line errors), resume after a kill with nothing lost or
 repeated, torn-line recovery, the summary's mean and 95 % CI, and the CLI's --help."""
 import json
+import math
 import os
 import signal
 import subprocess
@@ -156,11 +157,12 @@ def test_summary_mean_and_ci(tmp_path):
             "fp32": {"ppl": 10.0, "acc": 0.5}, "w8a8": {"ppl": 10.2, "acc": 0.5}}}) + "\n")
         for seed, ppl in enumerate([10.0, 12.0, 14.0]):
             f.write(json.dumps({"point": {**base, "seed": seed}, "ppl": ppl, "acc": 0.4,
-                                "faults": seed}) + "\n")
+                                "nll": math.log(ppl), "faults": seed}) + "\n")
     rows = report.summarize(str(path), str(tmp_path))
     assert len(rows) == 1 and rows[0]["n"] == 3 and rows[0]["ppl"] == 12.0
     assert rows[0]["ppl_ci95"] == pytest.approx(4.303 * 2.0 / 3 ** 0.5)
     assert rows[0]["acc_ci95"] == 0.0 and rows[0]["faults"] == 1.0
+    assert rows[0]["ppl_geo"] == pytest.approx((10.0 * 12.0 * 14.0) ** (1 / 3))
     md = (tmp_path / "summary.md").read_text()
     assert "| o | all | prefill | 30 | 12 ± 5 |" in md
     assert (tmp_path / "summary.csv").read_text().startswith("experiment,metric,mode")

@@ -81,3 +81,14 @@ def test_real_layer_accumulators_exact(real):
     xq, _ = quant.quant_rows(xin["x"].reshape(-1, xin["x"].shape[-1]))
     assert torch.equal(seen["down"].long(), xq.long() @ lin.wq.long())
     assert seen["qk"].shape == (1, 9, 64, 64) and seen["sv"].shape == (1, 9, 64, 64)
+
+
+@pytest.mark.slow
+def test_w8a8_ppl_within_3_percent_on_16_windows_of_512():
+    """The same check on 8k tokens with the campaign's settings (about a minute)."""
+    from golden.llm import campaign, worker
+
+    settings, _ = campaign.expand({"windows": 16, "length": 512,
+                                   "experiments": [{"bers": [0]}]})
+    b = worker.baselines(settings)
+    assert abs(b["w8a8"]["ppl"] / b["fp32"]["ppl"] - 1) < 0.03
