@@ -203,7 +203,9 @@ def parser():
                    help="timed rounds (the three runs interleaved); the best is kept")
     b.add_argument("--ber", type=float, default=1e-5, help="BER of the injected run")
     b.add_argument("--no-compile", action="store_true")
-    b.set_defaults(fn=cmd_bench, windows=2)
+    # one thread by default: on a shared 2-core machine, OpenMP threads that wait for a busy core
+    # make every run several times slower and the comparison meaningless
+    b.set_defaults(fn=cmd_bench, windows=2, threads=1)
 
     r = sub.add_parser("campaign", help="run (or resume) a sweep spec",
                        description="Run every point of SPEC not yet in the results file, one JSON "
