@@ -49,7 +49,7 @@ def _common(p):
     p.add_argument("--requant", nargs="+", metavar="COMP",
                    help="outputs re-quantized with the clean scale ('none' for none; default: "
                    "q k v gate up down for LLaMA-like models, q k v for OPT)")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2; bench: 1)")
 
 
 def cmd_convert(a):
