@@ -83,7 +83,7 @@ register_site("stat.msd", _msd_width, lambda c: (1, 1),
 ABFT_SITES = ("ck.acc", "ck.y", "stat.msd")
 
 GEMM_SITE = "gemm.acc"
-LLM_COMPONENTS = ("q", "k", "v", "qk", "sv", "o", "gate", "up", "down")
+LLM_COMPONENTS = ("q", "k", "v", "qk", "sv", "o", "gate", "up", "down", "fc1", "fc2")
 
 
 @dataclasses.dataclass(frozen=True)
