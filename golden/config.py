@@ -1,2 +1,4 @@
 """Re-export of the one configuration object (see :mod:`hw.config`)."""
-from hw.config import Abft, ArrayConfig, Dataflow  # noqa: F401
+from hw.config import Abft, ArrayConfig, Dataflow
+
+__all__ = ["Abft", "ArrayConfig", "Dataflow"]

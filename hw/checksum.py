@@ -14,19 +14,16 @@ rows of C as the tile drains (eᵀY). The cycle after the drain, ``d = eᵀY - e
 in that row, which then shifts the ``cols`` differences into the statistical unit, one per
 cycle; the checksum PEs are cleared at the same edge.
 """
-import math
-
-from amaranth import Cat, Mux, Signal, signed
+from amaranth import Signal, signed
 
 from .pe import OSProcessingElement, WSProcessingElement
 
 
-def _tree_sum(values, width):
-    total = 0
-    for v in values:
-        total = total + v
-    s = Signal(signed(width))
-    return s, total
+def _lane_sum(m, values, width, name):
+    """A signal holding the sum of ``values`` (``width`` bits: wide enough not to overflow)."""
+    total = Signal(signed(width), name=name)
+    m.d.comb += total.eq(sum(values[1:], values[0]))
+    return total
 
 
 def ws_checksums(m, array, pes, w_accept, o_valid, o_last):
@@ -34,8 +31,7 @@ def ws_checksums(m, array, pes, w_accept, o_valid, o_last):
     c = array.config
     rows, cols, aw = c.rows, c.cols, c.acc_width
     cw = c.checksum_weight_width
-    s_row, total = _tree_sum(array.i_w.payload, cw)
-    m.d.comb += s_row.eq(total)
+    s_row = _lane_sum(m, [array.i_w.payload[col] for col in range(cols)], cw, "ck_w_sum")
     ck = [WSProcessingElement(data_width=c.data_width, weight_width=cw, acc_width=aw,
                               fault_port=c.fault_port) for _ in range(rows)]
     for r, pe in enumerate(ck):
@@ -64,8 +60,7 @@ def os_checksums(m, array, pes, a_in, drain, o_last):
     c = array.config
     rows, cols, aw = c.rows, c.cols, c.acc_width
     sw = c.checksum_weight_width
-    s_beat, total = _tree_sum(a_in, sw)
-    m.d.comb += s_beat.eq(total)
+    s_beat = _lane_sum(m, a_in, sw, "ck_a_sum")
     prev = s_beat
     for i in range(rows):  # align eᵀA with the weights leaving the bottom row
         reg = Signal(signed(sw), name=f"ck_s_{i}")

@@ -18,7 +18,7 @@ Parameter sets (``param_sets`` of them, one per network component) are written t
 """
 import math
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 

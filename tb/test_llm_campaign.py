@@ -9,21 +9,11 @@ import sys
 import time
 
 import pytest
-import torch
 
 from golden.llm import campaign, report, testing
 from golden.llm.campaign import SpecError
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: more only add OpenMP synchronization on a shared 2-core CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

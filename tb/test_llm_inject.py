@@ -9,15 +9,6 @@ from golden.llm import inject
 from golden.llm.inject import INT32_MAX, INT32_MIN, Injector, InjectionError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One torch thread: more only add OpenMP synchronization on a shared 2-core CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _acc(shape=(64, 96), seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(-(1 << 20), 1 << 20, shape, generator=g, dtype=torch.int32)

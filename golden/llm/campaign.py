@@ -30,7 +30,6 @@ import itertools
 import json
 import math
 import os
-import time
 
 from golden.llm import loader
 
