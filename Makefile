@@ -42,7 +42,9 @@ bench: $(STAMP)
 	$(PY) -m golden.llm bench
 
 synth: $(STAMP)
-	$(PY) -m synth $(if $(filter command line,$(origin ROWS)),--rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW))
+	@mkdir -p build
+	$(PY) -m synth $(if $(filter command line,$(origin ROWS)),--rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)) > build/synth.log 2>&1 || (tail -20 build/synth.log; false)
+	@cat build/synth/report.md
 
 characterize: $(STAMP)
 	$(PY) -m golden.llm characterize

@@ -1,0 +1,76 @@
+"""Synthesis flow: the OSU 0.18 um Liberty (fetched at synth time, never committed) and flat
+Yosys synthesis through pyosys, returning cells, flip-flops, area and the critical path.
+
+The Liberty comes from Debian's ``qflow-tech-osu018`` (GPL): ``apt-get download`` and
+``dpkg-deb -x`` into ``build/liberty/``, without installing the package (``toolchain.md`` §3.3).
+Areas are in um^2 of these cells, which are 3-4x larger than commercial 180 nm cells: use them
+for relative comparisons between variants. The delay is ABC's ``stime`` of the mapped logic
+(the longest register-to-register combinational path, Liberty timing, no wire load).
+"""
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+
+from hw.generate import TOP, generate_verilog
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+LIBDIR = ROOT / "build" / "liberty"
+LIBERTY = LIBDIR / "osu018_stdcells.lib"
+
+
+#: Yosys' default ABC mapping for a Liberty library, then buffering of high-fanout nets and
+#: gate sizing (as Yosys does with -D), and ``stime -p`` (the timing report).
+ABC_SCRIPT = ("+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;&get,-n;&dch,-f;&nf;"
+              "&put;buffer,-p;upsize;dnsize;stime,-p")
+
+
+def fetch_liberty():
+    """Return the path of the OSU018 Liberty, downloading the Debian package once."""
+    if LIBERTY.exists():
+        return LIBERTY
+    LIBDIR.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = ["apt-get", "download", "qflow-tech-osu018"]
+        if subprocess.run(cmd, cwd=tmp, capture_output=True).returncode != 0:
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+            r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
+            if r.returncode != 0:
+                raise SystemExit(f"cannot download qflow-tech-osu018: {r.stderr.strip()}")
+        deb = next(pathlib.Path(tmp).glob("qflow-tech-osu018_*.deb"))
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(pathlib.Path(tmp) / "x")], check=True)
+        src = next((pathlib.Path(tmp) / "x").rglob("osu018_stdcells.lib"))
+        shutil.copy(src, LIBERTY)
+    return LIBERTY
+
+
+def synthesize(verilog_path, workdir, top=TOP):
+    """Flat synthesis of ``verilog_path`` mapped to OSU018; return a dict of figures."""
+    from pyosys import libyosys as ys
+    lib = fetch_liberty()
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    stat, abc_log = workdir / "stat.json", workdir / "abc.log"
+    d = ys.Design()
+    for cmd in [f"read_verilog {verilog_path}", f"synth -flatten -top {top}",
+                f"dfflibmap -liberty {lib}",
+                f"tee -q -o {abc_log} abc -liberty {lib} -script {ABC_SCRIPT}",
+                "opt_clean", f"tee -q -o {stat} stat -json -liberty {lib}"]:
+        ys.run_pass(cmd, d)
+    mod = json.loads(stat.read_text())["design"]
+    cells = mod.get("num_cells_by_type", {})
+    delay = re.findall(r"Delay\s*=\s*([0-9.]+)\s*ps", abc_log.read_text())
+    return {"cells": mod["num_cells"], "area_um2": mod.get("area", 0.0),
+            "flops": sum(n for c, n in cells.items() if c.startswith("DFF")),
+            "delay_ps": float(delay[-1]) if delay else None}
+
+
+def synthesize_config(config, workdir):
+    """Generate the Verilog of ``config`` (the generator the tests simulate) and synthesize."""
+    workdir = pathlib.Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    v = workdir / f"{TOP}.v"
+    v.write_text(generate_verilog(config))
+    return synthesize(v, workdir)
