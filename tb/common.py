@@ -130,6 +130,26 @@ class ArrayTB:
         return trace
 
 
+def config_from_env():
+    """The configuration the pytest side passed to this simulation (``REALM_CONFIG``)."""
+    import os
+
+    from hw.config import ArrayConfig
+    return ArrayConfig.from_json(os.environ["REALM_CONFIG"])
+
+
+async def run_and_compare(dut, config, driver_factory, faults, seed):
+    """Play a fresh driver from ``driver_factory`` on the golden model, then another on the
+    RTL for as many cycles; require identical per-cycle outputs and return the RTL trace."""
+    from golden.array import ArrayModel
+    want = ArrayModel(config, faults).run(driver_factory())
+    tb = ArrayTB(dut, config)
+    await tb.start()
+    got = await tb.run(driver_factory(), len(want), faults)
+    compare_traces(got, want, seed)
+    return got
+
+
 def compare_traces(got, want, seed):
     """Raise AssertionError at the first cycle whose outputs differ, naming the seed."""
     assert len(got) == len(want), f"trace lengths differ: {len(got)} != {len(want)}"

@@ -9,26 +9,12 @@ import pathlib
 import cocotb
 import pytest
 
-from golden.array import ArrayModel
 from golden.stimulus import Driver, RecoveryDriver, collect, expected
 from hw.config import ArrayConfig
 from tb import sim
-from tb.common import ArrayTB, compare_traces, log_seed
+from tb.common import config_from_env, log_seed, run_and_compare
 from tb.faultgen import policy_sets, random_campaign, single_flip_campaign
 from tb.scenarios import SCENARIOS, make_program, suite_seed
-
-
-def _config():
-    return ArrayConfig.from_json(os.environ["REALM_CONFIG"])
-
-
-async def _run(dut, config, driver_factory, faults, seed):
-    want = ArrayModel(config, faults).run(driver_factory())
-    tb = ArrayTB(dut, config)
-    await tb.start()
-    got = await tb.run(driver_factory(), len(want), faults)
-    compare_traces(got, want, seed)
-    return got
 
 
 def _report(name, config, **figures):
@@ -48,9 +34,9 @@ async def abft_clean(dut, scenario):
     """No fault: every difference is 0 and no policy flags, even when sums wrap."""
     seed = suite_seed()
     log_seed(seed)
-    config = _config()
+    config = config_from_env()
     program = policy_sets(config) + [("select", 2)] + make_program(config, scenario, seed)
-    got = await _run(dut, config, lambda: Driver(config, program), [], seed)
+    got = await run_and_compare(dut, config, lambda: Driver(config, program), [], seed)
     oracle = expected(config, program)
     assert collect(config, got)[-len(oracle):] == oracle
     assert all(o["o_d"] == 0 for o in got if o["o_d_valid"])
@@ -64,9 +50,9 @@ async def abft_single_flips(dut):
     """A flip in every PE accumulator at every bit position is detected by classic ABFT: each
     difference it produces is exactly +-2**bit."""
     seed = suite_seed()
-    config = _config()
+    config = config_from_env()
     program, faults = single_flip_campaign(config, seed)
-    got = await _run(dut, config, lambda: Driver(config, program), faults, seed)
+    got = await run_and_compare(dut, config, lambda: Driver(config, program), faults, seed)
     done = _decisions(got)
     ds = [o["o_d"] for o in got if o["o_d_valid"]]
     if config.dataflow.value == "ws":
@@ -86,9 +72,9 @@ async def abft_single_flips(dut):
 async def abft_random(dut):
     """Random multi-fault campaign: RTL and golden agree on every cycle."""
     seed = suite_seed()
-    config = _config()
+    config = config_from_env()
     program, faults = random_campaign(config, seed, int(os.environ["REALM_TILES"]))
-    got = await _run(dut, config, lambda: Driver(config, program), faults, seed)
+    got = await run_and_compare(dut, config, lambda: Driver(config, program), faults, seed)
     last = got[-1]
     assert last["c_tiles_mismatch"] > 0 and len(faults) > 0
     _report("random", config, faults=len(faults), tiles=last["c_tiles_checked"],
@@ -100,7 +86,7 @@ async def abft_recovery(dut):
     """The recovery loop: faults hit the first run of some tiles; the unit flags them, the
     driver recomputes them (no fault then), and every tile's last run is the correct product."""
     seed = suite_seed()
-    config = _config()
+    config = config_from_env()
     program, faults = random_campaign(config, seed + 1, 12)
     head = [op for op in program if op[0] == "params"]
     tiles, cur = [], []
@@ -116,7 +102,7 @@ async def abft_recovery(dut):
     def factory():
         drivers.append(RecoveryDriver(config, tiles))
         return drivers[-1]
-    got = await _run(dut, config, factory, faults, seed)
+    got = await run_and_compare(dut, config, factory, faults, seed)
     runs = drivers[-1].runs
     assert len(runs) > len(tiles), "no tile was recomputed: the campaign needs a fault"
     per_run = []

@@ -6,22 +6,17 @@ import os
 import cocotb
 import pytest
 
-from golden.array import ArrayModel
 from golden.stimulus import Driver, collect, expected
 from hw.config import ArrayConfig
 from tb import sim
-from tb.common import ArrayTB, compare_traces, log_seed
+from tb.common import config_from_env, log_seed, run_and_compare
 from tb.scenarios import SCENARIOS, make_program, suite_seed
 
 
 async def check_program(dut, config, program, seed, faults=()):
     """Run ``program`` on the RTL and on the golden model; require identical traces and, with
     no faults, the oracle's results."""
-    want = ArrayModel(config, faults).run(Driver(config, program))
-    tb = ArrayTB(dut, config)
-    await tb.start()
-    got = await tb.run(Driver(config, program), len(want), faults)
-    compare_traces(got, want, seed)
+    got = await run_and_compare(dut, config, lambda: Driver(config, program), faults, seed)
     if not faults:
         results = collect(config, got)
         oracle = expected(config, program)
@@ -30,16 +25,12 @@ async def check_program(dut, config, program, seed, faults=()):
     return got
 
 
-def _config():
-    return ArrayConfig.from_json(os.environ["REALM_CONFIG"])
-
-
 @cocotb.test()
 @cocotb.parametrize(scenario=list(SCENARIOS))
 async def array_scenario(dut, scenario):
     seed = suite_seed()
     log_seed(seed)
-    config = _config()
+    config = config_from_env()
     await check_program(dut, config, make_program(config, scenario, seed), seed)
 
 
@@ -47,7 +38,7 @@ async def array_scenario(dut, scenario):
 async def array_overflow(dut):
     """All-minimum operands whose sums leave the accumulator range and wrap."""
     seed = suite_seed()
-    config = _config()
+    config = config_from_env()
     k = int(os.environ["REALM_OVERFLOW_K"])
     lo = -(1 << (config.data_width - 1))
     import torch
