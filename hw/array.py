@@ -142,7 +142,7 @@ class _Array(wiring.Component):
         m.d.comb += [pe.fi_sel.eq(sel), pe.fi_kind.eq(self.fi_kind),
                      pe.fi_mask.eq(self.fi_mask[:len(pe.fi_mask)])]
 
-    def faulty(self, value, site, row, col, m=None):
+    def faulty(self, value, site, row, col):
         """Return the next ``value`` of register (``site``, ``row``, ``col``) through the fault
         port (unchanged without one)."""
         if not self._config.fault_port:

@@ -6,7 +6,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
 from golden.arith import pack, unpack
-from golden.stimulus import Driver
+from golden.stimulus import Driver, collect, expected
 from hw.array import fault_sites
 from hw.config import Abft, Dataflow
 from hw.stats import COUNTERS
@@ -147,6 +147,18 @@ async def run_and_compare(dut, config, driver_factory, faults, seed):
     await tb.start()
     got = await tb.run(driver_factory(), len(want), faults)
     compare_traces(got, want, seed)
+    return got
+
+
+async def check_program(dut, config, program, seed, faults=()):
+    """Run ``program`` on the RTL and on the golden model; require identical traces and, with
+    no faults, the oracle's results."""
+    got = await run_and_compare(dut, config, lambda: Driver(config, program), faults, seed)
+    if not faults:
+        results = collect(config, got)
+        oracle = expected(config, program)
+        assert results[len(results) - len(oracle):] == oracle, "results differ from int64 oracle"
+        assert oracle, "program produced nothing to check"
     return got
 
 

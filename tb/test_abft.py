@@ -12,7 +12,7 @@ import pytest
 from golden.stimulus import Driver, RecoveryDriver, collect, expected
 from hw.config import ArrayConfig
 from tb import sim
-from tb.common import config_from_env, log_seed, run_and_compare
+from tb.common import check_program, config_from_env, log_seed, run_and_compare
 from tb.faultgen import policy_sets, random_campaign, single_flip_campaign
 from tb.scenarios import SCENARIOS, make_program, suite_seed
 
@@ -36,9 +36,7 @@ async def abft_clean(dut, scenario):
     log_seed(seed)
     config = config_from_env()
     program = policy_sets(config) + [("select", 2)] + make_program(config, scenario, seed)
-    got = await run_and_compare(dut, config, lambda: Driver(config, program), [], seed)
-    oracle = expected(config, program)
-    assert collect(config, got)[-len(oracle):] == oracle
+    got = await check_program(dut, config, program, seed)
     assert all(o["o_d"] == 0 for o in got if o["o_d_valid"])
     done = _decisions(got)
     assert done and all(o["o_flags"] == 0 and o["o_recompute"] == 0 for o in done)

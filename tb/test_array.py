@@ -6,23 +6,11 @@ import os
 import cocotb
 import pytest
 
-from golden.stimulus import Driver, collect, expected
+from golden.stimulus import collect, expected
 from hw.config import ArrayConfig
 from tb import sim
-from tb.common import config_from_env, log_seed, run_and_compare
+from tb.common import check_program, config_from_env, log_seed
 from tb.scenarios import SCENARIOS, make_program, suite_seed
-
-
-async def check_program(dut, config, program, seed, faults=()):
-    """Run ``program`` on the RTL and on the golden model; require identical traces and, with
-    no faults, the oracle's results."""
-    got = await run_and_compare(dut, config, lambda: Driver(config, program), faults, seed)
-    if not faults:
-        results = collect(config, got)
-        oracle = expected(config, program)
-        assert results[len(results) - len(oracle):] == oracle, "results differ from int64 oracle"
-        assert oracle, "program produced nothing to check"
-    return got
 
 
 @cocotb.test()
