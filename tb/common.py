@@ -138,6 +138,14 @@ def config_from_env():
     return ArrayConfig.from_json(os.environ["REALM_CONFIG"])
 
 
+def sim_context():
+    """Return ``(seed, config)`` of this simulation and log the seed."""
+    from tb.scenarios import suite_seed
+    seed = suite_seed()
+    log_seed(seed)
+    return seed, config_from_env()
+
+
 async def run_and_compare(dut, config, driver_factory, faults, seed):
     """Play a fresh driver from ``driver_factory`` on the golden model, then another on the
     RTL for as many cycles; require identical per-cycle outputs and return the RTL trace."""

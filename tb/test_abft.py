@@ -12,7 +12,7 @@ import pytest
 from golden.stimulus import Driver, RecoveryDriver, collect, expected
 from hw.config import ArrayConfig
 from tb import sim
-from tb.common import check_program, config_from_env, log_seed, run_and_compare
+from tb.common import check_program, config_from_env, run_and_compare, sim_context
 from tb.faultgen import policy_sets, random_campaign, single_flip_campaign
 from tb.scenarios import SCENARIOS, make_program, suite_seed
 
@@ -32,9 +32,7 @@ def _decisions(trace):
 @cocotb.parametrize(scenario=list(SCENARIOS))
 async def abft_clean(dut, scenario):
     """No fault: every difference is 0 and no policy flags, even when sums wrap."""
-    seed = suite_seed()
-    log_seed(seed)
-    config = config_from_env()
+    seed, config = sim_context()
     program = policy_sets(config) + [("select", 2)] + make_program(config, scenario, seed)
     got = await check_program(dut, config, program, seed)
     assert all(o["o_d"] == 0 for o in got if o["o_d_valid"])

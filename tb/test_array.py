@@ -9,16 +9,14 @@ import pytest
 from golden.stimulus import collect, expected
 from hw.config import ArrayConfig
 from tb import sim
-from tb.common import check_program, config_from_env, log_seed
+from tb.common import check_program, config_from_env, sim_context
 from tb.scenarios import SCENARIOS, make_program, suite_seed
 
 
 @cocotb.test()
 @cocotb.parametrize(scenario=list(SCENARIOS))
 async def array_scenario(dut, scenario):
-    seed = suite_seed()
-    log_seed(seed)
-    config = config_from_env()
+    seed, config = sim_context()
     await check_program(dut, config, make_program(config, scenario, seed), seed)
 
 
