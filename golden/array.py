@@ -11,10 +11,12 @@ does. See :mod:`hw.array` for the timing contract and :mod:`hw.checksum` for the
 import torch
 
 from hw.config import Abft, Dataflow
+from hw.stats import DECISION_LATENCY
 
 from .arith import apply_fault, wrap
 from .faults import SITES
 from .pe import os_pe_next, ws_pe_next
+
 from .stats import StatUnitModel
 
 _I64 = torch.int64
@@ -152,7 +154,7 @@ class WSArrayModel(_ArrayModel):
 
     @property
     def drain_cycles(self):
-        return self.config.latency + 1 + (6 if self.abft else 0)
+        return self.config.latency + 1 + (DECISION_LATENCY + 2 if self.abft else 0)
 
     def step(self, inp):
         c = self.config
@@ -236,7 +238,7 @@ class OSArrayModel(_ArrayModel):
     @property
     def drain_cycles(self):
         c = self.config
-        return 2 * c.rows + c.cols + (c.cols + 6 if self.abft else 0)
+        return 2 * c.rows + c.cols + (c.cols + DECISION_LATENCY + 2 if self.abft else 0)
 
     def step(self, inp):
         c = self.config

@@ -142,12 +142,14 @@ def _wrap_int(x, width):
 
 class StatUnitModel:
     """Cycle-accurate model of :class:`hw.stats.StatisticalUnit` (same registers, same
-    pipeline). :meth:`step` takes one cycle's inputs and returns that cycle's outputs."""
+    pipeline: R0, R1, E, S1a-c, S2a-c, S3). :meth:`step` takes one cycle's inputs and returns
+    that cycle's outputs."""
 
     def __init__(self, n, acc_width, abft, param_sets=4, hist_bins=8, counter_width=32):
-        from hw.stats import stat_widths
+        from hw.stats import BANKS, POP_GROUP, stat_widths
         self.n, self.aw, self.abft = n, acc_width, str(abft)
         self.widths = stat_widths(n, acc_width)
+        self.banks_n, self.group = BANKS, POP_GROUP
         self.realm = self.abft == "realm"
         self.approx = self.abft in ("approx", "realm")
         self.param_sets, self.bins, self.cw = param_sets, hist_bins, counter_width
@@ -156,13 +158,21 @@ class StatUnitModel:
 
     def reset(self):
         self.sets = [StatParams(policy=0) for _ in range(self.param_sets)]
-        self.idx = self.parity = self.msd = self.mm = 0
-        self.banks = [[(0, 0)] * self.n for _ in range(2)]
+        self.r0 = dict(v=0, d=0, end=0, sel=0)
+        self.r1 = dict(v=0, d=0, mag=0, nz=0, end=0, sel=0, add=0)
+        self.idx = self.wbank = self.msd = self.mm = 0
+        self.banks = [[(0, 0)] * self.n for _ in range(self.banks_n)]
         self.hist = [0] * self.bins
-        self.h = dict(msd=0, mm=0, cnt=0, bank=0, sel=0)
-        self.s1 = self.s2 = self.s3 = 0
-        self.s2r = dict(theta=0, flags=(0, 0), cnt=0, bank=0, msd=0, freq_th=0, policy=0)
-        self.s3r = dict(freq=0, flags=(0, 0), msd=0, theta=0, freq_th=0, policy=0)
+        carry = dict(msd=0, mm=0, cnt=0, bank=0)
+        tail = dict(msd=0, flags=(0, 0), freq_th=0, policy=0, theta=0)
+        # Stage registers, each with its valid bit ``v``.
+        self.h = dict(v=0, sel=0, **carry)
+        self.s1a = dict(v=0, abs=0, p=StatParams(policy=0), **carry)
+        self.s1b = dict(v=0, log=0, fa=0, p=StatParams(policy=0), **carry)
+        self.s1c = dict(v=0, cnt=0, bank=0, **tail)
+        self.s2a = dict(v=0, hits=[0] * self.n, **tail)
+        self.s2b = dict(v=0, parts=[0] * -(-self.n // self.group), **tail)
+        self.s2c = dict(v=0, freq=0, **tail)
         self.out = dict(o_done=0, o_recompute=0, o_flags=0, o_mismatch=0, o_freq_eff=0,
                         o_msd=0, o_theta=0)
         self.counters = dict.fromkeys(Counters.NAMES, 0)
@@ -174,74 +184,94 @@ class StatUnitModel:
     def _sat(self, v):
         return min(self.cmax, v)
 
+    @staticmethod
+    def _load(reg, valid, **values):
+        """Next value of a stage register: loaded when the previous stage is valid."""
+        return {**reg, "v": int(valid), **(values if valid else {})}
+
     def step(self, inp, msd_fault=None):
         """``inp``: ``d``, ``valid``, ``end``, ``sel`` and optionally ``cfg`` = (set,
         StatParams) to write. ``msd_fault`` = (kind, mask) applies to the MSD register."""
         from .arith import apply_fault
         out = self.outputs()
         n, w = self.n, self.widths
-        d, valid = int(inp.get("d", 0)), int(inp.get("valid", 0))
-        end = int(inp.get("end", 0)) or self.idx == n - 1
-        sel = int(inp.get("sel", 0))
-        p = self.sets[sel]
-        mag, nz = abs(d), int(d != 0)
-        msd_next = self.msd + (mag if p.msd_mode else d) if self.approx else 0
-        msd_next = _wrap_int(msd_next, w["msd"])  # the register wraps (a fault can fill it)
-
-        # Next state, computed from the current registers only.
+        valid = int(inp.get("valid", 0))
         nxt = {}
-        if valid and end:
-            nxt["h"] = dict(msd=msd_next, mm=self.mm | nz, cnt=self.idx + 1, bank=self.parity,
-                            sel=sel)
-            nxt.update(idx=0, parity=self.parity ^ 1, mm=0, msd=0)
-        elif valid:
+        # R0, R1.
+        nxt["r0"] = self._load(self.r0, valid, d=int(inp.get("d", 0)),
+                               end=int(inp.get("end", 0)), sel=int(inp.get("sel", 0)))
+        r0 = self.r0
+        nxt["r1"] = self._load(self.r1, r0["v"], d=r0["d"], mag=abs(r0["d"]),
+                               nz=int(r0["d"] != 0), end=r0["end"], sel=r0["sel"],
+                               add=abs(r0["d"]) if self.sets[r0["sel"]].msd_mode else r0["d"])
+        # E.
+        r1 = self.r1
+        d, mag, nz, v = r1["d"], r1["mag"], r1["nz"], r1["v"]
+        end = r1["end"] or self.idx == n - 1
+        msd_next = self.msd + r1["add"] if self.approx else 0
+        msd_next = _wrap_int(msd_next, w["msd"])  # the register wraps (a fault can fill it)
+        nxt["h"] = self._load(self.h, v and end, msd=msd_next, mm=self.mm | nz,
+                              cnt=self.idx + 1, bank=self.wbank, sel=r1["sel"])
+        if v and end:
+            nxt.update(idx=0, wbank=(self.wbank + 1) % self.banks_n, mm=0, msd=0)
+        elif v:
             nxt.update(idx=self.idx + 1, mm=self.mm | nz, msd=msd_next)
         if msd_fault is not None:
             nxt["msd"] = apply_fault(nxt.get("msd", self.msd), msd_fault[0], msd_fault[1],
                                      w["msd"])
-        if valid and self.realm:
+        if v and self.realm:
             bank = [list(b) for b in self.banks]
-            bank[self.parity][self.idx] = (nz, log2q(mag))
+            bank[self.wbank][self.idx] = (nz, log2q(mag))
             nxt["banks"] = bank
             if nz:
                 b = hist_bin(d, self.aw, self.bins)
                 hist = list(self.hist)
                 hist[b] = self._sat(hist[b] + 1)
                 nxt["hist"] = hist
-
-        if self.s1:
-            h, p1 = self.h, self.sets[self.h["sel"]]
-            msd_abs = abs(h["msd"])
-            nxt["s2r"] = dict(
-                theta=theta_grid(h["msd"], p1) if self.realm else self.s2r["theta"],
-                flags=(h["mm"], int(msd_abs > p1.msd_th) if self.approx else 0),
-                cnt=h["cnt"], bank=h["bank"], msd=h["msd"], freq_th=p1.freq_th,
-                policy=p1.policy)
-        if self.s2:
-            r = self.s2r
-            freq = self.s3r["freq"]
+        # S1a, S1b, S1c.
+        h, a, b, c = self.h, self.s1a, self.s1b, self.s1c
+        carry = ("msd", "mm", "cnt", "bank")
+        nxt["s1a"] = self._load(a, h["v"], abs=abs(h["msd"]), p=self.sets[h["sel"]],
+                                **{k: h[k] for k in carry})
+        nxt["s1b"] = self._load(
+            b, a["v"], p=a["p"], **{k: a[k] for k in carry},
+            fa=int(a["abs"] > a["p"].msd_th) if self.approx else b["fa"],
+            log=log2q(a["abs"]) if self.realm else b["log"])
+        theta = (16 * b["p"].b_q - b["p"].am1 * b["log"]) >> 8 if self.realm else c["theta"]
+        nxt["s1c"] = self._load(c, b["v"], msd=b["msd"], flags=(b["mm"], b["fa"]),
+                                freq_th=b["p"].freq_th, policy=b["p"].policy, cnt=b["cnt"],
+                                bank=b["bank"], theta=theta)
+        # S2a, S2b, S2c.
+        tail = ("msd", "flags", "freq_th", "policy", "theta")
+        e, f, g = self.s2a, self.s2b, self.s2c
+        hits = e["hits"]
+        if self.realm:
+            hits = [int(j < c["cnt"] and e_nz and e_log > c["theta"])
+                    for j, (e_nz, e_log) in enumerate(self.banks[c["bank"]])]
+        nxt["s2a"] = self._load(e, c["v"], hits=hits, **{k: c[k] for k in tail})
+        parts = f["parts"]
+        if self.realm:
+            parts = [sum(e["hits"][i:i + self.group]) for i in range(0, n, self.group)]
+        nxt["s2b"] = self._load(f, e["v"], parts=parts, **{k: e[k] for k in tail})
+        nxt["s2c"] = self._load(g, f["v"], freq=sum(f["parts"]) if self.realm else g["freq"],
+                                **{k: f[k] for k in tail})
+        # S3.
+        if g["v"]:
+            f_realm = int(g["freq"] > g["freq_th"]) if self.realm else 0
+            flags = (g["flags"][0], g["flags"][1], f_realm)
             if self.realm:
-                freq = sum(1 for j, (e_nz, e_log) in enumerate(self.banks[r["bank"]])
-                           if j < r["cnt"] and e_nz and e_log > r["theta"])
-            nxt["s3r"] = dict(freq=freq, flags=r["flags"], msd=r["msd"], theta=r["theta"],
-                              freq_th=r["freq_th"], policy=r["policy"])
-        if self.s3:
-            r = self.s3r
-            f_realm = int(r["freq"] > r["freq_th"]) if self.realm else 0
-            flags = (r["flags"][0], r["flags"][1], f_realm)
-            if self.realm:
-                rec = flags[min(r["policy"], 2)]
+                rec = flags[min(g["policy"], 2)]
             else:
                 rec = flags[1] if self.abft == "approx" else flags[0]
             nxt["out"] = dict(o_done=1, o_recompute=rec,
                               o_flags=flags[0] | flags[1] << 1 | flags[2] << 2,
-                              o_mismatch=flags[0], o_freq_eff=r["freq"], o_msd=r["msd"],
-                              o_theta=r["theta"])
-            c = self.counters
-            nxt["counters"] = dict(tiles_checked=self._sat(c["tiles_checked"] + 1),
-                                   tiles_mismatch=self._sat(c["tiles_mismatch"] + flags[0]),
-                                   tiles_flagged=self._sat(c["tiles_flagged"] + rec),
-                                   errors_above=self._sat(c["errors_above"] + r["freq"]))
+                              o_mismatch=flags[0], o_freq_eff=g["freq"], o_msd=g["msd"],
+                              o_theta=g["theta"])
+            k = self.counters
+            nxt["counters"] = dict(tiles_checked=self._sat(k["tiles_checked"] + 1),
+                                   tiles_mismatch=self._sat(k["tiles_mismatch"] + flags[0]),
+                                   tiles_flagged=self._sat(k["tiles_flagged"] + rec),
+                                   errors_above=self._sat(k["errors_above"] + g["freq"]))
         else:
             nxt["out"] = {**self.out, "o_done": 0}
         if inp.get("cfg") is not None:
@@ -251,7 +281,6 @@ class StatUnitModel:
             nxt["sets"] = sets
 
         # The clock edge.
-        self.s1, self.s2, self.s3 = int(valid and end), self.s1, self.s2
-        for k, v in nxt.items():
-            setattr(self, k, v)
+        for k, val in nxt.items():
+            setattr(self, k, val)
         return out

@@ -3,22 +3,37 @@ and MSD-threshold variants, with saturating event counters.
 
 The unit takes one checksum difference ``d`` per cycle (``i_valid``) and closes a tile on
 ``i_end`` or on its ``n``-th difference. Decisions follow :mod:`golden.stats` bit for bit
-(fixed-point log2, threshold, countif, the three policies). Pipeline: the tile's last ``d`` in
-cycle E; MSD and the ``n``-entry buffer are complete at its edge; S1 (E+1) computes
-``theta = b - (a - 1) log2|MSD|``; S2 (E+2) compares every buffered ``log2|d_j|`` with it in
-parallel and counts (countif); S3 (E+3) decides; ``o_done`` pulses in E+4 with the outputs,
-and the counters have counted the tile. A new tile may start in E+1: the buffer has two banks.
+(fixed-point log2, threshold, countif, the three policies).
+
+Pipeline (one tile per stage; a tile may follow the previous one at once). The tile's last
+``d`` is on the input in cycle C; each stage is one register level, so that no stage is longer
+than a PE's multiply-accumulate (issue 4: the ABFT logic must not lengthen the array's critical
+path):
+
+* R0 (C): input register; R1 (C+1): ``|d|``, ``d != 0`` and the MSD addend (``d`` or ``|d|``);
+* E (C+2): MSD accumulation, ``log2|d|`` (log-depth leading-one detector) into the tile's bank,
+  histogram; the tile's MSD and count are complete at its edge;
+* S1a (C+3): ``|MSD|`` and the tile's parameter set; S1b (C+4): ``log2|MSD|`` and the
+  MSD-threshold decision; S1c (C+5): ``theta = b - (a - 1) log2|MSD|``;
+* S2a (C+6): every buffered ``log2|d_j|`` compared with theta in parallel (countif);
+  S2b (C+7): counts of groups of :data:`POP_GROUP`; S2c (C+8): ``freq_eff``;
+* S3 (C+9): decide and count; ``o_done`` pulses in C + :data:`DECISION_LATENCY`.
+
+The buffer has :data:`BANKS` banks used in turn, so a tile's bank is not overwritten before
+S2a reads it even when every following tile has a single difference.
 
 Variants (``abft``): ``classic`` keeps only the mismatch detector; ``approx`` adds the MSD
 accumulator and its threshold; ``realm`` adds the log2 unit, the buffers, countif, the
-histogram and a per-set ``policy`` so that it can run all three policies.
+histogram and a per-set ``policy`` so that it can run all three policies. All variants have the
+same latency.
 
 Parameter sets (``param_sets`` of them, one per network component) are written through the
-``cfg_*`` port and selected per tile by ``i_sel``, sampled with the tile's last ``d``.
+``cfg_*`` port; ``i_sel`` (sampled with each ``d``) chooses the set of the tile: R1 reads its
+``msd_mode``, S1a the rest.
 """
 import math
 
-from amaranth import Array, Cat, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,6 +43,12 @@ from .config import Abft
 from .pe import FaultKind
 
 COUNTERS = ("tiles_checked", "tiles_mismatch", "tiles_flagged", "errors_above")
+#: Cycles from a tile's last difference on ``i_d`` to ``o_done``.
+DECISION_LATENCY = 10
+#: Buffer banks, used in turn (see the module docstring).
+BANKS = 4
+#: Comparator outputs summed per partial count in S2b.
+POP_GROUP = 16
 
 
 def clog2(n):
@@ -44,14 +65,24 @@ def stat_widths(n, acc_width):
             "theta": max(20, 10 + log_msd) + 2 - 8}
 
 
+def _leading_one(x):
+    """``(any, pos)``: whether ``x`` has a set bit and the index of the highest one (0 if none),
+    as a balanced tree of ``log2(len(x))`` levels."""
+    width = 1 << clog2(len(x))
+    x = Cat(x, Const(0, width - len(x)))
+    if width == 2:
+        return x[0] | x[1], x[1]
+    lo_any, lo_pos = _leading_one(x[:width // 2])
+    hi_any, hi_pos = _leading_one(x[width // 2:])
+    return lo_any | hi_any, Cat(Mux(hi_any, hi_pos, lo_pos), hi_any)
+
+
 def log2q(m, x, name):
     """Fixed-point log2 of unsigned ``x`` (see :mod:`golden.stats`): leading-one position and
     the ``LOG_FRAC`` bits after it."""
     width = len(x)
     p = Signal(range(width), name=f"{name}_p")
-    for i in range(width):
-        with m.If(x[i]):
-            m.d.comb += p.eq(i)
+    m.d.comb += p.eq(_leading_one(x)[1])
     frac = Signal(LOG_FRAC, name=f"{name}_frac")
     m.d.comb += frac.eq(((x << LOG_FRAC) >> p)[:LOG_FRAC])
     out = Signal((width.bit_length() + LOG_FRAC), name=name)
@@ -62,6 +93,11 @@ def log2q(m, x, name):
 def _sat_add(reg, amount, width):
     total = reg + amount
     return Mux(total > (1 << width) - 1, (1 << width) - 1, total)
+
+
+def _abs(value, width, name):
+    out = Signal(width, name=name)
+    return out, out.eq(Mux(value < 0, -value, value))
 
 
 class StatisticalUnit(wiring.Component):
@@ -105,45 +141,64 @@ class StatisticalUnit(wiring.Component):
                             "fi_mask": In(w["msd"])})
         super().__init__(members)
 
+    def _stage(self, m, valid_in, name, fields):
+        """A pipeline stage: a valid bit and ``fields`` (name -> shape) loaded while the
+        previous stage is valid. Return ``(valid, regs)``."""
+        valid = Signal(name=f"{name}_valid")
+        m.d.sync += valid.eq(valid_in)
+        return valid, {k: Signal(shape, name=f"{name}_{k}") for k, shape in fields.items()}
+
     def elaborate(self, platform):
         m = Module()
         n, aw, w, cw = self._n, self._aw, self.widths, self._cw
         realm = self._abft is Abft.REALM
         approx = self._abft in (Abft.APPROX, Abft.REALM)
+        sel_shape = range(self._sets)
 
         # Parameter sets.
         fields = {"am1": 10, "b": signed(16), "freq": w["freq"], "msd_th": w["msd"],
                   "policy": 2, "msd_mode": 1}
-        layout = data.StructLayout(fields)
-        sets = Array(Signal(layout, name=f"params_{i}") for i in range(self._sets))
+        sets = Array(Signal(data.StructLayout(fields), name=f"params_{i}")
+                     for i in range(self._sets))
         with m.If(self.cfg_we):
             m.d.sync += sets[self.cfg_set].eq(Cat(self.cfg_am1, self.cfg_b, self.cfg_freq,
                                                   self.cfg_msd_th, self.cfg_policy,
                                                   self.cfg_msd_mode))
 
-        # Stage E: accumulate MSD, buffer log2|d|, detect mismatch, histogram.
-        d = self.i_d
-        mag = Signal(aw)
-        m.d.comb += mag.eq(Mux(d < 0, -d, d))
-        nz = d != 0
+        # R0: input register. R1: magnitude.
+        v0, r0 = self._stage(m, self.i_valid, "r0",
+                             {"d": signed(aw), "end": 1, "sel": sel_shape})
+        with m.If(self.i_valid):
+            m.d.sync += [r0["d"].eq(self.i_d), r0["end"].eq(self.i_end),
+                         r0["sel"].eq(self.i_sel)]
+        v1, r1 = self._stage(m, v0, "r1", {"d": signed(aw), "mag": aw, "nz": 1, "end": 1,
+                                           "sel": sel_shape, "add": signed(aw + 1)})
+        mag0, mag0_eq = _abs(r0["d"], aw, "r0_mag")
+        m.d.comb += mag0_eq
+        with m.If(v0):
+            m.d.sync += [r1["d"].eq(r0["d"]), r1["mag"].eq(mag0), r1["nz"].eq(r0["d"] != 0),
+                         r1["end"].eq(r0["end"]), r1["sel"].eq(r0["sel"]),
+                         # the MSD addend of the tile's mode: d or |d|
+                         r1["add"].eq(Mux(sets[r0["sel"]].msd_mode, mag0, r0["d"]))]
+
+        # E: accumulate MSD, buffer log2|d|, histogram.
+        d, mag, nz = r1["d"], r1["mag"], r1["nz"]
         idx = Signal(range(n))
-        parity = Signal()
+        wbank = Signal(range(BANKS))
         msd = Signal(signed(w["msd"]))
         mm = Signal()
-        end = self.i_end | (idx == n - 1)
-        sel_params = sets[self.i_sel]
+        end = r1["end"] | (idx == n - 1)
         msd_next = Signal(signed(w["msd"]))
-        m.d.comb += msd_next.eq(msd + Mux(sel_params.msd_mode, mag, d) if approx else 0)
-        h = {"msd": Signal(signed(w["msd"])), "mm": Signal(), "cnt": Signal(range(n + 1)),
-             "bank": Signal(), "sel": Signal(range(self._sets))}
-        s1 = Signal()
-        m.d.sync += s1.eq(self.i_valid & end)
+        m.d.comb += msd_next.eq(msd + r1["add"] if approx else 0)
+        s1, h = self._stage(m, v1 & end, "h", {"msd": signed(w["msd"]), "mm": 1,
+                                               "cnt": range(n + 1), "bank": range(BANKS),
+                                               "sel": sel_shape})
         msd_reg_next = Signal(signed(w["msd"]))
-        with m.If(self.i_valid):
+        with m.If(v1):
             with m.If(end):
                 m.d.sync += [h["msd"].eq(msd_next), h["mm"].eq(mm | nz), h["cnt"].eq(idx + 1),
-                             h["bank"].eq(parity), h["sel"].eq(self.i_sel),
-                             idx.eq(0), parity.eq(~parity), mm.eq(0)]
+                             h["bank"].eq(wbank), h["sel"].eq(r1["sel"]),
+                             idx.eq(0), wbank.eq(wbank + 1), mm.eq(0)]
                 m.d.comb += msd_reg_next.eq(0)
             with m.Else():
                 m.d.sync += [idx.eq(idx + 1), mm.eq(mm | nz)]
@@ -160,75 +215,96 @@ class StatisticalUnit(wiring.Component):
             m.d.sync += msd.eq(msd_reg_next)
 
         entry = data.StructLayout({"nz": 1, "log": w["log_d"]})
-        banks = [[Signal(entry, name=f"buf{b}_{j}") for j in range(n)] for b in range(2)]
+        banks = [[Signal(entry, name=f"buf{b}_{j}") for j in range(n)] for b in range(BANKS)]
         hist = [Signal(cw, name=f"hist_{i}") for i in range(self._bins)]
         if realm:
             log_d, p_d = log2q(m, mag, "log_d")
-            for b in range(2):
+            for b in range(BANKS):
                 for j in range(n):
-                    with m.If(self.i_valid & (parity == b) & (idx == j)):
+                    with m.If(v1 & (wbank == b) & (idx == j)):
                         m.d.sync += banks[b][j].eq(Cat(nz, log_d))
             per = -(-aw // self._bins)
             bin_of = Array(p // per for p in range(aw))
             for i in range(self._bins):
-                with m.If(self.i_valid & nz & (bin_of[p_d] == i)):
+                with m.If(v1 & nz & (bin_of[p_d] == i)):
                     m.d.sync += hist[i].eq(_sat_add(hist[i], 1, cw))
 
-        # S1: the magnitude threshold and the MSD-threshold decision.
-        p1 = sets[h["sel"]]
-        msd_abs = Signal(w["msd"])
-        m.d.comb += msd_abs.eq(Mux(h["msd"] < 0, -h["msd"], h["msd"]))
-        s2 = Signal()
-        s2_theta = Signal(signed(w["theta"]))
-        s2_flags = Signal(2)  # classic, approx
-        s2_cnt, s2_bank = Signal(range(n + 1)), Signal()
-        s2_msd = Signal(signed(w["msd"]))
-        s2_freq_th, s2_policy = Signal(w["freq"]), Signal(2)
-        m.d.sync += s2.eq(s1)
+        # S1a: |MSD| and the tile's parameters.
+        carry = {"msd": signed(w["msd"]), "mm": 1, "cnt": range(n + 1), "bank": range(BANKS)}
+        s2, a = self._stage(m, s1, "s1a", {**carry, "abs": w["msd"],
+                                           "p": data.StructLayout(fields)})
+        msd_abs, msd_abs_eq = _abs(h["msd"], w["msd"], "h_msd_abs")
+        m.d.comb += msd_abs_eq
         with m.If(s1):
-            m.d.sync += [s2_flags.eq(Cat(h["mm"], (msd_abs > p1.msd_th) if approx else 0)),
-                         s2_cnt.eq(h["cnt"]), s2_bank.eq(h["bank"]), s2_msd.eq(h["msd"]),
-                         s2_freq_th.eq(p1.freq), s2_policy.eq(p1.policy)]
-            if realm:
-                log_msd, _ = log2q(m, msd_abs, "log_msd")
-                m.d.sync += s2_theta.eq((p1.b * 16 - p1.am1 * log_msd) >> 8)
+            m.d.sync += [*(a[k].eq(h[k]) for k in carry), a["abs"].eq(msd_abs),
+                         a["p"].eq(sets[h["sel"]])]
 
-        # S2: countif over the tile's bank, in parallel.
-        s3 = Signal()
-        s3_freq = Signal(w["freq"])
-        s3_flags, s3_msd, s3_theta = Signal(2), Signal(signed(w["msd"])), Signal.like(s2_theta)
-        s3_freq_th, s3_policy = Signal(w["freq"]), Signal(2)
-        m.d.sync += s3.eq(s2)
+        # S1b: log2|MSD| and the MSD-threshold decision.
+        s3, b = self._stage(m, s2, "s1b", {**carry, "p": data.StructLayout(fields),
+                                           "log": w["log_msd"], "fa": 1})
         with m.If(s2):
-            m.d.sync += [s3_flags.eq(s2_flags), s3_msd.eq(s2_msd), s3_theta.eq(s2_theta),
-                         s3_freq_th.eq(s2_freq_th), s3_policy.eq(s2_policy)]
+            m.d.sync += [*(b[k].eq(a[k]) for k in (*carry, "p"))]
+            if approx:
+                m.d.sync += b["fa"].eq(a["abs"] > a["p"].msd_th)
+            if realm:
+                m.d.sync += b["log"].eq(log2q(m, a["abs"], "log_msd")[0])
+
+        # S1c: the magnitude threshold.
+        tail = {"msd": signed(w["msd"]), "flags": 2, "freq_th": w["freq"], "policy": 2,
+                "theta": signed(w["theta"])}
+        s4, c = self._stage(m, s3, "s1c", {**tail, "cnt": range(n + 1), "bank": range(BANKS)})
+        with m.If(s3):
+            m.d.sync += [c["msd"].eq(b["msd"]), c["flags"].eq(Cat(b["mm"], b["fa"])),
+                         c["freq_th"].eq(b["p"].freq), c["policy"].eq(b["p"].policy),
+                         c["cnt"].eq(b["cnt"]), c["bank"].eq(b["bank"])]
+            if realm:
+                m.d.sync += c["theta"].eq((b["p"].b * 16 - b["p"].am1 * b["log"]) >> 8)
+
+        # S2a: countif comparators over the tile's bank, in parallel.
+        s5, e = self._stage(m, s4, "s2a", {**tail, "hits": n})
+        with m.If(s4):
+            m.d.sync += [e[k].eq(c[k]) for k in tail]
             if realm:
                 hits = []
                 for j in range(n):
-                    e_nz = Mux(s2_bank, banks[1][j].nz, banks[0][j].nz)
-                    e_log = Mux(s2_bank, banks[1][j].log, banks[0][j].log)
-                    hits.append((j < s2_cnt) & e_nz & (e_log > s2_theta))
-                m.d.sync += s3_freq.eq(sum(hits))
+                    ent = Array(banks[bk][j] for bk in range(BANKS))[c["bank"]]
+                    hits.append((j < c["cnt"]) & ent.nz & (ent.log > c["theta"]))
+                m.d.sync += e["hits"].eq(Cat(*hits))
+
+        # S2b: partial counts; S2c: freq_eff.
+        groups = [(g, min(g + POP_GROUP, n)) for g in range(0, n, POP_GROUP)]
+        s6, f = self._stage(m, s5, "s2b", {**tail, **{f"part{i}": range(POP_GROUP + 1)
+                                                       for i in range(len(groups))}})
+        with m.If(s5):
+            m.d.sync += [f[k].eq(e[k]) for k in tail]
+            if realm:
+                m.d.sync += [f[f"part{i}"].eq(sum(e["hits"][lo:hi]))
+                             for i, (lo, hi) in enumerate(groups)]
+        s7, g = self._stage(m, s6, "s2c", {**tail, "freq": w["freq"]})
+        with m.If(s6):
+            m.d.sync += [g[k].eq(f[k]) for k in tail]
+            if realm:
+                m.d.sync += g["freq"].eq(sum(f[f"part{i}"] for i in range(len(groups))))
 
         # S3: decide, publish, count.
-        flag_realm = (s3_freq > s3_freq_th) if realm else 0
-        flags = Cat(s3_flags, flag_realm)
+        flag_realm = (g["freq"] > g["freq_th"]) if realm else 0
+        flags = Cat(g["flags"], flag_realm)
         if realm:
-            recompute = Array([flags[0], flags[1], flags[2], flags[2]])[s3_policy]
+            recompute = Array([flags[0], flags[1], flags[2], flags[2]])[g["policy"]]
         else:
             recompute = flags[1] if self._abft is Abft.APPROX else flags[0]
-        m.d.sync += self.o_done.eq(s3)
+        m.d.sync += self.o_done.eq(s7)
         counters = {name: getattr(self, f"c_{name}") for name in COUNTERS}
-        with m.If(s3):
+        with m.If(s7):
             m.d.sync += [self.o_recompute.eq(recompute), self.o_flags.eq(flags),
-                         self.o_mismatch.eq(s3_flags[0]), self.o_freq_eff.eq(s3_freq),
-                         self.o_msd.eq(s3_msd), self.o_theta.eq(s3_theta),
+                         self.o_mismatch.eq(g["flags"][0]), self.o_freq_eff.eq(g["freq"]),
+                         self.o_msd.eq(g["msd"]), self.o_theta.eq(g["theta"]),
                          counters["tiles_checked"].eq(_sat_add(counters["tiles_checked"], 1, cw)),
                          counters["tiles_mismatch"].eq(
-                             _sat_add(counters["tiles_mismatch"], s3_flags[0], cw)),
+                             _sat_add(counters["tiles_mismatch"], g["flags"][0], cw)),
                          counters["tiles_flagged"].eq(
                              _sat_add(counters["tiles_flagged"], recompute, cw)),
                          counters["errors_above"].eq(
-                             _sat_add(counters["errors_above"], s3_freq, cw))]
+                             _sat_add(counters["errors_above"], g["freq"], cw))]
         m.d.comb += [self.c_hist[i].eq(hist[i]) for i in range(self._bins)]
         return m

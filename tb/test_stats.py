@@ -14,10 +14,10 @@ from hw.stats import COUNTERS, StatisticalUnit
 from tb import sim
 from tb.scenarios import generator, suite_seed
 
-N, AW, SETS, BINS, CW = 8, 32, 4, 8, 10  # 10-bit counters so the campaign saturates them
+AW, SETS, BINS, CW = 32, 4, 8, 10  # 10-bit counters so the campaign saturates them
 
 
-def stimulus(seed, abft, cycles=1500):
+def stimulus(seed, abft, n=8, cycles=1500):
     """Per-cycle inputs: differences of every magnitude (zeros, opposite-sign pairs, the most
     negative value), random tile ends, parameter writes and set selections."""
     import torch
@@ -37,7 +37,7 @@ def stimulus(seed, abft, cycles=1500):
         if cycle < 8 or rnd(50) == 0:
             a = 1 + rnd(1000) / 500
             inp["cfg"] = (rnd(SETS), StatParams(
-                am1=round((a - 1) * 256), b_q=rnd(40 * 256) - 8 * 256, freq_th=rnd(N + 1),
+                am1=round((a - 1) * 256), b_q=rnd(40 * 256) - 8 * 256, freq_th=rnd(n + 1),
                 msd_th=rnd(1 << rnd(36)), policy=rnd(4), msd_mode=rnd(2)))
         out.append(inp)
     return out
@@ -45,14 +45,14 @@ def stimulus(seed, abft, cycles=1500):
 
 @cocotb.test()
 async def stats_random(dut):
-    abft = os.environ["REALM_ABFT"]
+    abft, n = os.environ["REALM_ABFT"], int(os.environ["REALM_N"])
     seed = suite_seed()
-    model = StatUnitModel(N, AW, abft, SETS, BINS, CW)
+    model = StatUnitModel(n, AW, abft, SETS, BINS, CW)
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
     await RisingEdge(dut.clk)
     done = 0
-    for cycle, inp in enumerate(stimulus(seed, abft)):
+    for cycle, inp in enumerate(stimulus(seed, abft, n)):
         await FallingEdge(dut.clk)
         dut.rst.value = 0
         dut.i_d.value, dut.i_valid.value = inp["d"], inp["valid"]
@@ -78,14 +78,15 @@ async def stats_random(dut):
                     {k: model.counters[k] for k in COUNTERS})
 
 
-@pytest.mark.parametrize("abft", ["classic", "approx", "realm"])
-def test_stats(abft, tmp_path):
+# n = 40: three popcount groups of POP_GROUP = 16 (the last one partial) in S2b.
+@pytest.mark.parametrize("abft, n", [("classic", 8), ("approx", 8), ("realm", 8), ("realm", 40)])
+def test_stats(abft, n, tmp_path):
     from hw.config import ArrayConfig
-    config = ArrayConfig(rows=1, cols=N, abft=abft)
-    unit = StatisticalUnit(n=N, acc_width=AW, abft=abft, param_sets=SETS, hist_bins=BINS,
+    config = ArrayConfig(rows=1, cols=n, abft=abft)
+    unit = StatisticalUnit(n=n, acc_width=AW, abft=abft, param_sets=SETS, hist_bins=BINS,
                            counter_width=CW)
     build_dir = sim.build(config, name="stats", component=unit)
-    sim.run(build_dir, "tb.test_stats", "stats_random", {"REALM_ABFT": abft},
+    sim.run(build_dir, "tb.test_stats", "stats_random", {"REALM_ABFT": abft, "REALM_N": str(n)},
             seed=suite_seed(), test_dir=tmp_path)
     from cocotb_tools.check_results import get_results
     assert get_results(tmp_path / "results.xml") == (1, 0)
