@@ -96,6 +96,60 @@ def skew(m, lanes, name):
     return out
 
 
+class _OSState(enum.Enum, shape=2):
+    COMPUTE = 0
+    FLUSH = 1
+    DRAIN = 2
+
+
+def ws_control(m, c, w_valid, a_valid, a_last):
+    """WS sequencing: handshakes, and the ``valid`` (and, with ABFT, ``last``) shift registers
+    that follow each vector through the array. Return the control signals by name."""
+    latency = c.rows + c.cols - 1
+    valid = Signal(latency)
+    busy, w_ready, a_ready = Signal(), Signal(), Signal()
+    w_accept, a_accept = w_valid & w_ready, a_valid & a_ready
+    m.d.comb += [busy.eq(valid.any()), w_ready.eq(~busy), a_ready.eq(~w_valid)]
+    m.d.sync += valid.eq(Cat(a_accept, valid[:-1]))
+    ctl = {"busy": busy, "w_ready": w_ready, "a_ready": a_ready, "w_accept": w_accept,
+           "a_accept": a_accept, "o_valid": valid[-1]}
+    if c.abft is not Abft.NONE:
+        last = Signal(latency)  # ``last`` travels with ``valid``
+        m.d.sync += last.eq(Cat(a_accept & a_last, last[:-1]))
+        ctl["o_last"] = last[-1]
+    return ctl
+
+
+def os_control(m, c, ab_valid, ab_last):
+    """OS sequencing: compute, flush (``rows + cols - 2`` cycles) and drain (``rows``
+    cycles). Return the control signals by name."""
+    flush_cycles = c.rows + c.cols - 2
+    state = Signal(_OSState)
+    count = Signal(range(max(flush_cycles, c.rows, 1)))
+    ready, drain = Signal(), Signal()
+    accept = ab_valid & ready
+    m.d.comb += [ready.eq(state == _OSState.COMPUTE), drain.eq(state == _OSState.DRAIN)]
+    with m.Switch(state):
+        with m.Case(_OSState.COMPUTE):
+            with m.If(accept & ab_last):
+                if flush_cycles > 0:
+                    m.d.sync += [state.eq(_OSState.FLUSH), count.eq(flush_cycles - 1)]
+                else:
+                    m.d.sync += [state.eq(_OSState.DRAIN), count.eq(c.rows - 1)]
+        with m.Case(_OSState.FLUSH):
+            with m.If(count == 0):
+                m.d.sync += [state.eq(_OSState.DRAIN), count.eq(c.rows - 1)]
+            with m.Else():
+                m.d.sync += count.eq(count - 1)
+        with m.Case(_OSState.DRAIN):
+            with m.If(count == 0):
+                m.d.sync += state.eq(_OSState.COMPUTE)
+            with m.Else():
+                m.d.sync += count.eq(count - 1)
+    return {"ready": ready, "busy": ~ready, "accept": accept, "drain": drain, "row": count,
+            "o_last": drain & (count == 0)}
+
+
 class _Array(wiring.Component):
     def __init__(self, config, members):
         if not isinstance(config, ArrayConfig):
@@ -216,17 +270,10 @@ class WSArray(_Array):
         m = Module()
         pes = self._make_pes(m, WSProcessingElement)
 
-        latency = c.rows + c.cols - 1
-        valid = Signal(latency)
-        w_accept = self.i_w.valid & self.i_w.ready
-        a_accept = self.i_a.valid & self.i_a.ready
-        m.d.comb += [
-            self.busy.eq(valid.any()),
-            self.i_w.ready.eq(~self.busy),
-            self.i_a.ready.eq(~self.i_w.valid),
-        ]
-        m.d.sync += valid.eq(Cat(a_accept, valid[:-1]))
-        m.d.comb += self.o_valid.eq(valid[-1])
+        ctl = ws_control(m, c, self.i_w.valid, self.i_a.valid, self.i_a.payload.last)
+        w_accept, a_accept = ctl["w_accept"], ctl["a_accept"]
+        m.d.comb += [self.busy.eq(ctl["busy"]), self.i_w.ready.eq(ctl["w_ready"]),
+                     self.i_a.ready.eq(ctl["a_ready"]), self.o_valid.eq(ctl["o_valid"])]
 
         # Zero lanes when no vector is accepted, so idle cycles add nothing.
         a_in = [Signal(signed(c.data_width), name=f"a_in_{r}") for r in range(c.rows)]
@@ -253,16 +300,9 @@ class WSArray(_Array):
             m.d.comb += self.o_c[col].eq(aligned[col])
 
         if c.abft is not Abft.NONE:
-            last = Signal(latency)  # ``last`` travels with ``valid``
-            m.d.sync += last.eq(Cat(a_accept & self.i_a.payload.last, last[:-1]))
-            self._stat_unit(m, *ws_checksums(m, self, pes, w_accept, valid[-1], last[-1]))
+            self._stat_unit(m, *ws_checksums(m, self, pes, w_accept, ctl["o_valid"],
+                                             ctl["o_last"]))
         return m
-
-
-class _OSState(enum.Enum, shape=2):
-    COMPUTE = 0
-    FLUSH = 1
-    DRAIN = 2
 
 
 class OSArray(_Array):
@@ -302,36 +342,11 @@ class OSArray(_Array):
         m = Module()
         pes = self._make_pes(m, OSProcessingElement)
 
-        flush_cycles = c.rows + c.cols - 2
-        state = Signal(_OSState)
-        count = Signal(range(max(flush_cycles, c.rows, 1)))
-        accept = self.i_ab.valid & self.i_ab.ready
-        drain = Signal()
-        m.d.comb += [
-            self.i_ab.ready.eq(state == _OSState.COMPUTE),
-            self.busy.eq(state != _OSState.COMPUTE),
-            drain.eq(state == _OSState.DRAIN),
-            self.o_valid.eq(drain),
-            self.o_row.eq(count),
-            self.o_last.eq(drain & (count == 0)),
-        ]
-        with m.Switch(state):
-            with m.Case(_OSState.COMPUTE):
-                with m.If(accept & self.i_ab.payload.last):
-                    if flush_cycles > 0:
-                        m.d.sync += [state.eq(_OSState.FLUSH), count.eq(flush_cycles - 1)]
-                    else:
-                        m.d.sync += [state.eq(_OSState.DRAIN), count.eq(c.rows - 1)]
-            with m.Case(_OSState.FLUSH):
-                with m.If(count == 0):
-                    m.d.sync += [state.eq(_OSState.DRAIN), count.eq(c.rows - 1)]
-                with m.Else():
-                    m.d.sync += count.eq(count - 1)
-            with m.Case(_OSState.DRAIN):
-                with m.If(count == 0):
-                    m.d.sync += state.eq(_OSState.COMPUTE)
-                with m.Else():
-                    m.d.sync += count.eq(count - 1)
+        ctl = os_control(m, c, self.i_ab.valid, self.i_ab.payload.last)
+        accept, drain = ctl["accept"], ctl["drain"]
+        m.d.comb += [self.i_ab.ready.eq(ctl["ready"]), self.busy.eq(ctl["busy"]),
+                     self.o_valid.eq(drain), self.o_row.eq(ctl["row"]),
+                     self.o_last.eq(ctl["o_last"])]
 
         a_in = [Signal(signed(c.data_width), name=f"a_in_{r}") for r in range(c.rows)]
         b_in = [Signal(signed(c.data_width), name=f"b_in_{col}") for col in range(c.cols)]

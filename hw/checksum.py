@@ -19,7 +19,7 @@ from amaranth import Signal, signed
 from .pe import OSProcessingElement, WSProcessingElement
 
 
-def _lane_sum(m, values, width, name):
+def lane_sum(m, values, width, name):
     """A signal holding the sum of ``values`` (``width`` bits: wide enough not to overflow)."""
     total = Signal(signed(width), name=name)
     m.d.comb += total.eq(sum(values[1:], values[0]))
@@ -31,7 +31,7 @@ def ws_checksums(m, array, pes, w_accept, o_valid, o_last):
     c = array.config
     rows, cols, aw = c.rows, c.cols, c.acc_width
     cw = c.checksum_weight_width
-    s_row = _lane_sum(m, [array.i_w.payload[col] for col in range(cols)], cw, "ck_w_sum")
+    s_row = lane_sum(m, [array.i_w.payload[col] for col in range(cols)], cw, "ck_w_sum")
     ck = [WSProcessingElement(data_width=c.data_width, weight_width=cw, acc_width=aw,
                               fault_port=c.fault_port) for _ in range(rows)]
     for r, pe in enumerate(ck):
@@ -46,8 +46,8 @@ def ws_checksums(m, array, pes, w_accept, o_valid, o_last):
     # eᵀy: yc[col] = sum of outputs 0..col, one column per cycle, in step with the skew.
     yc = [Signal(signed(aw), name=f"ck_y_{col}") for col in range(cols)]
     for col in range(cols):
-        value = pes[rows - 1][col].o_p + (yc[col - 1] if col else 0)
-        m.d.sync += yc[col].eq(array.faulty(value[:aw].as_signed(), "ck.y", 0, col))
+        ws_y_cell(m, yc[col], pes[rows - 1][col].o_p, yc[col - 1] if col else None,
+                  lambda v, col=col: array.faulty(v, "ck.y", 0, col))
     d, d_valid, d_end = Signal(signed(aw)), Signal(), Signal()
     m.d.comb += d.eq(yc[cols - 1] - ck[rows - 1].o_p)
     m.d.sync += [d_valid.eq(o_valid), d_end.eq(o_valid & o_last)]
@@ -60,7 +60,7 @@ def os_checksums(m, array, pes, a_in, drain, o_last):
     c = array.config
     rows, cols, aw = c.rows, c.cols, c.acc_width
     sw = c.checksum_weight_width
-    s_beat = _lane_sum(m, a_in, sw, "ck_a_sum")
+    s_beat = lane_sum(m, a_in, sw, "ck_a_sum")
     prev = s_beat
     for i in range(rows):  # align eᵀA with the weights leaving the bottom row
         reg = Signal(signed(sw), name=f"ck_s_{i}")
@@ -79,6 +79,23 @@ def os_checksums(m, array, pes, a_in, drain, o_last):
             pe.drain.eq(check),
         ]
         array.connect_fault(m, pe, "ck.acc", 0, col)
+    shift, d_end = os_shift_control(m, cols, check)
+    y = [Signal(signed(aw), name=f"ck_y_{col}") for col in range(cols)]
+    for col in range(cols):
+        os_y_cell(m, y[col], y[col + 1] if col < cols - 1 else 0, pes[rows - 1][col].o_c,
+                  ck[col].o_c, drain, check, shift,
+                  lambda v, col=col: array.faulty(v, "ck.y", 0, col))
+    return y[0], shift, d_end
+
+
+def ws_y_cell(m, y, o_p, prev, faulty=lambda v: v):
+    """One cell of the WS eᵀy chain: ``y <= o_p + prev`` (``prev`` None in column 0)."""
+    value = o_p + prev if prev is not None else o_p
+    m.d.sync += y.eq(faulty(value[:len(y)].as_signed()))
+
+
+def os_shift_control(m, cols, check):
+    """After ``check``, shift the ``cols`` differences out; return ``(shift, last)``."""
     shift = Signal()
     count = Signal(range(cols))
     with m.If(check):
@@ -87,16 +104,19 @@ def os_checksums(m, array, pes, a_in, drain, o_last):
         m.d.sync += count.eq(count + 1)
         with m.If(count == cols - 1):
             m.d.sync += shift.eq(0)
-    y = [Signal(signed(aw), name=f"ck_y_{col}") for col in range(cols)]
-    for col in range(cols):
-        nxt = Signal(signed(aw), name=f"ck_y_{col}_next")
-        with m.If(drain):
-            m.d.comb += nxt.eq(y[col] + pes[rows - 1][col].o_c)
-        with m.Elif(check):
-            m.d.comb += nxt.eq(y[col] - ck[col].o_c)
-        with m.Elif(shift):
-            m.d.comb += nxt.eq(y[col + 1] if col < cols - 1 else 0)
-        with m.Else():
-            m.d.comb += nxt.eq(y[col])
-        m.d.sync += y[col].eq(array.faulty(nxt, "ck.y", 0, col))
-    return y[0], shift, shift & (count == cols - 1)
+    return shift, shift & (count == cols - 1)
+
+
+def os_y_cell(m, y, y_east, o_c, ck_c, drain, check, shift, faulty=lambda v: v):
+    """One cell of the OS eᵀY row: accumulate the drained rows, then subtract eᵀAB, then
+    shift the difference west."""
+    nxt = Signal.like(y, name=f"{y.name}_next")
+    with m.If(drain):
+        m.d.comb += nxt.eq(y + o_c)
+    with m.Elif(check):
+        m.d.comb += nxt.eq(y - ck_c)
+    with m.Elif(shift):
+        m.d.comb += nxt.eq(y_east)
+    with m.Else():
+        m.d.comb += nxt.eq(y)
+    m.d.sync += y.eq(faulty(nxt))
