@@ -1,9 +1,15 @@
-"""``python -m synth``: flat synthesis of every ABFT variant to the OSU 0.18 um cells, with area,
-flip-flops, critical path and overhead against the unprotected array of the same size and
-dataflow. Writes ``build/synth/report.{json,md}`` and ``overhead.png``.
+"""``python -m synth``: area, timing and power of every ABFT variant against the unprotected
+array, mapped to the OSU 0.18 um standard cells.
 
-Done so far (issue 4, in progress): the flat sweep. Not yet: the 256x256 composition from leaf
-blocks, the activity-based power estimate.
+* Flat synthesis (Yosys through pyosys) of exactly the Verilog the tests simulate, for the
+  sweep sizes (default 4, 8, 16), both dataflows, abft = none, classic, approx, realm.
+* The same arrays composed from synthesized leaf blocks (``synth.compose``), with the error
+  against flat; then the composition at the large sizes (default 32 to 256).
+* Activity-based power (``synth.power``): a seeded LLM-like GEMM on the gate-level netlist,
+  checked against the golden model on every cycle, toggles weighted with the Liberty data.
+
+Writes ``build/synth/report.{md,json}`` and ``overhead.png``. ``--rows/--cols/--dataflow``
+synthesize one point (all four variants).
 """
 import argparse
 import json
@@ -12,84 +18,102 @@ import sys
 
 from hw.config import ArrayConfig
 
-from .flow import LIBERTY, synthesize_config
+from .compose import breakdown, compose
+from .flow import synthesize_config
+from .report import write_report
 
 VARIANTS = ("none", "classic", "approx", "realm")
 OUT = pathlib.Path("build/synth")
 
 
-def sweep(sizes, dataflows, variants=VARIANTS, progress=print):
-    rows = []
+def _overheads(rows, key="area_um2", name="area_overhead_pct"):
+    base = {(r["dataflow"], r["rows"], r["cols"]): r for r in rows if r["abft"] == "none"}
+    for r in rows:
+        b = base.get((r["dataflow"], r["rows"], r["cols"]))
+        r[name] = 100 * (r[key] / b[key] - 1) if b and r.get(key) is not None else None
+
+
+def sweep(shapes, dataflows, large, power_sizes, cycles, progress=print):
+    """Run everything; return the report dict."""
+    flat, comp, power = [], [], []
     for df in dataflows:
-        for n in sizes:
-            for ab in variants:
-                config = ArrayConfig(rows=n, cols=n, dataflow=df, abft=ab)
-                progress(f"synthesizing {config.id} ...")
-                r = synthesize_config(config, OUT / config.id)
-                rows.append({"config": config.id, "rows": n, "cols": n, "dataflow": df,
-                             "abft": ab, **r})
-    base = {(r["dataflow"], r["rows"]): r for r in rows if r["abft"] == "none"}
-    for r in rows:
-        b = base.get((r["dataflow"], r["rows"]))
-        r["area_overhead_pct"] = (100 * (r["area_um2"] / b["area_um2"] - 1)) if b else None
-    return rows
-
-
-def write_report(rows):
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "report.json").write_text(json.dumps(rows, indent=1) + "\n")
-    lines = ["# Area and timing per ABFT variant (flat synthesis)", "",
-             f"Yosys (pyosys 0.70) `synth -flatten`, `dfflibmap` + ABC mapping to the OSU 0.18 um "
-             f"Liberty (`{LIBERTY.name}`, Debian qflow-tech-osu018); delay from ABC `stime`.",
-             "Regenerate with `make synth`.", "",
-             "| config | cells | flip-flops | area (um²) | overhead | critical path (ps) |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
-        ov = "" if r["area_overhead_pct"] is None else f"{r['area_overhead_pct']:.2f} %"
-        lines.append(f"| {r['config']} | {r['cells']} | {r['flops']} | {r['area_um2']:,.0f} | "
-                     f"{ov} | {r['delay_ps']:.0f} |")
-    (OUT / "report.md").write_text("\n".join(lines) + "\n")
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for df in sorted({r["dataflow"] for r in rows}):
-        for ab in VARIANTS[1:]:
-            pts = [(r["rows"], r["area_overhead_pct"]) for r in rows
-                   if r["dataflow"] == df and r["abft"] == ab and r["area_overhead_pct"] is not None]
-            if pts:
-                ax.plot(*zip(*pts), marker="o", label=f"{ab} ({df})")
-    ax.set_xscale("log", base=2)
-    ax.set_yscale("log")
-    ax.set_xlabel("array size (n x n)")
-    ax.set_ylabel("area overhead vs unprotected (%)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(OUT / "overhead.png", dpi=120)
-    return OUT / "report.md"
+        for rows, cols in shapes:
+            for ab in VARIANTS:
+                c = ArrayConfig(rows=rows, cols=cols, dataflow=df, abft=ab)
+                progress(f"flat {c.id} ...")
+                f = synthesize_config(c, OUT / c.id)
+                k = compose(c)
+                flat.append({"config": c.id, "rows": rows, "cols": cols, "dataflow": df,
+                             "abft": ab, **f, "composed_um2": k["area_um2"],
+                             "composed_delay_ps": k["delay_ps"],
+                             "composition_error_pct": 100 * (k["area_um2"] / f["area_um2"] - 1)})
+        for n in large:
+            kb = None
+            for ab in VARIANTS:
+                c = ArrayConfig(rows=n, cols=n, dataflow=df, abft=ab)
+                progress(f"composed {c.id} ...")
+                k = compose(c)
+                row = {"config": c.id, "rows": n, "cols": n, "dataflow": df, "abft": ab,
+                       **{x: k[x] for x in ("cells", "flops", "area_um2", "delay_ps",
+                                            "pe_grid_um2")},
+                       "leaf_delay_ps": {key: v["delay_ps"] for key, v in k["leaves"].items()}}
+                if ab == "none":
+                    kb = k
+                else:
+                    row["breakdown_um2"] = breakdown(c, kb, k)
+                comp.append(row)
+    _overheads(flat)
+    _overheads(comp)
+    for r in comp:
+        base = next(b for b in comp if b["abft"] == "none" and b["dataflow"] == r["dataflow"]
+                    and b["rows"] == r["rows"])
+        r["overhead_vs_pe_grid_pct"] = 100 * (r["area_um2"] - base["area_um2"]) / base[
+            "pe_grid_um2"]
+    if power_sizes:
+        from .power import power_sweep
+        configs = [ArrayConfig(rows=n, cols=n, dataflow=df, abft=ab)
+                   for df in dataflows for n in power_sizes for ab in VARIANTS]
+        progress(f"power: {len(configs)} gate-level simulations ...")
+        power = power_sweep(configs, OUT / "power", cycles=cycles)
+    return {"flat": flat, "composed": comp, "power": power}
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m synth", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, help="synthesize one size (with --cols, --dataflow)")
-    p.add_argument("--cols", type=int)
-    p.add_argument("--dataflow", choices=["ws", "os"])
-    p.add_argument("--sizes", default="4,8,16", help="square sizes of the sweep (default 4,8,16)")
+    p.add_argument("--cols", type=int, help="columns of the one size (default: --rows)")
+    p.add_argument("--dataflow", choices=["ws", "os"], help="dataflow of the one size "
+                   "(default: both)")
+    p.add_argument("--sizes", default="4,8,16",
+                   help="square sizes synthesized flat and composed (default 4,8,16)")
+    p.add_argument("--large", default="32,64,128,256",
+                   help="square sizes composed from leaf blocks only (default 32,64,128,256)")
+    p.add_argument("--power-sizes", default="4,8",
+                   help="sizes of the gate-level power estimate (default 4,8; '' for none)")
+    p.add_argument("--cycles", type=int, default=1000,
+                   help="cycles of the power workload (default 1000)")
     args = p.parse_args(argv)
-    if args.rows is not None:
-        if args.cols is not None and args.cols != args.rows:
-            p.error("the sweep compares square arrays: give --rows only, or equal --cols")
-        sizes, dataflows = [args.rows], [args.dataflow or "ws"]
-    else:
-        sizes, dataflows = [int(s) for s in args.sizes.split(",")], ["ws", "os"]
     try:
-        rows = sweep(sizes, dataflows)
+        ints = lambda s: [int(x) for x in s.split(",") if x.strip()]  # noqa: E731
+        if args.rows is not None:
+            shapes = [(args.rows, args.cols or args.rows)]
+            large, power_sizes = [], []
+        else:
+            if args.cols is not None:
+                p.error("--cols needs --rows")
+            shapes = [(n, n) for n in ints(args.sizes)]
+            large, power_sizes = ints(args.large), ints(args.power_sizes)
+        dataflows = [args.dataflow] if args.dataflow else ["ws", "os"]
+        for n in [s for shape in shapes for s in shape] + large + power_sizes:
+            ArrayConfig(rows=n, cols=n)  # validates the size
+        report = sweep(shapes, dataflows, large, power_sizes, args.cycles,
+                       progress=lambda s: print(s, file=sys.stderr, flush=True))
     except ValueError as e:
         p.error(str(e))
-    report = write_report(rows)
-    print(report.read_text())
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    print(write_report(report, OUT).read_text())
     return 0
 
 

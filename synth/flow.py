@@ -22,9 +22,11 @@ LIBERTY = LIBDIR / "osu018_stdcells.lib"
 
 
 #: Yosys' default ABC mapping for a Liberty library, then buffering of high-fanout nets and
-#: gate sizing (as Yosys does with -D), and ``stime -p`` (the timing report).
+#: ``stime -p`` (the timing report). No timing-driven gate sizing: it would upsize each leaf
+#: block for its own critical path and so make a composed array larger than the flat one
+#: (``synth.compose``); areas are at minimum sizing, as under a relaxed clock.
 ABC_SCRIPT = ("+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;&get,-n;&dch,-f;&nf;"
-              "&put;buffer,-p;upsize;dnsize;stime,-p")
+              "&put;buffer,-p;stime,-p")
 
 
 def fetch_liberty():
@@ -43,11 +45,19 @@ def fetch_liberty():
         subprocess.run(["dpkg-deb", "-x", str(deb), str(pathlib.Path(tmp) / "x")], check=True)
         src = next((pathlib.Path(tmp) / "x").rglob("osu018_stdcells.lib"))
         shutil.copy(src, LIBERTY)
+        (LIBDIR / "source.txt").write_text(deb.name + "\n")
     return LIBERTY
 
 
+def liberty_source():
+    """The Debian package file the Liberty came from (for the report)."""
+    f = LIBDIR / "source.txt"
+    return f.read_text().strip() if f.exists() else "qflow-tech-osu018"
+
+
 def synthesize(verilog_path, workdir, top=TOP):
-    """Flat synthesis of ``verilog_path`` mapped to OSU018; return a dict of figures."""
+    """Flat synthesis of ``verilog_path`` mapped to OSU018; return a dict of figures. The mapped
+    netlist is left in ``workdir/netlist.json`` (Yosys JSON) for the power estimate."""
     from pyosys import libyosys as ys
     lib = fetch_liberty()
     workdir = pathlib.Path(workdir)
@@ -57,7 +67,8 @@ def synthesize(verilog_path, workdir, top=TOP):
     for cmd in [f"read_verilog {verilog_path}", f"synth -flatten -top {top}",
                 f"dfflibmap -liberty {lib}",
                 f"tee -q -o {abc_log} abc -liberty {lib} -script {ABC_SCRIPT}",
-                "opt_clean", f"tee -q -o {stat} stat -json -liberty {lib}"]:
+                "opt_clean", f"tee -q -o {stat} stat -json -liberty {lib}",
+                f"write_json {workdir / 'netlist.json'}"]:
         ys.run_pass(cmd, d)
     mod = json.loads(stat.read_text())["design"]
     cells = mod.get("num_cells_by_type", {})

@@ -1,0 +1,278 @@
+"""Leaf blocks of the array, for composing the area of arrays too large to synthesize flat.
+
+Each leaf is a small Amaranth component built from the same ``hw`` code the array uses (the PE
+classes, :func:`hw.array.skew`'s registers, :func:`hw.array.ws_control` /
+:func:`hw.array.os_control`, :func:`hw.checksum.lane_sum`, the eᵀy / eᵀY cells and
+:class:`hw.stats.StatisticalUnit`). :func:`instances` lists the leaves of a configuration with
+their instance counts, so that ``area(config) = sum(count * area(leaf))``.
+
+Flat synthesis simplifies the PEs at the array's edges (a top-row WS PE adds nothing to a zero
+partial sum; a register whose output nobody reads is removed): the leaves model this with PE
+*classes*, a PE wrapped with some inputs tied to 0 and some outputs left unconnected (:class:`Wrap`).
+The fault port is not modelled (synthesis runs without it).
+"""
+import collections
+
+from amaranth import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.array import os_control, ws_control
+from hw.checksum import lane_sum, os_shift_control, os_y_cell, ws_y_cell
+from hw.config import Abft, Dataflow
+from hw.pe import OSProcessingElement, WSProcessingElement
+from hw.stats import StatisticalUnit
+
+
+class Wrap(wiring.Component):
+    """``inner`` with the inputs in ``tie`` held at 0, the outputs in ``drop`` unconnected, and
+    the signed inputs in ``narrow`` (name -> width) sign-extended from fewer bits.
+
+    ``narrow`` models what flat synthesis finds in a WS column: the partial sum leaving row
+    ``r`` has only ``2 * data_width + r`` significant bits (the rest are copies of its sign, and
+    their flip-flops and adder bits merge), until it reaches ``acc_width``."""
+
+    def __init__(self, inner, tie=(), drop=(), narrow=None):
+        self._inner, self._tie, self._drop = inner, set(tie), set(drop)
+        self._narrow = dict(narrow or {})
+        members = {}
+        for k, v in inner.signature.members.items():
+            if k in self._tie or k in self._drop:
+                continue
+            members[k] = In(signed(self._narrow[k])) if k in self._narrow else v
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = inner = self._inner
+        for name, member in inner.signature.members.items():
+            port = getattr(inner, name)
+            if member.flow is wiring.In:
+                m.d.comb += port.eq(0 if name in self._tie else getattr(self, name))
+            elif name not in self._drop:
+                m.d.comb += getattr(self, name).eq(port)
+        return m
+
+
+def significant(config, bits, rows):
+    """Significant bits of a WS partial sum: ``bits`` for one product, one more per row added,
+    at most ``acc_width``."""
+    return min(config.acc_width, bits + rows)
+
+
+class Reg(wiring.Component):
+    """One ``width``-bit register with synchronous reset (a skew, alignment or delay stage)."""
+
+    def __init__(self, width):
+        super().__init__({"i": In(width), "o": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        r = Signal(len(self.i))
+        m.d.sync += r.eq(self.i)
+        m.d.comb += self.o.eq(r)
+        return m
+
+
+class Gate(wiring.Component):
+    """An input lane zeroed when no beat is accepted."""
+
+    def __init__(self, width):
+        super().__init__({"en": In(1), "i": In(width), "o": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.o.eq(Mux(self.en, self.i, 0))
+        return m
+
+
+class Control(wiring.Component):
+    """The sequencer of ``config``'s dataflow (and, for OS ABFT, the difference shifter)."""
+
+    def __init__(self, config):
+        self._c = config
+        if config.dataflow is Dataflow.WS:
+            outs = ["busy", "w_ready", "a_ready", "w_accept", "a_accept", "o_valid"]
+            ins = ["w_valid", "a_valid", "a_last"]
+            if config.abft is not Abft.NONE:
+                outs.append("o_last")
+            members = {**{k: In(1) for k in ins}, **{k: Out(1) for k in outs}}
+        else:
+            members = {"ab_valid": In(1), "ab_last": In(1), "ready": Out(1), "accept": Out(1),
+                       "drain": Out(1), "o_last": Out(1),
+                       "row": Out(range(config.rows))}
+            if config.abft is not Abft.NONE:
+                members.update({"shift": Out(1), "d_end": Out(1)})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self._c
+        if c.dataflow is Dataflow.WS:
+            ctl = ws_control(m, c, self.w_valid, self.a_valid, self.a_last)
+        else:
+            ctl = os_control(m, c, self.ab_valid, self.ab_last)
+            if c.abft is not Abft.NONE:
+                check = Signal()
+                m.d.sync += check.eq(ctl["o_last"])
+                ctl["shift"], ctl["d_end"] = os_shift_control(m, c.cols, check)
+        for name in self.signature.members:
+            if self.signature.members[name].flow is wiring.Out:
+                m.d.comb += getattr(self, name).eq(ctl[name])
+        return m
+
+
+class LaneSum(wiring.Component):
+    """The adder tree of eᵀW (WS, over a weight row) or eᵀA (OS, over a beat)."""
+
+    def __init__(self, lanes, width, out_width):
+        self._w = out_width
+        super().__init__({"i": In(data.ArrayLayout(signed(width), lanes)),
+                          "o": Out(signed(out_width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.o.eq(lane_sum(m, list(self.i), self._w, "sum"))
+        return m
+
+
+class YCell(wiring.Component):
+    """One cell of the WS eᵀy chain (``first``: column 0, no adder) or of the OS eᵀY row."""
+
+    def __init__(self, config, first=False):
+        self._c, self._first = config, first
+        aw = signed(config.acc_width)
+        members = {"o_p": In(aw), "y": Out(aw)}
+        if config.dataflow is Dataflow.WS:
+            members.update({} if first else {"prev": In(aw)})
+        else:
+            members.update({"y_east": In(aw), "ck_c": In(aw), "drain": In(1), "check": In(1),
+                            "shift": In(1)})
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        y = Signal.like(self.y, name="y_reg")
+        if self._c.dataflow is Dataflow.WS:
+            ws_y_cell(m, y, self.o_p, None if self._first else self.prev)
+        else:
+            os_y_cell(m, y, self.y_east, self.o_p, self.ck_c, self.drain, self.check,
+                      self.shift)
+        m.d.comb += self.y.eq(y)
+        return m
+
+
+class WSDiff(wiring.Component):
+    """The WS difference ``d = eᵀy - eᵀWx`` and its valid/end registers, feeding the
+    statistical unit (:func:`hw.checksum.ws_checksums`)."""
+
+    def __init__(self, config, unit):
+        self._unit = unit
+        aw = signed(config.acc_width)
+        members = {k: v for k, v in unit.signature.members.items()
+                   if k not in ("i_d", "i_valid", "i_end")}
+        super().__init__({**members, "yc": In(aw), "ck": In(aw), "o_valid": In(1),
+                          "o_last": In(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.unit = unit = self._unit
+        d_valid, d_end = Signal(), Signal()
+        m.d.sync += [d_valid.eq(self.o_valid), d_end.eq(self.o_valid & self.o_last)]
+        m.d.comb += [unit.i_d.eq(self.yc - self.ck), unit.i_valid.eq(d_valid),
+                     unit.i_end.eq(d_end)]
+        for name, member in unit.signature.members.items():
+            if name in ("i_d", "i_valid", "i_end"):
+                continue
+            if member.flow is wiring.In:
+                m.d.comb += getattr(unit, name).eq(getattr(self, name))
+            else:
+                m.d.comb += getattr(self, name).eq(getattr(unit, name))
+        return m
+
+
+def _key(name, tie=(), drop=(), narrow=None, **widths):
+    narrow = narrow or {}
+    return "-".join([name] + [f"{k}{v}" for k, v in sorted(widths.items())]
+                    + [f"tie_{t}" for t in sorted(tie)] + [f"drop_{d}" for d in sorted(drop)]
+                    + [f"{k}{v}" for k, v in sorted(narrow.items())])
+
+
+def _pe_leaf(cls, tie, drop, narrow=None, **widths):
+    return (_key(cls.__name__, tie, drop, narrow, **widths),
+            lambda: Wrap(cls(**widths), tie=tie, drop=drop, narrow=narrow))
+
+
+def _ws_narrow(config, port, bits, r):
+    """``{port: width}`` when the input of row ``r`` is narrower than ``acc_width``."""
+    if r == 0:
+        return {}
+    w = significant(config, bits, r - 1)
+    return {port: w} if w < config.acc_width else {}
+
+
+def instances(config):
+    """The leaves of ``config`` as ``{key: (count, build)}``: ``build()`` makes the leaf
+    component; keys name the leaf and its widths, so equal leaves of different configs share
+    one synthesis."""
+    c = config.replace(fault_port=False)
+    rows, cols, dw, aw = c.rows, c.cols, c.data_width, c.acc_width
+    abft = c.abft is not Abft.NONE
+    ws = c.dataflow is Dataflow.WS
+    out = collections.OrderedDict()
+
+    def add(key, build, count=1):
+        if count:
+            n, _ = out.get(key, (0, None))
+            out[key] = (n + count, build)
+
+    widths = {"data_width": dw, "acc_width": aw}
+    for r in range(rows):
+        for col in range(cols):
+            if ws:
+                tie = {"i_p"} if r == 0 else set()
+                drop = {"o_a"} if col == cols - 1 and not abft else set()
+                add(*_pe_leaf(WSProcessingElement, tie, drop,
+                              _ws_narrow(c, "i_p", 2 * dw, r), **widths))
+            else:
+                tie = {"i_c"} if r == 0 else set()
+                drop = ({"o_a"} if col == cols - 1 else set()) | (
+                    {"o_b"} if r == rows - 1 and not abft else set())
+                add(*_pe_leaf(OSProcessingElement, tie, drop, **widths))
+    lanes = rows + (0 if ws else cols)
+    add(f"gate{dw}", lambda: Gate(dw), lanes)
+    add(f"reg{dw}", lambda: Reg(dw), rows * (rows - 1) // 2 + (0 if ws else cols * (cols - 1) // 2))
+    bottom = significant(c, 2 * dw, rows - 1)  # WS: the bottom row's partial sums
+    if ws:
+        add(f"reg{bottom}", lambda: Reg(bottom), cols * (cols - 1) // 2)
+    add(f"control-{c.id}", lambda: Control(c))
+    if not abft:
+        return out
+    cw = c.checksum_weight_width
+    unit = dict(n=c.stat_n, acc_width=aw, abft=c.abft, param_sets=c.param_sets,
+                hist_bins=c.hist_bins, counter_width=c.counter_width)
+    stat_key = f"stat-n{c.stat_n}-{c.abft}-a{aw}-s{c.param_sets}-h{c.hist_bins}-c{c.counter_width}"
+    if ws:
+        add(f"lanesum{cols}x{dw}", lambda: LaneSum(cols, dw, cw))
+        for r in range(rows):
+            add(*_pe_leaf(WSProcessingElement, {"i_p"} if r == 0 else set(), {"o_a"},
+                          _ws_narrow(c, "i_p", dw + cw, r), weight_width=cw, **widths))
+        ycell = {"o_p": bottom} if bottom < aw else {}
+        add(_key("ycell-ws-first", narrow=ycell, a=aw),
+            lambda: Wrap(YCell(c, first=True), narrow=ycell))
+        for col in range(1, cols):
+            nar = {**ycell, **_ws_narrow(c, "prev", bottom, col)}
+            add(_key("ycell-ws", narrow=nar, a=aw), lambda nar=nar: Wrap(YCell(c), narrow=nar))
+        nar = {k: v for k, v in (("yc", significant(c, bottom, cols - 1)),
+                                 ("ck", significant(c, dw + cw, rows - 1))) if v < aw}
+        add(_key(f"wsdiff-{stat_key}", narrow=nar),
+            lambda: Wrap(WSDiff(c, StatisticalUnit(**unit)), narrow=nar))
+    else:
+        add(f"lanesum{rows}x{dw}", lambda: LaneSum(rows, dw, cw))
+        add(f"reg{cw}", lambda: Reg(cw), rows)
+        for col in range(cols):
+            add(*_pe_leaf(OSProcessingElement, {"i_c"}, {"o_b"} | (
+                {"o_a"} if col == cols - 1 else set()), a_width=cw, **widths))
+        add(f"ycell-os-a{aw}", lambda: YCell(c), cols)
+        add(f"{stat_key}", lambda: StatisticalUnit(**unit))
+    return out
