@@ -35,6 +35,9 @@ for one warm-up cycle; warm-up cycles are not counted):
   ``R`` with activations ``sum_r A[r, k]`` (eᵀA).
 * Lanes of PE leaves are distinct array positions drawn (seeded, without replacement) from the
   positions whose leaf key is this leaf's (recomputed with :mod:`synth.leaves`' own rules).
+  Every leaf's random generator is seeded with ``(seed, crc32(key))``, so a leaf shared by two
+  variants gets the same lanes and traces in both (common random numbers: the overhead of a
+  variant is not blurred by the sampling noise of the PE grid).
 * **reg<w>**: ``w == data_width``: an operand stream (WS: activations ``x[:, r]``; OS: half
   of the lanes ``A`` rows, half ``B`` columns) delayed by a random skew ``d``; wider: WS the
   bottom row's column sums ``y[m, c]``, OS the eᵀA sums.
@@ -62,6 +65,7 @@ import json
 import math
 import pathlib
 import time
+import zlib
 
 import numpy as np
 
@@ -474,7 +478,7 @@ def compose_power(config, cycles=400, seed=SEED, lanes=64, root=LEAVES, progress
     cells = flops = 0
     by_leaf = {}
     for i, (key, (count, build)) in enumerate(inst.items()):
-        rng = np.random.default_rng([seed, i])
+        rng = np.random.default_rng([seed, zlib.crc32(key.encode())])
         leaf_figures(key, build, root)
         nl = load_netlist(pathlib.Path(root) / key / "netlist.json", "top")
         traces, n = leaf_traces(key, config, tl, rng, lanes, pe_pos)
