@@ -34,8 +34,9 @@ for one warm-up cycle; warm-up cycles are not counted):
   ``drain`` high for the last ``R`` cycles of each tile. Checksum PEs (``-a_width``): row
   ``R`` with activations ``sum_r A[r, k]`` (eᵀA).
 * Lanes of PE leaves are distinct array positions drawn (seeded, without replacement) from the
-  positions whose leaf key is this leaf's (recomputed with :mod:`synth.leaves`' own rules).
-  Every leaf's random generator is seeded with ``(seed, crc32(key))``, so a leaf shared by two
+  positions whose leaf key is this leaf's (recomputed with :mod:`synth.leaves`' own rules):
+  every grid position gets one seeded random score and the ``lanes`` best-scored positions
+  of the leaf are taken. Every leaf's random generator is seeded with ``(seed, crc32(key))``, so a leaf shared by two
   variants gets the same lanes and traces in both (common random numbers: the overhead of a
   variant is not blurred by the sampling noise of the PE grid).
 * **reg<w>**: ``w == data_width``: an operand stream (WS: activations ``x[:, r]``; OS: half
@@ -409,9 +410,13 @@ def _cfg_warmup(config, netlist):
 def leaf_traces(key, config, tl, rng, lanes, pe_pos):
     """``(traces, n_lanes)`` for leaf ``key`` of ``config``."""
     if key in pe_pos:
-        pos = pe_pos[key]
+        pos = np.asarray(pe_pos[key])
         n = min(lanes, len(pos))
-        pick = np.asarray(pos)[rng.choice(len(pos), n, replace=False)]
+        # one random score per grid position (same for every variant of the array, since the
+        # generator is seeded by the key): the n best-scored positions of this leaf
+        score = rng.random((tl.c.rows + 1) * (tl.c.cols + 1))
+        order = np.argsort(score[pos[:, 0] * (tl.c.cols + 1) + pos[:, 1]], kind="stable")
+        pick = pos[order[:n]]
         return (_ws_pe(tl, pick) if tl.ws else _os_pe(tl, pick)), n
     n = lanes
     if key.startswith("reg"):
