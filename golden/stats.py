@@ -142,14 +142,15 @@ def _wrap_int(x, width):
 
 class StatUnitModel:
     """Cycle-accurate model of :class:`hw.stats.StatisticalUnit` (same registers, same
-    pipeline: R0, R1, E, S1a-c, S2a-c, S3). :meth:`step` takes one cycle's inputs and returns
+    pipeline: R0, R1, E, S0, S1a-c, S2a-c, S3). :meth:`step` takes one cycle's inputs and returns
     that cycle's outputs."""
 
     def __init__(self, n, acc_width, abft, param_sets=4, hist_bins=8, counter_width=32):
-        from hw.stats import BANKS, POP_GROUP, stat_widths
+        from hw.stats import BANKS, POP_GROUP, msd_halves, stat_widths
         self.n, self.aw, self.abft = n, acc_width, str(abft)
         self.widths = stat_widths(n, acc_width)
         self.banks_n, self.group = BANKS, POP_GROUP
+        self.halves = msd_halves(self.widths["msd"])
         self.realm = self.abft == "realm"
         self.approx = self.abft in ("approx", "realm")
         self.param_sets, self.bins, self.cw = param_sets, hist_bins, counter_width
@@ -160,13 +161,14 @@ class StatUnitModel:
         self.sets = [StatParams(policy=0) for _ in range(self.param_sets)]
         self.r0 = dict(v=0, d=0, end=0, sel=0)
         self.r1 = dict(v=0, d=0, mag=0, nz=0, end=0, sel=0, add=0)
-        self.idx = self.wbank = self.msd = self.mm = 0
+        self.idx = self.wbank = self.mm = self.lo = self.hi = self.px = self.pc = 0
         self.banks = [[(0, 0)] * self.n for _ in range(self.banks_n)]
         self.hist = [0] * self.bins
         carry = dict(msd=0, mm=0, cnt=0, bank=0)
         tail = dict(msd=0, flags=(0, 0), freq_th=0, policy=0, theta=0)
         # Stage registers, each with its valid bit ``v``.
-        self.h = dict(v=0, sel=0, **carry)
+        self.h = dict(v=0, sel=0, lo=0, hi=0, px=0, pc=0, mm=0, cnt=0, bank=0)
+        self.s0 = dict(v=0, sel=0, **carry)
         self.s1a = dict(v=0, abs=0, p=StatParams(policy=0), **carry)
         self.s1b = dict(v=0, log=0, fa=0, p=StatParams(policy=0), **carry)
         self.s1c = dict(v=0, cnt=0, bank=0, **tail)
@@ -204,21 +206,31 @@ class StatUnitModel:
         nxt["r1"] = self._load(self.r1, r0["v"], d=r0["d"], mag=abs(r0["d"]),
                                nz=int(r0["d"] != 0), end=r0["end"], sel=r0["sel"],
                                add=abs(r0["d"]) if self.sets[r0["sel"]].msd_mode else r0["d"])
-        # E.
+        # E: MSD in a low and a lagging high half (hw.stats.msd_halves).
         r1 = self.r1
         d, mag, nz, v = r1["d"], r1["mag"], r1["nz"], r1["v"]
         end = r1["end"] or self.idx == n - 1
-        msd_next = self.msd + r1["add"] if self.approx else 0
-        msd_next = _wrap_int(msd_next, w["msd"])  # the register wraps (a fault can fill it)
-        nxt["h"] = self._load(self.h, v and end, msd=msd_next, mm=self.mm | nz,
-                              cnt=self.idx + 1, bank=self.wbank, sel=r1["sel"])
+        lw, hw_ = self.halves
+        lo_sum = hi_sum = x = 0
+        if self.approx:
+            x = r1["add"] & ((1 << w["msd"]) - 1)
+            lo_sum = self.lo + (x & ((1 << lw) - 1))
+            hi_sum = (self.hi + self.px + self.pc) & ((1 << hw_) - 1)
+        half = dict(lo=lo_sum & ((1 << lw) - 1), hi=hi_sum, px=x >> lw, pc=lo_sum >> lw)
+        nxt["h"] = self._load(self.h, v and end, mm=self.mm | nz, cnt=self.idx + 1,
+                              bank=self.wbank, sel=r1["sel"], **half)
         if v and end:
-            nxt.update(idx=0, wbank=(self.wbank + 1) % self.banks_n, mm=0, msd=0)
+            nxt.update(idx=0, wbank=(self.wbank + 1) % self.banks_n, mm=0, lo=0, hi=0, px=0,
+                       pc=0)
         elif v:
-            nxt.update(idx=self.idx + 1, mm=self.mm | nz, msd=msd_next)
+            nxt.update(idx=self.idx + 1, mm=self.mm | nz, **half)
+        else:
+            nxt.update(hi=hi_sum, px=0, pc=0)
         if msd_fault is not None:
-            nxt["msd"] = apply_fault(nxt.get("msd", self.msd), msd_fault[0], msd_fault[1],
-                                     w["msd"])
+            pair = nxt.get("lo", self.lo) | nxt.get("hi", self.hi) << lw
+            pair = apply_fault(pair, msd_fault[0], msd_fault[1], w["msd"]) & (
+                (1 << w["msd"]) - 1)
+            nxt.update(lo=pair & ((1 << lw) - 1), hi=pair >> lw)
         if v and self.realm:
             bank = [list(b) for b in self.banks]
             bank[self.wbank][self.idx] = (nz, log2q(mag))
@@ -228,11 +240,14 @@ class StatUnitModel:
                 hist = list(self.hist)
                 hist[b] = self._sat(hist[b] + 1)
                 nxt["hist"] = hist
-        # S1a, S1b, S1c.
-        h, a, b, c = self.h, self.s1a, self.s1b, self.s1c
+        # S0, S1a, S1b, S1c.
+        h, h0, a, b, c = self.h, self.s0, self.s1a, self.s1b, self.s1c
         carry = ("msd", "mm", "cnt", "bank")
-        nxt["s1a"] = self._load(a, h["v"], abs=abs(h["msd"]), p=self.sets[h["sel"]],
-                                **{k: h[k] for k in carry})
+        msd = _wrap_int(h["lo"] + ((h["hi"] + h["px"] + h["pc"]) << lw), w["msd"])
+        nxt["s0"] = self._load(h0, h["v"], msd=msd, mm=h["mm"], cnt=h["cnt"], bank=h["bank"],
+                               sel=h["sel"])
+        nxt["s1a"] = self._load(a, h0["v"], abs=abs(h0["msd"]), p=self.sets[h0["sel"]],
+                                **{k: h0[k] for k in carry})
         nxt["s1b"] = self._load(
             b, a["v"], p=a["p"], **{k: a[k] for k in carry},
             fa=int(a["abs"] > a["p"].msd_th) if self.approx else b["fa"],

@@ -11,16 +11,19 @@ than a PE's multiply-accumulate (issue 4: the ABFT logic must not lengthen the a
 path):
 
 * R0 (C): input register; R1 (C+1): ``|d|``, ``d != 0`` and the MSD addend (``d`` or ``|d|``);
-* E (C+2): MSD accumulation, ``log2|d|`` (log-depth leading-one detector) into the tile's bank,
-  histogram; the tile's MSD and count are complete at its edge;
-* S1a (C+3): ``|MSD|`` and the tile's parameter set; S1b (C+4): ``log2|MSD|`` and the
-  MSD-threshold decision; S1c (C+5): ``theta = b - (a - 1) log2|MSD|``;
-* S2a (C+6): every buffered ``log2|d_j|`` compared with theta in parallel (countif);
-  S2b (C+7): counts of groups of :data:`POP_GROUP`; S2c (C+8): ``freq_eff``;
-* S3 (C+9): decide and count; ``o_done`` pulses in C + :data:`DECISION_LATENCY`.
+* E (C+2): MSD accumulation in two halves, the high one a cycle behind (so no carry chain is
+  longer than half the MSD), ``log2|d|`` (log-depth leading-one detector) into the tile's
+  bank, histogram;
+* S0 (C+3): the tile's MSD resolved from its halves; S1a (C+4): ``|MSD|`` (in halves) and the
+  tile's parameter set; S1b (C+5): ``log2|MSD|`` and the MSD-threshold decision (compared in
+  halves); S1c (C+6): ``theta = b - (a - 1) log2|MSD|``;
+* S2a (C+7): every buffered ``log2|d_j|`` compared with theta in parallel (countif);
+  S2b (C+8): counts of groups of :data:`POP_GROUP`; S2c (C+9): ``freq_eff``;
+* S3 (C+10): decide and count; ``o_done`` pulses in C + :data:`DECISION_LATENCY`.
 
 The buffer has :data:`BANKS` banks used in turn, so a tile's bank is not overwritten before
-S2a reads it even when every following tile has a single difference.
+S2a reads it even when every following tile has a single difference. A fault on the MSD
+register (``stat.msd``) acts on the pair of halves, low half in the low bits.
 
 Variants (``abft``): ``classic`` keeps only the mismatch detector; ``approx`` adds the MSD
 accumulator and its threshold; ``realm`` adds the log2 unit, the buffers, countif, the
@@ -44,9 +47,9 @@ from .pe import FaultKind
 
 COUNTERS = ("tiles_checked", "tiles_mismatch", "tiles_flagged", "errors_above")
 #: Cycles from a tile's last difference on ``i_d`` to ``o_done``.
-DECISION_LATENCY = 10
+DECISION_LATENCY = 11
 #: Buffer banks, used in turn (see the module docstring).
-BANKS = 4
+BANKS = 5
 #: Comparator outputs summed per partial count in S2b.
 POP_GROUP = 16
 
@@ -63,6 +66,12 @@ def stat_widths(n, acc_width):
     return {"msd": msd, "log_msd": log_msd, "log_d": log_d, "freq": (n).bit_length(),
             # 16 * b (20 bits signed) - am1 * log2q|MSD| (10 + log_msd bits), >> 8.
             "theta": max(20, 10 + log_msd) + 2 - 8}
+
+
+def msd_halves(width):
+    """Widths of the low and high halves of the MSD accumulator."""
+    low = (width + 1) // 2
+    return low, width - low
 
 
 def _leading_one(x):
@@ -181,41 +190,50 @@ class StatisticalUnit(wiring.Component):
                          # the MSD addend of the tile's mode: d or |d|
                          r1["add"].eq(Mux(sets[r0["sel"]].msd_mode, mag0, r0["d"]))]
 
-        # E: accumulate MSD, buffer log2|d|, histogram.
-        d, mag, nz = r1["d"], r1["mag"], r1["nz"]
+        # E: accumulate MSD, buffer log2|d|, histogram. MSD is split into a low half and a
+        # high half that lags one cycle (its addend and the low half's carry wait in px, pc),
+        # so that no carry chain is longer than half the MSD (``msd_halves``).
+        lw, hw_ = msd_halves(w["msd"])
+        mag, nz = r1["mag"], r1["nz"]
         idx = Signal(range(n))
         wbank = Signal(range(BANKS))
-        msd = Signal(signed(w["msd"]))
+        lo, hi, px, pc = Signal(lw), Signal(hw_), Signal(hw_), Signal()
         mm = Signal()
         end = r1["end"] | (idx == n - 1)
-        msd_next = Signal(signed(w["msd"]))
-        m.d.comb += msd_next.eq(msd + r1["add"] if approx else 0)
-        s1, h = self._stage(m, v1 & end, "h", {"msd": signed(w["msd"]), "mm": 1,
-                                               "cnt": range(n + 1), "bank": range(BANKS),
-                                               "sel": sel_shape})
-        msd_reg_next = Signal(signed(w["msd"]))
+        x = Signal(signed(w["msd"]))
+        lo_sum, hi_sum = Signal(lw + 1), Signal(hw_)
+        if approx:
+            m.d.comb += [x.eq(r1["add"]), lo_sum.eq(lo + x[:lw]), hi_sum.eq(hi + px + pc)]
+        s1, h = self._stage(m, v1 & end, "h", {"lo": lw, "hi": hw_, "px": hw_, "pc": 1,
+                                               "mm": 1, "cnt": range(n + 1),
+                                               "bank": range(BANKS), "sel": sel_shape})
+        nxt = {k: Signal(len(r), name=f"msd_{k}_next") for k, r in
+               (("lo", lo), ("hi", hi), ("px", px), ("pc", pc))}
         with m.If(v1):
             with m.If(end):
-                m.d.sync += [h["msd"].eq(msd_next), h["mm"].eq(mm | nz), h["cnt"].eq(idx + 1),
-                             h["bank"].eq(wbank), h["sel"].eq(r1["sel"]),
-                             idx.eq(0), wbank.eq(wbank + 1), mm.eq(0)]
-                m.d.comb += msd_reg_next.eq(0)
+                m.d.sync += [h["lo"].eq(lo_sum[:lw]), h["hi"].eq(hi_sum), h["px"].eq(x[lw:]),
+                             h["pc"].eq(lo_sum[lw]), h["mm"].eq(mm | nz), h["cnt"].eq(idx + 1),
+                             h["bank"].eq(wbank),
+                             h["sel"].eq(r1["sel"]), idx.eq(0),
+                             wbank.eq(Mux(wbank == BANKS - 1, 0, wbank + 1)), mm.eq(0)]
             with m.Else():
                 m.d.sync += [idx.eq(idx + 1), mm.eq(mm | nz)]
-                m.d.comb += msd_reg_next.eq(msd_next)
+                m.d.comb += [nxt["lo"].eq(lo_sum[:lw]), nxt["hi"].eq(hi_sum),
+                             nxt["px"].eq(x[lw:]), nxt["pc"].eq(lo_sum[lw])]
         with m.Else():
-            m.d.comb += msd_reg_next.eq(msd)
+            m.d.comb += [nxt["lo"].eq(lo), nxt["hi"].eq(hi_sum)]
+        pair = Cat(nxt["lo"], nxt["hi"])
         if self._fault_port:
             kind, mask = self.fi_kind, self.fi_mask
-            faulted = Mux(kind == FaultKind.FLIP, msd_reg_next ^ mask,
-                          Mux(kind == FaultKind.STUCK0, msd_reg_next & ~mask,
-                              msd_reg_next | mask))
-            m.d.sync += msd.eq(Mux(self.fi_msd, faulted, msd_reg_next))
-        else:
-            m.d.sync += msd.eq(msd_reg_next)
+            faulted = Mux(kind == FaultKind.FLIP, pair ^ mask,
+                          Mux(kind == FaultKind.STUCK0, pair & ~mask, pair | mask))
+            pair = Mux(self.fi_msd, faulted, pair)
+        m.d.sync += [Cat(lo, hi).eq(pair), px.eq(nxt["px"]), pc.eq(nxt["pc"])]
 
         entry = data.StructLayout({"nz": 1, "log": w["log_d"]})
-        banks = [[Signal(entry, name=f"buf{b}_{j}") for j in range(n)] for b in range(BANKS)]
+        # No reset: S2a only reads the entries its tile wrote (j < cnt).
+        banks = [[Signal(entry, name=f"buf{b}_{j}", reset_less=True) for j in range(n)]
+                 for b in range(BANKS)]
         hist = [Signal(cw, name=f"hist_{i}") for i in range(self._bins)]
         if realm:
             log_d, p_d = log2q(m, mag, "log_d")
@@ -229,14 +247,21 @@ class StatisticalUnit(wiring.Component):
                 with m.If(v1 & nz & (bin_of[p_d] == i)):
                     m.d.sync += hist[i].eq(_sat_add(hist[i], 1, cw))
 
-        # S1a: |MSD| and the tile's parameters.
+        # S0: resolve MSD. S1a: |MSD| and the tile's parameters.
         carry = {"msd": signed(w["msd"]), "mm": 1, "cnt": range(n + 1), "bank": range(BANKS)}
-        s2, a = self._stage(m, s1, "s1a", {**carry, "abs": w["msd"],
-                                           "p": data.StructLayout(fields)})
-        msd_abs, msd_abs_eq = _abs(h["msd"], w["msd"], "h_msd_abs")
-        m.d.comb += msd_abs_eq
+        s1r, h0 = self._stage(m, s1, "s0", {**carry, "sel": sel_shape})
         with m.If(s1):
-            m.d.sync += [*(a[k].eq(h[k]) for k in carry), a["abs"].eq(msd_abs),
+            m.d.sync += [*(h0[k].eq(h[k]) for k in ("mm", "cnt", "bank", "sel")),
+                         h0["msd"].eq(Cat(h["lo"], h["hi"] + h["px"] + h["pc"]))]
+        h = h0
+        s2, a = self._stage(m, s1r, "s1a", {**carry, "abs": w["msd"],
+                                            "p": data.StructLayout(fields)})
+        # |MSD| in halves: the high half of -MSD is -hi if the low half is 0, else ~hi.
+        msd_lo, msd_hi = h["msd"][:lw], h["msd"][lw:]
+        neg = Cat((-msd_lo)[:lw], Mux(msd_lo == 0, -msd_hi, ~msd_hi)[:hw_])
+        with m.If(s1r):
+            m.d.sync += [*(a[k].eq(h[k]) for k in carry),
+                         a["abs"].eq(Mux(h["msd"] < 0, neg, h["msd"])),
                          a["p"].eq(sets[h["sel"]])]
 
         # S1b: log2|MSD| and the MSD-threshold decision.
@@ -245,7 +270,9 @@ class StatisticalUnit(wiring.Component):
         with m.If(s2):
             m.d.sync += [*(b[k].eq(a[k]) for k in (*carry, "p"))]
             if approx:
-                m.d.sync += b["fa"].eq(a["abs"] > a["p"].msd_th)
+                ab, th = a["abs"], a["p"].msd_th  # compared in halves
+                m.d.sync += b["fa"].eq((ab[lw:] > th[lw:])
+                                       | ((ab[lw:] == th[lw:]) & (ab[:lw] > th[:lw])))
             if realm:
                 m.d.sync += b["log"].eq(log2q(m, a["abs"], "log_msd")[0])
 
