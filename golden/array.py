@@ -10,12 +10,13 @@ does. See :mod:`hw.array` for the timing contract and :mod:`hw.checksum` for the
 """
 import torch
 
+from hw.checksum import lane_stages
 from hw.config import Abft, Dataflow
 from hw.stats import DECISION_LATENCY
 
 from .arith import apply_fault, wrap
 from .faults import SITES
-from .pe import os_pe_next, ws_pe_next
+from .pe import os_pe_next, os_pe_pipelined_next, ws_pe_next, ws_pe_pipelined_next
 
 from .stats import StatUnitModel
 
@@ -149,12 +150,15 @@ class WSArrayModel(_ArrayModel):
         self.c_align = Skew(c.cols)
         if self.abft:
             self.ck = {"a": _zeros(c.rows), "b": _zeros(c.rows), "acc": _zeros(c.rows),
-                       "y": _zeros(c.cols)}
-            self.d_valid = self.d_end = False
+                       "p": _zeros(c.rows), "y": _zeros(c.cols)}
+            # the checksum column loads eᵀW lane_stages(cols) cycles late (pipelined tree)
+            self.ck_load = [(False, 0)] * lane_stages(c.cols)
+            self.y_late = 0
+            self.v_late = self.e_late = self.d_valid = self.d_end = False
 
     @property
     def drain_cycles(self):
-        return self.config.latency + 1 + (DECISION_LATENCY + 2 if self.abft else 0)
+        return self.config.latency + 1 + (DECISION_LATENCY + 3 if self.abft else 0)
 
     def step(self, inp):
         c = self.config
@@ -181,13 +185,14 @@ class WSArrayModel(_ArrayModel):
         nxt_ck = {}
         if self.abft:
             ck = self.ck
-            d = int(wrap(ck["y"][cols - 1] - ck["acc"][rows - 1], aw))
+            d = int(wrap(torch.tensor(self.y_late) - ck["acc"][rows - 1], aw))
             out.update(o_d=d, o_d_valid=self.d_valid)
             ck_i_a = self.pe["a"][:, cols - 1]
             ck_i_p = torch.cat([_zeros(1), ck["acc"][:-1]])
-            ck_i_w = torch.cat([ck["b"][1:], w_in.sum()[None]])
-            nxt_ck = dict(zip(("a", "acc", "b"),
-                              ws_pe_next(ck_i_a, ck_i_p, ck_i_w, w_acc, ck["b"].clone(), aw)))
+            load, s_row = self.ck_load[-1] if self.ck_load else (w_acc, int(w_in.sum()))
+            ck_i_w = torch.cat([ck["b"][1:], torch.tensor([s_row], dtype=_I64)])
+            nxt_ck = dict(zip(("a", "acc", "b", "p"), ws_pe_pipelined_next(
+                ck_i_a, ck_i_p, ck_i_w, load, ck["b"].clone(), ck["p"], aw)))
             nxt_ck["y"] = wrap(bottom + torch.cat([_zeros(1), ck["y"][:-1]]), aw)
         rst = bool(inp.get("rst", 0))
         msd_fault = self._apply_faults(nxt, nxt_ck) if not rst else None
@@ -201,13 +206,18 @@ class WSArrayModel(_ArrayModel):
         last_next = torch.cat([torch.tensor([a_acc and bool(inp.get("a_last", 0))]),
                                self.last[:-1]])
         d_valid, d_end = bool(self.valid[-1]), bool(self.valid[-1] and self.last[-1])
+        y_now = int(self.ck["y"][cols - 1]) if self.abft else 0
         if rst:
             self.reset()
         else:
             self.pe, self.ck = nxt, (nxt_ck or self.ck)
             self.a_skew.regs, self.c_align.regs = a_skew_next, c_align_next
             self.valid, self.last = valid_next, last_next
-            self.d_valid, self.d_end = d_valid, d_end
+            if self.abft:
+                self.d_valid, self.d_end = self.v_late, self.e_late
+                self.v_late, self.e_late = d_valid, d_end
+                self.y_late = y_now
+                self.ck_load = ([(w_acc, int(w_in.sum()))] + self.ck_load)[:len(self.ck_load)]
         self.cycle += 1
         return out
 
@@ -230,7 +240,10 @@ class OSArrayModel(_ArrayModel):
         self.a_skew = Skew(c.rows)
         self.b_skew = Skew(c.cols)
         if self.abft:
-            self.ck = {"a": _zeros(c.cols), "acc": _zeros(c.cols), "y": _zeros(c.cols)}
+            self.ck = {"a": _zeros(c.cols), "acc": _zeros(c.cols), "p": _zeros(c.cols),
+                       "y": _zeros(c.cols)}
+            # eᵀA reaches the checksum row a cycle before the weights leave the bottom row:
+            # the checksum PEs take the bottom PEs' i_b and register the product.
             self.s_delay = _zeros(c.rows)
             self.check = self.shift = False
             self.shift_count = 0
@@ -266,9 +279,10 @@ class OSArrayModel(_ArrayModel):
             d, d_valid = int(ck["y"][0]), self.shift
             d_end = self.shift and self.shift_count == cols - 1
             out.update(o_d=d, o_d_valid=d_valid)
-            ck_i_a = torch.cat([self.s_delay[-1:], ck["a"][:-1]])
-            _, _, ck_acc = os_pe_next(ck_i_a, self.pe["b"][rows - 1], _zeros(cols), self.check,
-                                      ck["acc"], aw)
+            s_in = self.s_delay[rows - 2:rows - 1] if rows > 1 else a_in.sum()[None]
+            ck_i_a = torch.cat([s_in, ck["a"][:-1]])
+            _, _, ck_acc, ck_p = os_pe_pipelined_next(
+                ck_i_a, i_b[rows - 1], _zeros(cols), self.check, ck["acc"], ck["p"], aw)
             if drain:
                 y = wrap(ck["y"] + self.pe["acc"][rows - 1], aw)
             elif self.check:
@@ -277,7 +291,7 @@ class OSArrayModel(_ArrayModel):
                 y = torch.cat([ck["y"][1:], _zeros(1)])
             else:
                 y = ck["y"].clone()
-            nxt_ck = {"a": ck_i_a, "acc": ck_acc, "y": y}
+            nxt_ck = {"a": ck_i_a, "acc": ck_acc, "p": ck_p, "y": y}
         rst = bool(inp.get("rst", 0))
         msd_fault = self._apply_faults(nxt, nxt_ck) if not rst else None
         if self.abft:

@@ -1,28 +1,58 @@
 """ABFT checksum logic for both dataflows (``realm.md`` §5.1, paper Fig. 7a/b).
 
 **WS.** A checksum column of PEs right of the array holds eᵀW (``s_r = sum_c W[r][c]``, computed
-by an adder tree as each weight row is pushed, ``checksum_weight_width`` bits so it never
-overflows) and produces eᵀWx for every streamed vector; a chain of adders under the array
-accumulates eᵀy column by column, in step with the output skew. Both are ready one cycle after
-the vector's output: ``d = eᵀy - eᵀWx`` (wrapping at ``acc_width``, like the array, so ``d`` is
-exactly 0 without a fault even when sums overflow).
+by a pipelined adder tree as each weight row is pushed, ``checksum_weight_width`` bits so it
+never overflows; the column loads it :func:`lane_stages` cycles after the array loads the row)
+and produces eᵀWx for every streamed vector; a chain of adders under the array accumulates eᵀy
+column by column, in step with the output skew. The checksum PEs register their wider product
+before adding it, so eᵀWx is ready one cycle after eᵀy, two after the vector's output; then
+``d = eᵀy - eᵀWx`` (wrapping at ``acc_width``, like the array, so ``d`` is exactly 0 without a
+fault even when sums overflow).
 
-**OS.** An adder tree sums each beat's ``rows`` activations (eᵀA, the left operand); after a
-``rows``-cycle delay the sum enters a checksum row of PEs under the array, which multiplies it
-with the weights leaving the bottom row: eᵀAB per column. A row of accumulators adds up the
-rows of C as the tile drains (eᵀY). The cycle after the drain, ``d = eᵀY - eᵀAB`` replaces eᵀY
-in that row, which then shifts the ``cols`` differences into the statistical unit, one per
-cycle; the checksum PEs are cleared at the same edge.
+**OS.** A pipelined adder tree sums each beat's ``rows`` activations (eᵀA, the left operand);
+after ``rows - 1`` cycles in all the sum enters a checksum row of PEs under the array, which
+multiplies it with the weights entering the bottom row (product registered, then accumulated,
+so the sum arrives when the weights leave the array): eᵀAB per column. A row of accumulators
+adds up the rows of C as the tile drains (eᵀY). The cycle after the drain, ``d = eᵀY - eᵀAB``
+replaces eᵀY in that row, which then shifts the ``cols`` differences into the statistical
+unit, one per cycle; the checksum PEs are cleared at the same edge.
+
+Every register level is at most a PE's multiply-accumulate deep (issue 4: the ABFT logic must
+not lengthen the array's critical path).
 """
 from amaranth import Signal, signed
 
 from .pe import OSProcessingElement, WSProcessingElement
 
 
+#: Adder-tree levels between pipeline registers in :func:`lane_sum`.
+LEVELS_PER_STAGE = 2
+
+
+def lane_stages(n):
+    """Pipeline registers of a :func:`lane_sum` over ``n`` lanes (cycles of latency)."""
+    levels = max(0, (n - 1).bit_length())
+    return max(0, levels - 1) // LEVELS_PER_STAGE
+
+
 def lane_sum(m, values, width, name):
-    """A signal holding the sum of ``values`` (``width`` bits: wide enough not to overflow)."""
+    """The sum of ``values`` (``width`` bits: wide enough not to overflow) by a balanced adder
+    tree with a register after every :data:`LEVELS_PER_STAGE` levels but the last ones, so that
+    no stage is longer than a PE's multiply-accumulate; the sum is :func:`lane_stages` cycles
+    late."""
+    level, depth = list(values), 0
+    while len(level) > 1:
+        level = [level[i] + level[i + 1] if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+        depth += 1
+        if depth % LEVELS_PER_STAGE == 0 and len(level) > 1 and (
+                depth // LEVELS_PER_STAGE <= lane_stages(len(values))):
+            regs = [Signal(signed(width), name=f"{name}_s{depth}_{i}")
+                    for i in range(len(level))]
+            m.d.sync += [r.eq(v) for r, v in zip(regs, level)]
+            level = regs
     total = Signal(signed(width), name=name)
-    m.d.comb += total.eq(sum(values[1:], values[0]))
+    m.d.comb += total.eq(level[0])
     return total
 
 
@@ -32,15 +62,20 @@ def ws_checksums(m, array, pes, w_accept, o_valid, o_last):
     rows, cols, aw = c.rows, c.cols, c.acc_width
     cw = c.checksum_weight_width
     s_row = lane_sum(m, [array.i_w.payload[col] for col in range(cols)], cw, "ck_w_sum")
+    ck_load = w_accept  # delayed like the pipelined adder tree
+    for i in range(lane_stages(cols)):
+        reg = Signal(name=f"ck_load_{i}")
+        m.d.sync += reg.eq(ck_load)
+        ck_load = reg
     ck = [WSProcessingElement(data_width=c.data_width, weight_width=cw, acc_width=aw,
-                              fault_port=c.fault_port) for _ in range(rows)]
+                              fault_port=c.fault_port, pipelined=True) for _ in range(rows)]
     for r, pe in enumerate(ck):
         m.submodules[f"ck_{r}"] = pe
         m.d.comb += [
             pe.i_a.eq(pes[r][cols - 1].o_a),
             pe.i_p.eq(0 if r == 0 else ck[r - 1].o_p),
             pe.i_w.eq(s_row if r == rows - 1 else ck[r + 1].o_w),
-            pe.w_load.eq(w_accept),
+            pe.w_load.eq(ck_load),
         ]
         array.connect_fault(m, pe, "ck.acc", r, 0)
     # eᵀy: yc[col] = sum of outputs 0..col, one column per cycle, in step with the skew.
@@ -48,9 +83,17 @@ def ws_checksums(m, array, pes, w_accept, o_valid, o_last):
     for col in range(cols):
         ws_y_cell(m, yc[col], pes[rows - 1][col].o_p, yc[col - 1] if col else None,
                   lambda v, col=col: array.faulty(v, "ck.y", 0, col))
-    d, d_valid, d_end = Signal(signed(aw)), Signal(), Signal()
-    m.d.comb += d.eq(yc[cols - 1] - ck[rows - 1].o_p)
-    m.d.sync += [d_valid.eq(o_valid), d_end.eq(o_valid & o_last)]
+    return ws_difference(m, yc[cols - 1], ck[rows - 1].o_p, o_valid, o_last)
+
+
+def ws_difference(m, y_sum, ck_sum, o_valid, o_last):
+    """``(d, d_valid, d_end)`` of the WS checksums. The checksum PEs' product register puts
+    eᵀWx (``ck_sum``) a cycle behind eᵀy (``y_sum``): eᵀy waits for it in a register."""
+    y_late, v_late, e_late = Signal.like(y_sum, name="ck_y_late"), Signal(), Signal()
+    d, d_valid, d_end = Signal.like(y_sum, name="ck_d"), Signal(), Signal()
+    m.d.sync += [y_late.eq(y_sum), v_late.eq(o_valid), e_late.eq(o_valid & o_last),
+                 d_valid.eq(v_late), d_end.eq(e_late)]
+    m.d.comb += d.eq(y_late - ck_sum)
     return d, d_valid, d_end
 
 
@@ -62,19 +105,20 @@ def os_checksums(m, array, pes, a_in, drain, o_last):
     sw = c.checksum_weight_width
     s_beat = lane_sum(m, a_in, sw, "ck_a_sum")
     prev = s_beat
-    for i in range(rows):  # align eᵀA with the weights leaving the bottom row
+    # Align eᵀA with the weights entering the bottom row (the checksum PEs register the
+    # product, so they take the bottom PEs' i_b, a cycle before it leaves the array).
+    for i in range(rows - 1 - lane_stages(rows)):
         reg = Signal(signed(sw), name=f"ck_s_{i}")
         m.d.sync += reg.eq(prev)
         prev = reg
-    check = Signal()  # the cycle after the drain
-    m.d.sync += check.eq(o_last)
+    check = os_check(m, o_last)
     ck = [OSProcessingElement(data_width=c.data_width, a_width=sw, acc_width=aw,
-                              fault_port=c.fault_port) for _ in range(cols)]
+                              fault_port=c.fault_port, pipelined=True) for _ in range(cols)]
     for col, pe in enumerate(ck):
         m.submodules[f"ck_{col}"] = pe
         m.d.comb += [
             pe.i_a.eq(prev if col == 0 else ck[col - 1].o_a),
-            pe.i_b.eq(pes[rows - 1][col].o_b),
+            pe.i_b.eq(pes[rows - 1][col].i_b),
             pe.i_c.eq(0),
             pe.drain.eq(check),
         ]
@@ -92,6 +136,13 @@ def ws_y_cell(m, y, o_p, prev, faulty=lambda v: v):
     """One cell of the WS eᵀy chain: ``y <= o_p + prev`` (``prev`` None in column 0)."""
     value = o_p + prev if prev is not None else o_p
     m.d.sync += y.eq(faulty(value[:len(y)].as_signed()))
+
+
+def os_check(m, o_last):
+    """The cycle the OS differences are formed: the one after the drain's last row."""
+    check = Signal()
+    m.d.sync += check.eq(o_last)
+    return check
 
 
 def os_shift_control(m, cols, check):

@@ -50,7 +50,8 @@ def faulty(pe, name, value):
 
 
 class _PE(wiring.Component):
-    def __init__(self, members, *, data_width, acc_width, fault_port):
+    def __init__(self, members, *, data_width, acc_width, fault_port, pipelined=False):
+        self._pipelined = pipelined
         self._data_width = data_width
         self._acc_width = acc_width
         self._fault_port = fault_port
@@ -60,6 +61,15 @@ class _PE(wiring.Component):
 
     def _reg(self, m, reg, value):
         m.d.sync += reg.eq(faulty(self, reg.name, value))
+
+    def _product(self, m, x, y):
+        """``x * y``, through a product register when the PE is pipelined (one more cycle
+        of latency, a shorter path: the ABFT checksum PEs have wider operands)."""
+        if not self._pipelined:
+            return x * y
+        p = Signal(signed(len(x) + len(y)), name="p")
+        m.d.sync += p.eq(x * y)
+        return p
 
 
 class WSProcessingElement(_PE):
@@ -81,9 +91,12 @@ class WSProcessingElement(_PE):
         ABFT checksum column holds wider eᵀW sums.
     w_load : In(1)
         Shift the weight chain this cycle.
+
+    With ``pipelined`` the product ``i_a * b`` is registered first and added a cycle later.
     """
 
-    def __init__(self, *, data_width=8, acc_width=32, weight_width=None, fault_port=False):
+    def __init__(self, *, data_width=8, acc_width=32, weight_width=None, fault_port=False,
+                 pipelined=False):
         self._b_width = weight_width or data_width
         dw, bw, aw = signed(data_width), signed(self._b_width), signed(acc_width)
         super().__init__({
@@ -91,7 +104,8 @@ class WSProcessingElement(_PE):
             "i_p": In(aw), "o_p": Out(aw),
             "i_w": In(bw), "o_w": Out(bw),
             "w_load": In(1),
-        }, data_width=data_width, acc_width=acc_width, fault_port=fault_port)
+        }, data_width=data_width, acc_width=acc_width, fault_port=fault_port,
+            pipelined=pipelined)
 
     def elaborate(self, platform):
         m = Module()
@@ -99,7 +113,7 @@ class WSProcessingElement(_PE):
         b = Signal(signed(self._b_width), name="b")
         acc = Signal(signed(self._acc_width), name="acc")
         self._reg(m, a, self.i_a)
-        self._reg(m, acc, self.i_p + self.i_a * b)
+        self._reg(m, acc, self.i_p + self._product(m, self.i_a, b))
         self._reg(m, b, Mux(self.w_load, self.i_w, b))
         m.d.comb += [self.o_a.eq(a), self.o_p.eq(acc), self.o_w.eq(b)]
         return m
@@ -124,9 +138,12 @@ class OSProcessingElement(_PE):
         Accumulator of the northern neighbour in; own accumulator out.
     drain : In(1)
         Shift accumulators south this cycle instead of accumulating.
+
+    With ``pipelined`` the product ``i_a * i_b`` is registered first and added a cycle later.
     """
 
-    def __init__(self, *, data_width=8, acc_width=32, a_width=None, fault_port=False):
+    def __init__(self, *, data_width=8, acc_width=32, a_width=None, fault_port=False,
+                 pipelined=False):
         self._a_width = a_width or data_width
         dw, xw, aw = signed(data_width), signed(self._a_width), signed(acc_width)
         super().__init__({
@@ -134,7 +151,8 @@ class OSProcessingElement(_PE):
             "i_b": In(dw), "o_b": Out(dw),
             "i_c": In(aw), "o_c": Out(aw),
             "drain": In(1),
-        }, data_width=data_width, acc_width=acc_width, fault_port=fault_port)
+        }, data_width=data_width, acc_width=acc_width, fault_port=fault_port,
+            pipelined=pipelined)
 
     def elaborate(self, platform):
         m = Module()
@@ -143,6 +161,7 @@ class OSProcessingElement(_PE):
         acc = Signal(signed(self._acc_width), name="acc")
         self._reg(m, a, self.i_a)
         self._reg(m, b, self.i_b)
-        self._reg(m, acc, Mux(self.drain, self.i_c, acc + self.i_a * self.i_b))
+        self._reg(m, acc, Mux(self.drain, self.i_c,
+                              acc + self._product(m, self.i_a, self.i_b)))
         m.d.comb += [self.o_a.eq(a), self.o_b.eq(b), self.o_c.eq(acc)]
         return m

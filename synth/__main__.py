@@ -6,7 +6,9 @@ array, mapped to the OSU 0.18 um standard cells.
 * The same arrays composed from synthesized leaf blocks (``synth.compose``), with the error
   against flat; then the composition at the large sizes (default 32 to 256).
 * Activity-based power (``synth.power``): a seeded LLM-like GEMM on the gate-level netlist,
-  checked against the golden model on every cycle, toggles weighted with the Liberty data.
+  checked against the golden model on every cycle, toggles weighted with the Liberty data;
+  for the largest composed size, composed from leaf-level simulations
+  (``synth.compose_power``).
 
 Writes ``build/synth/report.{md,json}`` and ``overhead.png``. ``--rows/--cols/--dataflow``
 synthesize one point (all four variants).
@@ -33,7 +35,8 @@ def _overheads(rows, key="area_um2", name="area_overhead_pct"):
         r[name] = 100 * (r[key] / b[key] - 1) if b and r.get(key) is not None else None
 
 
-def sweep(shapes, dataflows, large, power_sizes, cycles, progress=print):
+def sweep(shapes, dataflows, large, power_sizes, cycles, compose_power_size=None,
+          progress=print):
     """Run everything; return the report dict."""
     flat, comp, power = [], [], []
     for df in dataflows:
@@ -69,6 +72,23 @@ def sweep(shapes, dataflows, large, power_sizes, cycles, progress=print):
                     and b["rows"] == r["rows"])
         r["overhead_vs_pe_grid_pct"] = 100 * (r["area_um2"] - base["area_um2"]) / base[
             "pe_grid_um2"]
+    if comp and compose_power_size:
+        from .compose_power import compose_power
+        for r in comp:
+            if r["rows"] == compose_power_size:
+                progress(f"composed power {r['config']} ...")
+                c = ArrayConfig(rows=r["rows"], cols=r["cols"], dataflow=r["dataflow"],
+                                abft=r["abft"])
+                pw = compose_power(c)
+                r["power"] = {k: pw[k] for k in ("total_uw", "dynamic_uw", "clock_uw",
+                                                 "switching_uw", "internal_uw", "leakage_uw")}
+                r["power_by_leaf_uw"] = {k: v["total_uw"] for k, v in pw["leaves"].items()}
+        for r in comp:
+            if "power" in r:
+                base = next(b for b in comp if b["abft"] == "none" and b["rows"] == r["rows"]
+                            and b["dataflow"] == r["dataflow"])
+                r["power_overhead_pct"] = 100 * (r["power"]["total_uw"]
+                                                 / base["power"]["total_uw"] - 1)
     if power_sizes:
         from .power import power_sweep
         configs = [ArrayConfig(rows=n, cols=n, dataflow=df, abft=ab)
@@ -91,6 +111,8 @@ def main(argv=None):
                    help="square sizes composed from leaf blocks only (default 32,64,128,256)")
     p.add_argument("--power-sizes", default="4,8",
                    help="sizes of the gate-level power estimate (default 4,8; '' for none)")
+    p.add_argument("--no-composed-power", dest="composed_power", action="store_false",
+                   help="skip the composed power estimate of the largest size")
     p.add_argument("--cycles", type=int, default=1000,
                    help="cycles of the power workload (default 1000)")
     args = p.parse_args(argv)
@@ -108,6 +130,7 @@ def main(argv=None):
         for n in [s for shape in shapes for s in shape] + large + power_sizes:
             ArrayConfig(rows=n, cols=n)  # validates the size
         report = sweep(shapes, dataflows, large, power_sizes, args.cycles,
+                       max(large) if large and args.composed_power else None,
                        progress=lambda s: print(s, file=sys.stderr, flush=True))
     except ValueError as e:
         p.error(str(e))

@@ -18,7 +18,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.array import os_control, ws_control
-from hw.checksum import lane_sum, os_shift_control, os_y_cell, ws_y_cell
+from hw.checksum import (lane_stages, lane_sum, os_check, os_shift_control, os_y_cell,
+                         ws_difference, ws_y_cell)
 from hw.config import Abft, Dataflow
 from hw.pe import OSProcessingElement, WSProcessingElement
 from hw.stats import StatisticalUnit
@@ -113,9 +114,8 @@ class Control(wiring.Component):
         else:
             ctl = os_control(m, c, self.ab_valid, self.ab_last)
             if c.abft is not Abft.NONE:
-                check = Signal()
-                m.d.sync += check.eq(ctl["o_last"])
-                ctl["shift"], ctl["d_end"] = os_shift_control(m, c.cols, check)
+                ctl["shift"], ctl["d_end"] = os_shift_control(m, c.cols,
+                                                              os_check(m, ctl["o_last"]))
         for name in self.signature.members:
             if self.signature.members[name].flow is wiring.Out:
                 m.d.comb += getattr(self, name).eq(ctl[name])
@@ -163,8 +163,8 @@ class YCell(wiring.Component):
 
 
 class WSDiff(wiring.Component):
-    """The WS difference ``d = eᵀy - eᵀWx`` and its valid/end registers, feeding the
-    statistical unit (:func:`hw.checksum.ws_checksums`)."""
+    """The WS difference ``d = eᵀy - eᵀWx`` (:func:`hw.checksum.ws_difference`) feeding the
+    statistical unit."""
 
     def __init__(self, config, unit):
         self._unit = unit
@@ -177,10 +177,8 @@ class WSDiff(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.unit = unit = self._unit
-        d_valid, d_end = Signal(), Signal()
-        m.d.sync += [d_valid.eq(self.o_valid), d_end.eq(self.o_valid & self.o_last)]
-        m.d.comb += [unit.i_d.eq(self.yc - self.ck), unit.i_valid.eq(d_valid),
-                     unit.i_end.eq(d_end)]
+        d, d_valid, d_end = ws_difference(m, self.yc, self.ck, self.o_valid, self.o_last)
+        m.d.comb += [unit.i_d.eq(d), unit.i_valid.eq(d_valid), unit.i_end.eq(d_end)]
         for name, member in unit.signature.members.items():
             if name in ("i_d", "i_valid", "i_end"):
                 continue
@@ -237,7 +235,7 @@ def instances(config):
             else:
                 tie = {"i_c"} if r == 0 else set()
                 drop = ({"o_a"} if col == cols - 1 else set()) | (
-                    {"o_b"} if r == rows - 1 and not abft else set())
+                    {"o_b"} if r == rows - 1 else set())  # the checksum row takes i_b
                 add(*_pe_leaf(OSProcessingElement, tie, drop, **widths))
     lanes = rows + (0 if ws else cols)
     add(f"gate{dw}", lambda: Gate(dw), lanes)
@@ -254,9 +252,11 @@ def instances(config):
     stat_key = f"stat-n{c.stat_n}-{c.abft}-a{aw}-s{c.param_sets}-h{c.hist_bins}-c{c.counter_width}"
     if ws:
         add(f"lanesum{cols}x{dw}", lambda: LaneSum(cols, dw, cw))
+        add("reg1", lambda: Reg(1), lane_stages(cols))  # the checksum column's load delay
         for r in range(rows):
             add(*_pe_leaf(WSProcessingElement, {"i_p"} if r == 0 else set(), {"o_a"},
-                          _ws_narrow(c, "i_p", dw + cw, r), weight_width=cw, **widths))
+                          _ws_narrow(c, "i_p", dw + cw, r), weight_width=cw, pipelined=True,
+                          **widths))
         ycell = {"o_p": bottom} if bottom < aw else {}
         add(_key("ycell-ws-first", narrow=ycell, a=aw),
             lambda: Wrap(YCell(c, first=True), narrow=ycell))
@@ -269,10 +269,10 @@ def instances(config):
             lambda: Wrap(WSDiff(c, StatisticalUnit(**unit)), narrow=nar))
     else:
         add(f"lanesum{rows}x{dw}", lambda: LaneSum(rows, dw, cw))
-        add(f"reg{cw}", lambda: Reg(cw), rows)
+        add(f"reg{cw}", lambda: Reg(cw), rows - 1 - lane_stages(rows))
         for col in range(cols):
             add(*_pe_leaf(OSProcessingElement, {"i_c"}, {"o_b"} | (
-                {"o_a"} if col == cols - 1 else set()), a_width=cw, **widths))
+                {"o_a"} if col == cols - 1 else set()), a_width=cw, pipelined=True, **widths))
         add(f"ycell-os-a{aw}", lambda: YCell(c), cols)
         add(f"{stat_key}", lambda: StatisticalUnit(**unit))
     return out

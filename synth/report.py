@@ -40,16 +40,21 @@ def _large(rep, lines):
     n = max(r["rows"] for r in comp)
     lines += [f"## {n}x{n}: overhead against the unprotected array (composed)", "",
               "| dataflow | variant | area (mm²) | area overhead | vs PE grid only | "
-              "ReaLM paper (14 nm) | critical path (ps) |", "|---|---|---|---|---|---|---|"]
+              "power (mW) | power overhead | ReaLM paper (14 nm) | critical path (ps) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in comp:
         if r["rows"] != n:
             continue
         paper = (f"{PAPER[r['dataflow']]['area']} % area, {PAPER[r['dataflow']]['power']} % "
                  "power") if r["abft"] == "realm" else ""
+        prot = r["abft"] != "none"
+        power = (f"{r['power']['total_uw'] / 1e3:,.0f} | "
+                 f"{_pct(r.get('power_overhead_pct'), 3) if prot else ''}"
+                 if "power" in r else " | ")
         lines.append(f"| {r['dataflow']} | {r['abft']} | {r['area_um2'] / 1e6:,.2f} | "
                      f"{_pct(r['area_overhead_pct'], 3)} | "
-                     f"{_pct(r['overhead_vs_pe_grid_pct'], 3) if r['abft'] != 'none' else ''}"
-                     f" | {paper} | {r['delay_ps']:.0f} |")
+                     f"{_pct(r['overhead_vs_pe_grid_pct'], 3) if prot else ''} | {power} | "
+                     f"{paper} | {r['delay_ps']:.0f} |")
     lines += ["", "\"vs PE grid only\" divides the same extra area by the PE grid alone, "
               "leaving out the unprotected array's input skew and (WS) output-alignment "
               "registers, which the baseline includes.", ""]
