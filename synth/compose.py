@@ -8,12 +8,11 @@ leaf path: wires and the buffer trees of the broadcast nets (``w_load``, ``drain
 accept signals) are not modelled. :func:`validate` compares the composition with flat
 synthesis where both exist.
 """
-import json
 import pathlib
 
 from amaranth.back import verilog
 
-from .flow import ABC_SCRIPT, synthesize
+from .flow import synthesize_cached
 from .leaves import instances
 
 LEAVES = pathlib.Path("build/synth/leaves")
@@ -21,18 +20,8 @@ LEAVES = pathlib.Path("build/synth/leaves")
 
 def leaf_figures(key, build, root=LEAVES):
     """Synthesize one leaf (cached by its Verilog text); return its figures."""
-    workdir = pathlib.Path(root) / key
-    workdir.mkdir(parents=True, exist_ok=True)
     text = verilog.convert(build(), name="top", emit_src=False)
-    src, result = workdir / "top.v", workdir / "result.json"
-    if src.exists() and result.exists() and src.read_text() == text:
-        cached = json.loads(result.read_text())
-        if cached.get("abc_script") == ABC_SCRIPT:
-            return cached
-    src.write_text(text)
-    figures = {**synthesize(src, workdir, top="top"), "abc_script": ABC_SCRIPT}
-    result.write_text(json.dumps(figures, indent=1) + "\n")
-    return figures
+    return synthesize_cached(text, pathlib.Path(root) / key, top="top")
 
 
 def compose(config, root=LEAVES, progress=None):

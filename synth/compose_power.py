@@ -194,38 +194,11 @@ def _os_pe(tl, pos):
 
 
 def _pe_positions(config):
-    """``{leaf key: [(r, c), ...]}`` with the rules of :func:`synth.leaves.instances`
-    (checksum column WS: c = cols; checksum row OS: r = rows)."""
-    c = config.replace(fault_port=False)
-    rows, cols, dw = c.rows, c.cols, c.data_width
-    abft = c.abft is not Abft.NONE
-    widths = {"data_width": dw, "acc_width": c.acc_width}
+    """``{leaf key: [(r, c), ...]}`` (:func:`synth.leaves.pe_leaves`; checksum column WS:
+    c = cols; checksum row OS: r = rows)."""
     out = {}
-    for r in range(rows):
-        for col in range(cols):
-            if c.dataflow is Dataflow.WS:
-                key, _ = L._pe_leaf(L.WSProcessingElement, {"i_p"} if r == 0 else set(),
-                                    {"o_a"} if col == cols - 1 and not abft else set(),
-                                    L._ws_narrow(c, "i_p", 2 * dw, r), **widths)
-            else:
-                drop = ({"o_a"} if col == cols - 1 else set()) | (
-                    {"o_b"} if r == rows - 1 and not abft else set())
-                key, _ = L._pe_leaf(L.OSProcessingElement, {"i_c"} if r == 0 else set(),
-                                    drop, **widths)
-            out.setdefault(key, []).append((r, col))
-    if abft:
-        cw = c.checksum_weight_width
-        if c.dataflow is Dataflow.WS:
-            for r in range(rows):
-                key, _ = L._pe_leaf(L.WSProcessingElement, {"i_p"} if r == 0 else set(),
-                                    {"o_a"}, L._ws_narrow(c, "i_p", dw + cw, r),
-                                    weight_width=cw, **widths)
-                out.setdefault(key, []).append((r, cols))
-        else:
-            for col in range(cols):
-                key, _ = L._pe_leaf(L.OSProcessingElement, {"i_c"}, {"o_b"} | (
-                    {"o_a"} if col == cols - 1 else set()), a_width=cw, **widths)
-                out.setdefault(key, []).append((rows, col))
+    for key, _, pos in L.pe_leaves(config):
+        out.setdefault(key, []).append(pos)
     return out
 
 

@@ -70,18 +70,38 @@ def synthesize(verilog_path, workdir, top=TOP):
                 "opt_clean", f"tee -q -o {stat} stat -json -liberty {lib}",
                 f"write_json {workdir / 'netlist.json'}"]:
         ys.run_pass(cmd, d)
-    mod = json.loads(stat.read_text())["design"]
+    return figures(workdir)
+
+
+def figures(workdir):
+    """Cells, flip-flops, area and critical path from a synthesis run's ``stat.json`` and
+    ``abc.log``."""
+    workdir = pathlib.Path(workdir)
+    mod = json.loads((workdir / "stat.json").read_text())["design"]
     cells = mod.get("num_cells_by_type", {})
-    delay = re.findall(r"Delay\s*=\s*([0-9.]+)\s*ps", abc_log.read_text())
+    delay = re.findall(r"Delay\s*=\s*([0-9.]+)\s*ps", (workdir / "abc.log").read_text())
     return {"cells": mod["num_cells"], "area_um2": mod.get("area", 0.0),
             "flops": sum(n for c, n in cells.items() if c.startswith("DFF")),
             "delay_ps": float(delay[-1]) if delay else None}
 
 
-def synthesize_config(config, workdir):
-    """Generate the Verilog of ``config`` (the generator the tests simulate) and synthesize."""
+def synthesize_cached(verilog_text, workdir, top=TOP):
+    """:func:`synthesize` ``verilog_text`` in ``workdir``, or return the figures of an earlier
+    run on the same text with the same ABC script (``workdir/result.json``)."""
     workdir = pathlib.Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    v = workdir / f"{TOP}.v"
-    v.write_text(generate_verilog(config))
-    return synthesize(v, workdir)
+    src, result = workdir / f"{top}.v", workdir / "result.json"
+    if src.exists() and result.exists() and src.read_text() == verilog_text:
+        cached = json.loads(result.read_text())
+        if cached.get("abc_script") == ABC_SCRIPT and (workdir / "netlist.json").exists():
+            return cached
+    src.write_text(verilog_text)
+    figures = {**synthesize(src, workdir, top=top), "abc_script": ABC_SCRIPT}
+    result.write_text(json.dumps(figures, indent=1) + "\n")
+    return figures
+
+
+def synthesize_config(config, workdir):
+    """Generate the Verilog of ``config`` (the generator the tests simulate) and synthesize
+    (cached)."""
+    return synthesize_cached(generate_verilog(config), workdir)

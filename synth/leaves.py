@@ -209,6 +209,41 @@ def _ws_narrow(config, port, bits, r):
     return {port: w} if w < config.acc_width else {}
 
 
+def pe_leaves(config):
+    """Every PE of ``config`` (checksum PEs included: WS column ``cols``, OS row ``rows``) as
+    ``(key, build, (row, col))``."""
+    c = config.replace(fault_port=False)
+    rows, cols, dw = c.rows, c.cols, c.data_width
+    abft = c.abft is not Abft.NONE
+    widths = {"data_width": dw, "acc_width": c.acc_width}
+    for r in range(rows):
+        for col in range(cols):
+            if c.dataflow is Dataflow.WS:
+                tie = {"i_p"} if r == 0 else set()
+                drop = {"o_a"} if col == cols - 1 and not abft else set()
+                leaf = _pe_leaf(WSProcessingElement, tie, drop,
+                                _ws_narrow(c, "i_p", 2 * dw, r), **widths)
+            else:
+                tie = {"i_c"} if r == 0 else set()
+                drop = ({"o_a"} if col == cols - 1 else set()) | (
+                    {"o_b"} if r == rows - 1 else set())  # the checksum row takes i_b
+                leaf = _pe_leaf(OSProcessingElement, tie, drop, **widths)
+            yield (*leaf, (r, col))
+    if not abft:
+        return
+    cw = c.checksum_weight_width
+    if c.dataflow is Dataflow.WS:
+        for r in range(rows):
+            yield (*_pe_leaf(WSProcessingElement, {"i_p"} if r == 0 else set(), {"o_a"},
+                             _ws_narrow(c, "i_p", dw + cw, r), weight_width=cw,
+                             pipelined=True, **widths), (r, cols))
+    else:
+        for col in range(cols):
+            yield (*_pe_leaf(OSProcessingElement, {"i_c"}, {"o_b"} | (
+                {"o_a"} if col == cols - 1 else set()), a_width=cw, pipelined=True, **widths),
+                (rows, col))
+
+
 def instances(config):
     """The leaves of ``config`` as ``{key: (count, build)}``: ``build()`` makes the leaf
     component; keys name the leaf and its widths, so equal leaves of different configs share
@@ -224,19 +259,8 @@ def instances(config):
             n, _ = out.get(key, (0, None))
             out[key] = (n + count, build)
 
-    widths = {"data_width": dw, "acc_width": aw}
-    for r in range(rows):
-        for col in range(cols):
-            if ws:
-                tie = {"i_p"} if r == 0 else set()
-                drop = {"o_a"} if col == cols - 1 and not abft else set()
-                add(*_pe_leaf(WSProcessingElement, tie, drop,
-                              _ws_narrow(c, "i_p", 2 * dw, r), **widths))
-            else:
-                tie = {"i_c"} if r == 0 else set()
-                drop = ({"o_a"} if col == cols - 1 else set()) | (
-                    {"o_b"} if r == rows - 1 else set())  # the checksum row takes i_b
-                add(*_pe_leaf(OSProcessingElement, tie, drop, **widths))
+    for key, build, _ in pe_leaves(c):
+        add(key, build)
     lanes = rows + (0 if ws else cols)
     add(f"gate{dw}", lambda: Gate(dw), lanes)
     add(f"reg{dw}", lambda: Reg(dw), rows * (rows - 1) // 2 + (0 if ws else cols * (cols - 1) // 2))
@@ -253,10 +277,6 @@ def instances(config):
     if ws:
         add(f"lanesum{cols}x{dw}", lambda: LaneSum(cols, dw, cw))
         add("reg1", lambda: Reg(1), lane_stages(cols))  # the checksum column's load delay
-        for r in range(rows):
-            add(*_pe_leaf(WSProcessingElement, {"i_p"} if r == 0 else set(), {"o_a"},
-                          _ws_narrow(c, "i_p", dw + cw, r), weight_width=cw, pipelined=True,
-                          **widths))
         ycell = {"o_p": bottom} if bottom < aw else {}
         add(_key("ycell-ws-first", narrow=ycell, a=aw),
             lambda: Wrap(YCell(c, first=True), narrow=ycell))
@@ -270,9 +290,6 @@ def instances(config):
     else:
         add(f"lanesum{rows}x{dw}", lambda: LaneSum(rows, dw, cw))
         add(f"reg{cw}", lambda: Reg(cw), rows - 1 - lane_stages(rows))
-        for col in range(cols):
-            add(*_pe_leaf(OSProcessingElement, {"i_c"}, {"o_b"} | (
-                {"o_a"} if col == cols - 1 else set()), a_width=cw, pipelined=True, **widths))
         add(f"ycell-os-a{aw}", lambda: YCell(c), cols)
         add(f"{stat_key}", lambda: StatisticalUnit(**unit))
     return out
