@@ -55,10 +55,19 @@ class Wrap(wiring.Component):
         return m
 
 
-def significant(config, bits, rows):
-    """Significant bits of a WS partial sum: ``bits`` for one product, one more per row added,
-    at most ``acc_width``."""
-    return min(config.acc_width, bits + rows)
+#: How many chained additions flat synthesis narrows. Measured on the flat netlists: the WS
+#: partial sums of rows 0-3 keep only their significant bits (16, 17, 18, 19 flip-flops); from
+#: row 4 on every partial sum has all 32 (Yosys stops propagating the sign copies).
+NARROWED_ADDS = 4
+
+
+def significant(config, bits, adds):
+    """Significant bits of a WS sum of products after ``adds`` chained additions (``bits`` for
+    one product, one more per addition) as flat synthesis keeps them: ``acc_width`` from
+    :data:`NARROWED_ADDS` additions on."""
+    if adds >= NARROWED_ADDS:
+        return config.acc_width
+    return min(config.acc_width, bits + adds)
 
 
 class Reg(wiring.Component):
@@ -281,9 +290,10 @@ def instances(config):
         add(_key("ycell-ws-first", narrow=ycell, a=aw),
             lambda: Wrap(YCell(c, first=True), narrow=ycell))
         for col in range(1, cols):
-            nar = {**ycell, **_ws_narrow(c, "prev", bottom, col)}
+            prev = significant(c, 2 * dw, rows - 1 + col - 1)
+            nar = {**ycell, **({"prev": prev} if prev < aw else {})}
             add(_key("ycell-ws", narrow=nar, a=aw), lambda nar=nar: Wrap(YCell(c), narrow=nar))
-        nar = {k: v for k, v in (("yc", significant(c, bottom, cols - 1)),
+        nar = {k: v for k, v in (("yc", significant(c, 2 * dw, rows - 1 + cols - 1)),
                                  ("ck", significant(c, dw + cw, rows - 1))) if v < aw}
         add(_key(f"wsdiff-{stat_key}", narrow=nar),
             lambda: Wrap(WSDiff(c, StatisticalUnit(**unit)), narrow=nar))
