@@ -421,7 +421,7 @@ def _ycell_key(c, col):
     aw = c.acc_width
     bottom = L.significant(c, 2 * c.data_width, c.rows - 1)
     ycell = {"o_p": bottom} if bottom < aw else {}
-    prev = L.significant(c, 2 * c.data_width, c.rows - 1 + col - 1)
+    prev = L.significant(c, bottom, col - 1) if bottom < aw else aw
     nar = {**ycell, **({"prev": prev} if prev < aw else {})}
     return L._key("ycell-ws", narrow=nar, a=aw)
 

@@ -290,10 +290,10 @@ def instances(config):
         add(_key("ycell-ws-first", narrow=ycell, a=aw),
             lambda: Wrap(YCell(c, first=True), narrow=ycell))
         for col in range(1, cols):
-            prev = significant(c, 2 * dw, rows - 1 + col - 1)
+            prev = significant(c, bottom, col - 1) if bottom < aw else aw  # its own chain
             nar = {**ycell, **({"prev": prev} if prev < aw else {})}
             add(_key("ycell-ws", narrow=nar, a=aw), lambda nar=nar: Wrap(YCell(c), narrow=nar))
-        nar = {k: v for k, v in (("yc", significant(c, 2 * dw, rows - 1 + cols - 1)),
+        nar = {k: v for k, v in (("yc", significant(c, bottom, cols - 1) if bottom < aw else aw),
                                  ("ck", significant(c, dw + cw, rows - 1))) if v < aw}
         add(_key(f"wsdiff-{stat_key}", narrow=nar),
             lambda: Wrap(WSDiff(c, StatisticalUnit(**unit)), narrow=nar))

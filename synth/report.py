@@ -84,7 +84,8 @@ def _flat(rep, lines):
                      f"{r['composition_error_pct']:+.2f} % |")
     lines += ["", f"Largest composition error: **{err:.2f} %** (the composition counts "
               "every leaf's cells as synthesized alone; flat synthesis also optimizes across "
-              "leaf boundaries and buffers the broadcast nets).", ""]
+              "leaf boundaries and buffers the broadcast nets; ABC itself varies by up to "
+              "about 0.7 % between runs of the same Verilog in different directories).", ""]
 
 
 def _timing(rep, lines):
@@ -102,6 +103,12 @@ def _timing(rep, lines):
         lines.append(f"* {r['config']}: longest ABFT block `{worst[0]}` {worst[1]:.0f} ps "
                      f"against the unprotected array's longest block {base['delay_ps']:.0f} ps:"
                      f" the ABFT logic {verdict} the critical path.")
+    lines += ["", "Flat arrays whose ABFT variant has a longer path than the unprotected one "
+              "(below) are small WS arrays, whose unprotected partial sums keep only 16 + r "
+              "significant bits (see `synth/README.md`) so their PEs are shorter than an INT32 "
+              "multiply-accumulate, or differ by ABC's run-to-run spread of a few percent; "
+              "the ABFT blocks are designed against the full-width PE that every row from the "
+              "fifth on is.", ""]
     for r in rep["flat"]:
         if r["abft"] == "none":
             continue
