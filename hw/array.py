@@ -122,31 +122,36 @@ def ws_control(m, c, w_valid, a_valid, a_last):
 
 def os_control(m, c, ab_valid, ab_last):
     """OS sequencing: compute, flush (``rows + cols - 2`` cycles) and drain (``rows``
-    cycles). Return the control signals by name."""
+    cycles). Return the control signals by name; ``drain_next`` is the value ``drain`` takes
+    in the next cycle, for blocks that keep a registered copy of it."""
     flush_cycles = c.rows + c.cols - 2
-    state = Signal(_OSState)
+    state, state_next = Signal(_OSState), Signal(_OSState)
     count = Signal(range(max(flush_cycles, c.rows, 1)))
+    count_next = Signal.like(count)
     ready, drain = Signal(), Signal()
     accept = ab_valid & ready
-    m.d.comb += [ready.eq(state == _OSState.COMPUTE), drain.eq(state == _OSState.DRAIN)]
+    m.d.comb += [ready.eq(state == _OSState.COMPUTE), drain.eq(state == _OSState.DRAIN),
+                 state_next.eq(state), count_next.eq(count)]
     with m.Switch(state):
         with m.Case(_OSState.COMPUTE):
             with m.If(accept & ab_last):
                 if flush_cycles > 0:
-                    m.d.sync += [state.eq(_OSState.FLUSH), count.eq(flush_cycles - 1)]
+                    m.d.comb += [state_next.eq(_OSState.FLUSH), count_next.eq(flush_cycles - 1)]
                 else:
-                    m.d.sync += [state.eq(_OSState.DRAIN), count.eq(c.rows - 1)]
+                    m.d.comb += [state_next.eq(_OSState.DRAIN), count_next.eq(c.rows - 1)]
         with m.Case(_OSState.FLUSH):
             with m.If(count == 0):
-                m.d.sync += [state.eq(_OSState.DRAIN), count.eq(c.rows - 1)]
+                m.d.comb += [state_next.eq(_OSState.DRAIN), count_next.eq(c.rows - 1)]
             with m.Else():
-                m.d.sync += count.eq(count - 1)
+                m.d.comb += count_next.eq(count - 1)
         with m.Case(_OSState.DRAIN):
             with m.If(count == 0):
-                m.d.sync += state.eq(_OSState.COMPUTE)
+                m.d.comb += state_next.eq(_OSState.COMPUTE)
             with m.Else():
-                m.d.sync += count.eq(count - 1)
+                m.d.comb += count_next.eq(count - 1)
+    m.d.sync += [state.eq(state_next), count.eq(count_next)]
     return {"ready": ready, "busy": ~ready, "accept": accept, "drain": drain, "row": count,
+            "drain_next": state_next == _OSState.DRAIN,
             "o_last": drain & (count == 0)}
 
 
@@ -370,7 +375,9 @@ class OSArray(_Array):
             m.d.comb += self.o_c[col].eq(pes[c.rows - 1][col].o_c)
 
         if c.abft is not Abft.NONE:
-            self._stat_unit(m, *os_checksums(m, self, pes, a_in, drain, self.o_last))
+            a_port = [self.i_ab.payload.a[r] for r in range(c.rows)]
+            self._stat_unit(m, *os_checksums(m, self, pes, a_port, accept, ctl["drain_next"],
+                                             self.o_last))
         return m
 
 

@@ -20,7 +20,7 @@ unit, one per cycle; the checksum PEs are cleared at the same edge.
 Every register level is at most a PE's multiply-accumulate deep (issue 4: the ABFT logic must
 not lengthen the array's critical path).
 """
-from amaranth import Signal, signed
+from amaranth import Mux, Signal, signed
 
 from .pe import OSProcessingElement, WSProcessingElement
 
@@ -54,6 +54,21 @@ def lane_sum(m, values, width, name):
     total = Signal(signed(width), name=name)
     m.d.comb += total.eq(level[0])
     return total
+
+
+def gated_lane_sum(m, values, enable, width, name):
+    """:func:`lane_sum` of ``values`` where ``enable`` is high, 0 elsewhere, with the same
+    latency. The gate acts on the sum, with ``enable`` delayed like it, rather than on the
+    inputs: an input gate would put the control decoder that drives ``enable`` in front of
+    the first adder levels (the array's input gates feed registers only)."""
+    total = lane_sum(m, values, width, name + "_raw")
+    for i in range(lane_stages(len(values))):
+        reg = Signal(name=f"{name}_en_{i}")
+        m.d.sync += reg.eq(enable)
+        enable = reg
+    gated = Signal(signed(width), name=name)
+    m.d.comb += gated.eq(Mux(enable, total, 0))
+    return gated
 
 
 def ws_checksums(m, array, pes, w_accept, o_valid, o_last):
@@ -97,13 +112,15 @@ def ws_difference(m, y_sum, ck_sum, o_valid, o_last):
     return d, d_valid, d_end
 
 
-def os_checksums(m, array, pes, a_in, drain, o_last):
+def os_checksums(m, array, pes, a_port, accept, drain_next, o_last):
     """Add the OS weight-sum adders, checksum row and accumulator row; return
-    ``(d, d_valid, d_end)``."""
+    ``(d, d_valid, d_end)``. ``a_port`` are the input port's activations (eᵀA counts them
+    where ``accept`` is high); ``drain_next`` is the array's ``drain`` one cycle early
+    (:func:`hw.array.os_control`)."""
     c = array.config
     rows, cols, aw = c.rows, c.cols, c.acc_width
     sw = c.checksum_weight_width
-    s_beat = lane_sum(m, a_in, sw, "ck_a_sum")
+    s_beat = gated_lane_sum(m, a_port, accept, sw, "ck_a_sum")
     prev = s_beat
     # Align eᵀA with the weights entering the bottom row (the checksum PEs register the
     # product, so they take the bottom PEs' i_b, a cycle before it leaves the array).
@@ -124,6 +141,10 @@ def os_checksums(m, array, pes, a_in, drain, o_last):
         ]
         array.connect_fault(m, pe, "ck.acc", 0, col)
     shift, d_end = os_shift_control(m, cols, check)
+    # The array's ``drain`` is decoded from its state; a register of its own keeps the
+    # decoder out of the eᵀY adders' path (it equals ``drain`` on every cycle).
+    drain = Signal(name="ck_drain")
+    m.d.sync += drain.eq(drain_next)
     y = [Signal(signed(aw), name=f"ck_y_{col}") for col in range(cols)]
     for col in range(cols):
         os_y_cell(m, y[col], y[col + 1] if col < cols - 1 else 0, pes[rows - 1][col].o_c,
@@ -160,7 +181,8 @@ def os_shift_control(m, cols, check):
 
 def os_y_cell(m, y, y_east, o_c, ck_c, drain, check, shift, faulty=lambda v: v):
     """One cell of the OS eᵀY row: accumulate the drained rows, then subtract eᵀAB, then
-    shift the difference west."""
+    shift the difference west. ``drain`` should come straight from a register: it selects
+    the adder's operand (:func:`os_checksums` keeps a registered copy of the array's)."""
     nxt = Signal.like(y, name=f"{y.name}_next")
     with m.If(drain):
         m.d.comb += nxt.eq(y + o_c)

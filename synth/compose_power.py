@@ -46,7 +46,8 @@ for one warm-up cycle; warm-up cycles are not counted):
 * **control-***: the handshake of the GEMM: WS ``w_valid`` during load, ``a_valid`` during
   the stream, ``a_last`` every ``stat_n``-th vector and on the last; OS ``ab_valid`` during the
   beats, ``ab_last`` on the last beat.
-* **lanesum**: WS a weight row per load cycle (held after); OS one beat ``A[:, k]``.
+* **lanesum**: WS a weight row per load cycle (held after); OS one beat ``A[:, k]``, ``en``
+  high while the beats are accepted.
 * **ycell-ws***: ``o_p`` = ``y[m, c]``, ``prev`` = ``sum_{c'<c} y[m, c']`` at output time.
 * **ycell-os***: ``drain`` pattern; ``o_p`` the bottom PE's accumulator (running sum, then
   ``C[R-1-j, c]``); ``ck_c`` the checksum row's accumulator (``sum_r C[r, c]`` at the end);
@@ -297,7 +298,10 @@ def _lanesum(tl, rng, n, width):
     # data; use cyclic time shifts so that lanes differ
     shifts = rng.integers(0, tl.T, n)
     v = np.stack([np.roll(vals, s, axis=0) for s in shifts], 1)
-    return {"i": _packed(v, width)}
+    if tl.ws:
+        return {"i": _packed(v, width)}
+    en = (tl.u < M).astype(np.int64)  # OS: the beats are accepted
+    return {"i": _packed(v, width), "en": np.stack([np.roll(en, s) for s in shifts], 1)}
 
 
 def _ycell_ws(tl, rng, cols):
@@ -399,7 +403,7 @@ def leaf_traces(key, config, tl, rng, lanes, pe_pos):
     if key.startswith("control"):
         return _control(tl, n), n
     if key.startswith("lanesum"):
-        lanes_w = key[len("lanesum"):].split("x")
+        lanes_w = key[len("lanesum"):].split("-")[0].split("x")
         n = min(n, 8)
         return _lanesum(tl, rng, n, int(lanes_w[1])), n
     if key.startswith("ycell-ws"):

@@ -18,7 +18,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.array import os_control, ws_control
-from hw.checksum import (lane_stages, lane_sum, os_check, os_shift_control, os_y_cell,
+from hw.checksum import (gated_lane_sum, lane_stages, lane_sum, os_check, os_shift_control, os_y_cell,
                          ws_difference, ws_y_cell)
 from hw.config import Abft, Dataflow
 from hw.pe import OSProcessingElement, WSProcessingElement
@@ -112,7 +112,7 @@ class Control(wiring.Component):
                        "drain": Out(1), "o_last": Out(1),
                        "row": Out(range(config.rows))}
             if config.abft is not Abft.NONE:
-                members.update({"shift": Out(1), "d_end": Out(1)})
+                members.update({"shift": Out(1), "d_end": Out(1), "drain_next": Out(1)})
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -142,6 +142,21 @@ class LaneSum(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.d.comb += self.o.eq(lane_sum(m, list(self.i), self._w, "sum"))
+        return m
+
+
+class GatedLaneSum(wiring.Component):
+    """The OS eᵀA adder tree, gated by ``accept`` at its output
+    (:func:`hw.checksum.gated_lane_sum`, with the enable's delay registers)."""
+
+    def __init__(self, lanes, width, out_width):
+        self._w = out_width
+        super().__init__({"i": In(data.ArrayLayout(signed(width), lanes)), "en": In(1),
+                          "o": Out(signed(out_width))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.o.eq(gated_lane_sum(m, list(self.i), self.en, self._w, "sum"))
         return m
 
 
@@ -298,8 +313,9 @@ def instances(config):
         add(_key(f"wsdiff-{stat_key}", narrow=nar),
             lambda: Wrap(WSDiff(c, StatisticalUnit(**unit)), narrow=nar))
     else:
-        add(f"lanesum{rows}x{dw}", lambda: LaneSum(rows, dw, cw))
+        add(f"lanesum{rows}x{dw}-gated", lambda: GatedLaneSum(rows, dw, cw))
         add(f"reg{cw}", lambda: Reg(cw), rows - 1 - lane_stages(rows))
+        add("reg1", lambda: Reg(1))  # the eᵀY row's copy of drain
         add(f"ycell-os-a{aw}", lambda: YCell(c), cols)
         add(f"{stat_key}", lambda: StatisticalUnit(**unit))
     return out
