@@ -43,7 +43,7 @@ bench: $(STAMP)
 
 synth: $(STAMP)
 	@mkdir -p build
-	$(PY) -m synth $(if $(filter command line,$(origin ROWS)),--rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)) > build/synth.log 2>&1 || (tail -20 build/synth.log; false)
+	$(PY) -m synth --jobs $(JOBS) $(if $(filter command line,$(origin ROWS)),--rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)) > build/synth.log
 	@cat build/synth/report.md
 
 characterize: $(STAMP)

@@ -20,8 +20,9 @@ import sys
 
 from hw.config import ArrayConfig
 
-from .compose import breakdown, compose
-from .flow import synthesize_config
+from .compose import LEAVES, breakdown, compose, leaf_verilog
+from .flow import fetch_liberty, synthesize_cached, synthesize_config
+from .leaves import instances
 from .report import write_report
 
 VARIANTS = ("none", "classic", "approx", "realm")
@@ -35,10 +36,49 @@ def _overheads(rows, key="area_um2", name="area_overhead_pct"):
         r[name] = 100 * (r[key] / b[key] - 1) if b and r.get(key) is not None else None
 
 
+def presynthesize(shapes, dataflows, large, jobs, progress=print):
+    """Synthesize every flat array and every leaf block the sweep needs, ``jobs`` at a time
+    (each synthesis is its own process; the Verilog is generated here meanwhile, the largest
+    arrays first); later steps find them in the cache."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from hw.generate import TOP, generate_verilog
+    fetch_liberty()
+
+    def texts():
+        for rows, cols in sorted(shapes, reverse=True):
+            for df in dataflows:
+                for ab in VARIANTS:
+                    c = ArrayConfig(rows=rows, cols=cols, dataflow=df, abft=ab)
+                    yield OUT / c.id, lambda c=c: generate_verilog(c), TOP
+        for rows, cols in [(n, n) for n in large] + shapes:
+            for df in dataflows:
+                for ab in VARIANTS:
+                    c = ArrayConfig(rows=rows, cols=cols, dataflow=df, abft=ab)
+                    for key, (_, build) in instances(c).items():
+                        yield LEAVES / key, lambda build=build: leaf_verilog(build), "top"
+
+    progress(f"synthesizing the arrays and leaf blocks (cached ones at once), {jobs} at a "
+             "time ...")
+    with ThreadPoolExecutor(max(1, jobs)) as ex:
+        futures = {}
+        try:
+            for workdir, text, top in texts():
+                if workdir not in futures.values():
+                    futures[ex.submit(synthesize_cached, text(), workdir, top)] = workdir
+            for i, f in enumerate(as_completed(futures), 1):
+                f.result()
+                progress(f"synthesized [{i}/{len(futures)}] {futures[f].name}")
+        except BaseException:
+            ex.shutdown(cancel_futures=True)
+            raise
+
+
 def sweep(shapes, dataflows, large, power_sizes, cycles, compose_power_size=None,
-          progress=print):
+          progress=print, jobs=1):
     """Run everything; return the report dict."""
     flat, comp, power = [], [], []
+    presynthesize(shapes, dataflows, large, jobs, progress)
     for df in dataflows:
         for rows, cols in shapes:
             for ab in VARIANTS:
@@ -94,7 +134,7 @@ def sweep(shapes, dataflows, large, power_sizes, cycles, compose_power_size=None
         configs = [ArrayConfig(rows=n, cols=n, dataflow=df, abft=ab)
                    for df in dataflows for n in power_sizes for ab in VARIANTS]
         progress(f"power: {len(configs)} gate-level simulations ...")
-        power = power_sweep(configs, OUT / "power", cycles=cycles)
+        power = power_sweep(configs, OUT / "power", cycles=cycles, netdir=OUT)
     return {"flat": flat, "composed": comp, "power": power}
 
 
@@ -115,6 +155,8 @@ def main(argv=None):
                    help="skip the composed power estimate of the largest size")
     p.add_argument("--cycles", type=int, default=1000,
                    help="cycles of the power workload (default 1000)")
+    p.add_argument("--jobs", type=int, default=2,
+                   help="syntheses run side by side, one process each (default 2)")
     args = p.parse_args(argv)
     try:
         ints = lambda s: [int(x) for x in s.split(",") if x.strip()]  # noqa: E731
@@ -127,11 +169,14 @@ def main(argv=None):
             shapes = [(n, n) for n in ints(args.sizes)]
             large, power_sizes = ints(args.large), ints(args.power_sizes)
         dataflows = [args.dataflow] if args.dataflow else ["ws", "os"]
+        if args.jobs < 1:
+            p.error(f"--jobs must be at least 1, not {args.jobs}")
         for n in [s for shape in shapes for s in shape] + large + power_sizes:
             ArrayConfig(rows=n, cols=n)  # validates the size
         report = sweep(shapes, dataflows, large, power_sizes, args.cycles,
                        max(large) if large and args.composed_power else None,
-                       progress=lambda s: print(s, file=sys.stderr, flush=True))
+                       progress=lambda s: print(s, file=sys.stderr, flush=True),
+                       jobs=args.jobs)
     except ValueError as e:
         p.error(str(e))
     OUT.mkdir(parents=True, exist_ok=True)

@@ -18,10 +18,14 @@ from .leaves import instances
 LEAVES = pathlib.Path("build/synth/leaves")
 
 
+def leaf_verilog(build):
+    """The Verilog of one leaf (top module ``top``)."""
+    return verilog.convert(build(), name="top", emit_src=False)
+
+
 def leaf_figures(key, build, root=LEAVES):
     """Synthesize one leaf (cached by its Verilog text); return its figures."""
-    text = verilog.convert(build(), name="top", emit_src=False)
-    return synthesize_cached(text, pathlib.Path(root) / key, top="top")
+    return synthesize_cached(leaf_verilog(build), pathlib.Path(root) / key, top="top")
 
 
 def compose(config, root=LEAVES, progress=None):

@@ -12,6 +12,7 @@ import pathlib
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 
 from hw.generate import TOP, generate_verilog
@@ -55,21 +56,37 @@ def liberty_source():
     return f.read_text().strip() if f.exists() else "qflow-tech-osu018"
 
 
+#: Bumped when the flow changes in a way the cached results (``result.json``) must not survive.
+FLOW_VERSION = 2
+
+
 def synthesize(verilog_path, workdir, top=TOP):
     """Flat synthesis of ``verilog_path`` mapped to OSU018; return a dict of figures. The mapped
-    netlist is left in ``workdir/netlist.json`` (Yosys JSON) for the power estimate."""
-    from pyosys import libyosys as ys
+    netlist is left in ``workdir/netlist.json`` (Yosys JSON) for the power estimate, the Yosys
+    script in ``synth.ys`` and its log in ``yosys.log``.
+
+    Every run is a fresh Python process: Yosys keeps global state between designs in one
+    process (its counters of generated names), and ABC's result depends on those names, so
+    in-process runs of the same Verilog differed by up to about 1 % in area. In a fresh
+    process the same Verilog gives the same netlist, whatever the directory."""
     lib = fetch_liberty()
-    workdir = pathlib.Path(workdir)
+    workdir = pathlib.Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    stat, abc_log = workdir / "stat.json", workdir / "abc.log"
-    d = ys.Design()
-    for cmd in [f"read_verilog {verilog_path}", f"synth -flatten -top {top}",
-                f"dfflibmap -liberty {lib}",
-                f"tee -q -o {abc_log} abc -liberty {lib} -script {ABC_SCRIPT}",
-                "opt_clean", f"tee -q -o {stat} stat -json -liberty {lib}",
-                f"write_json {workdir / 'netlist.json'}"]:
-        ys.run_pass(cmd, d)
+    script = [f"read_verilog {pathlib.Path(verilog_path).resolve()}",
+              f"synth -flatten -top {top}", f"dfflibmap -liberty {lib}",
+              f"tee -q -o abc.log abc -liberty {lib} -script {ABC_SCRIPT}",
+              "opt_clean", f"tee -q -o stat.json stat -json -liberty {lib}",
+              "write_json netlist.json"]
+    (workdir / "synth.ys").write_text("\n".join(script) + "\n")
+    code = ("from pyosys import libyosys as ys; "
+            "ys.run_pass('script synth.ys', ys.Design())")
+    with open(workdir / "yosys.log", "w") as log:
+        r = subprocess.run([sys.executable, "-c", code], cwd=workdir, stdout=log,
+                           stderr=subprocess.STDOUT)
+    if r.returncode != 0:
+        tail = (workdir / "yosys.log").read_text().splitlines()[-15:]
+        raise RuntimeError(f"Yosys failed on {verilog_path} (log: {workdir / 'yosys.log'}):\n"
+                           + "\n".join(tail))
     return figures(workdir)
 
 
@@ -93,10 +110,12 @@ def synthesize_cached(verilog_text, workdir, top=TOP):
     src, result = workdir / f"{top}.v", workdir / "result.json"
     if src.exists() and result.exists() and src.read_text() == verilog_text:
         cached = json.loads(result.read_text())
-        if cached.get("abc_script") == ABC_SCRIPT and (workdir / "netlist.json").exists():
+        if (cached.get("abc_script") == ABC_SCRIPT and cached.get("flow") == FLOW_VERSION
+                and (workdir / "netlist.json").exists()):
             return cached
     src.write_text(verilog_text)
-    figures = {**synthesize(src, workdir, top=top), "abc_script": ABC_SCRIPT}
+    figures = {**synthesize(src, workdir, top=top), "abc_script": ABC_SCRIPT,
+               "flow": FLOW_VERSION}
     result.write_text(json.dumps(figures, indent=1) + "\n")
     return figures
 

@@ -331,13 +331,15 @@ def config_power(config, workdir, cycles=1000, seed=SEED, workload="llm",
 
 
 def power_sweep(configs, outdir, cycles=1000, seed=SEED, workload="llm",
-                clock_mhz=CLOCK_MHZ):
-    """:func:`config_power` of each config (netlists in ``outdir/<config.id>/``); add each
+                clock_mhz=CLOCK_MHZ, netdir=None):
+    """:func:`config_power` of each config (netlists in ``netdir/<config.id>/``, by default
+    ``outdir``, so the flat area sweep's netlists are reused there); add each
     variant's overhead (%) over the ``none`` variant of the same size and dataflow, if it is in
     the sweep; write ``outdir/power.json`` and return the list of results."""
     from hw.config import Abft
     outdir = pathlib.Path(outdir)
-    results = [config_power(c, outdir / c.id, cycles, seed, workload, clock_mhz)
+    netdir = pathlib.Path(netdir) if netdir is not None else outdir
+    results = [config_power(c, netdir / c.id, cycles, seed, workload, clock_mhz)
                for c in configs]
     base = {c.replace(abft=Abft.NONE).id: r for c, r in zip(configs, results)
             if c.abft is Abft.NONE}

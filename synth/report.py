@@ -84,8 +84,8 @@ def _flat(rep, lines):
                      f"{r['composition_error_pct']:+.2f} % |")
     lines += ["", f"Largest composition error: **{err:.2f} %** (the composition counts "
               "every leaf's cells as synthesized alone; flat synthesis also optimizes across "
-              "leaf boundaries and buffers the broadcast nets; ABC itself varies by up to "
-              "about 0.7 % between runs of the same Verilog in different directories).", ""]
+              "leaf boundaries and buffers the broadcast nets; and ABC's mapping of the same "
+              "logic depends on the rest of the netlist around it).", ""]
 
 
 def _timing(rep, lines):
@@ -106,9 +106,11 @@ def _timing(rep, lines):
     lines += ["", "Flat arrays whose ABFT variant has a longer path than the unprotected one "
               "(below) are small WS arrays, whose unprotected partial sums keep only 16 + r "
               "significant bits (see `synth/README.md`) so their PEs are shorter than an INT32 "
-              "multiply-accumulate, or differ by ABC's run-to-run spread of a few percent; "
-              "the ABFT blocks are designed against the full-width PE that every row from the "
-              "fifth on is.", ""]
+              "multiply-accumulate; or small OS arrays, whose longest paths run from the "
+              "sequencer's state register through its decoder into an adder, a kind of path "
+              "the unprotected array has too (its own critical path at 8x8), and which ABC "
+              "maps differently in every netlist. The ABFT blocks are designed against the "
+              "full-width PE, and the composed 256x256 figures above compare them with it.", ""]
     for r in rep["flat"]:
         if r["abft"] == "none":
             continue

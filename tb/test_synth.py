@@ -1,6 +1,7 @@
 """Synthesis flow on the smallest arrays: the leaf-block composition (``synth.compose``) against
 flat synthesis of the same Verilog the tests simulate, and the CLI's errors. The full sweep is
 ``make synth`` only."""
+import re
 import subprocess
 import sys
 
@@ -28,6 +29,23 @@ def test_composition_matches_flat(dataflow, abft, tmp_path):
     assert composed["pe_grid_um2"] < composed["area_um2"]
 
 
+def test_synthesis_reproduces(tmp_path):
+    """The same Verilog gives the same netlist whatever ran before it in this process and in
+    whatever directory (each synthesis is a fresh process: Yosys' name counters would
+    otherwise change ABC's result)."""
+    from synth.flow import synthesize
+    from hw.generate import generate_verilog
+    text = generate_verilog(ArrayConfig(rows=2, cols=2, dataflow="os", abft="classic"))
+    runs = []
+    for name in ("a", "a_much_longer_directory_name"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "x.v").write_text(text)
+        runs.append(synthesize(tmp_path / name / "x.v", tmp_path / name))
+        netlist = (tmp_path / name / "netlist.json").read_text()
+        runs[-1]["netlist"] = re.sub(r'"(cell_|module_)?src": "[^"]*"', "", netlist)  # paths
+    assert runs[0] == runs[1]
+
+
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_leaf_counts(dataflow):
     """Independent count of the PEs and skew registers of a 5x7 array."""
@@ -45,6 +63,7 @@ def test_leaf_counts(dataflow):
     (["--rows", "0"], "rows must be an integer from 1 to 256, not 0"),
     (["--cols", "4"], "--cols needs --rows"),
     (["--sizes", "4,300"], "rows must be an integer from 1 to 256, not 300"),
+    (["--rows", "4", "--jobs", "0"], "--jobs must be at least 1, not 0"),
 ])
 def test_cli_errors(args, message):
     r = subprocess.run([sys.executable, "-m", "synth", *args], cwd=ROOT, capture_output=True,
