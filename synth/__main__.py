@@ -21,7 +21,7 @@ import sys
 from hw.config import ArrayConfig
 
 from .compose import LEAVES, breakdown, compose, leaf_verilog
-from .flow import fetch_liberty, synthesize_cached, synthesize_config
+from .flow import config_verilog, fetch_liberty, synthesize_cached, synthesize_config
 from .leaves import instances
 from .report import write_report
 
@@ -42,7 +42,7 @@ def presynthesize(shapes, dataflows, large, jobs, progress=print):
     arrays first); later steps find them in the cache."""
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
-    from hw.generate import TOP, generate_verilog
+    from hw.generate import TOP
     fetch_liberty()
 
     def texts():
@@ -50,13 +50,13 @@ def presynthesize(shapes, dataflows, large, jobs, progress=print):
             for df in dataflows:
                 for ab in VARIANTS:
                     c = ArrayConfig(rows=rows, cols=cols, dataflow=df, abft=ab)
-                    yield OUT / c.id, lambda c=c: generate_verilog(c), TOP
+                    yield OUT / c.id, config_verilog(c), TOP
         for rows, cols in [(n, n) for n in large] + shapes:
             for df in dataflows:
                 for ab in VARIANTS:
                     c = ArrayConfig(rows=rows, cols=cols, dataflow=df, abft=ab)
                     for key, (_, build) in instances(c).items():
-                        yield LEAVES / key, lambda build=build: leaf_verilog(build), "top"
+                        yield LEAVES / key, leaf_verilog(key, build), "top"
 
     progress(f"synthesizing the arrays and leaf blocks (cached ones at once), {jobs} at a "
              "time ...")
@@ -65,7 +65,7 @@ def presynthesize(shapes, dataflows, large, jobs, progress=print):
         try:
             for workdir, text, top in texts():
                 if workdir not in futures.values():
-                    futures[ex.submit(synthesize_cached, text(), workdir, top)] = workdir
+                    futures[ex.submit(synthesize_cached, text, workdir, top)] = workdir
             for i, f in enumerate(as_completed(futures), 1):
                 f.result()
                 progress(f"synthesized [{i}/{len(futures)}] {futures[f].name}")

@@ -18,14 +18,20 @@ from .leaves import instances
 LEAVES = pathlib.Path("build/synth/leaves")
 
 
-def leaf_verilog(build):
-    """The Verilog of one leaf (top module ``top``)."""
-    return verilog.convert(build(), name="top", emit_src=False)
+_VERILOG = {}
+
+
+def leaf_verilog(key, build):
+    """The Verilog of one leaf (top module ``top``), generated once per process: a key names
+    one leaf, and the sweep, the compositions and the composed power all ask for it."""
+    if key not in _VERILOG:
+        _VERILOG[key] = verilog.convert(build(), name="top", emit_src=False)
+    return _VERILOG[key]
 
 
 def leaf_figures(key, build, root=LEAVES):
     """Synthesize one leaf (cached by its Verilog text); return its figures."""
-    return synthesize_cached(leaf_verilog(build), pathlib.Path(root) / key, top="top")
+    return synthesize_cached(leaf_verilog(key, build), pathlib.Path(root) / key, top="top")
 
 
 def compose(config, root=LEAVES, progress=None):

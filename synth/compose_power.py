@@ -410,7 +410,8 @@ def leaf_traces(key, config, tl, rng, lanes, pe_pos):
         C = tl.c.cols
         first = key.startswith("ycell-ws-first")
         # the narrowed 'prev' width identifies the column; sample columns of this key
-        cols = [0] if first else [col for col in range(1, C) if _ycell_key(tl.c, col) == key]
+        cols = [0] if first else [col for col in range(1, C)
+                                  if L.ws_ycell_leaf(tl.c, col)[0] == key]
         cols = list(np.asarray(cols)[rng.choice(len(cols), min(n, len(cols)), replace=False)])
         return _ycell_ws(tl, rng, cols), len(cols)
     if key.startswith("ycell-os"):
@@ -419,15 +420,6 @@ def leaf_traces(key, config, tl, rng, lanes, pe_pos):
         n = min(n, 4)
         return _stat(tl, n, key), n
     raise ValueError(f"no trace rule for leaf {key}")
-
-
-def _ycell_key(c, col):
-    aw = c.acc_width
-    bottom = L.significant(c, 2 * c.data_width, c.rows - 1)
-    ycell = {"o_p": bottom} if bottom < aw else {}
-    prev = L.significant(c, bottom, col - 1) if bottom < aw else aw
-    nar = {**ycell, **({"prev": prev} if prev < aw else {})}
-    return L._key("ycell-ws", narrow=nar, a=aw)
 
 
 def simulate_leaf(netlist, traces, warmup=(), clock_mhz=CLOCK_MHZ):

@@ -7,6 +7,7 @@ Areas are in um^2 of these cells, which are 3-4x larger than commercial 180 nm c
 for relative comparisons between variants. The delay is ABC's ``stime`` of the mapped logic
 (the longest register-to-register combinational path, Liberty timing, no wire load).
 """
+import functools
 import json
 import pathlib
 import re
@@ -120,7 +121,13 @@ def synthesize_cached(verilog_text, workdir, top=TOP):
     return figures
 
 
+@functools.lru_cache(maxsize=64)
+def config_verilog(config):
+    """The Verilog of ``config`` (the generator the tests simulate), generated once per
+    process: the sweep, the composition check and the power estimate all ask for it."""
+    return generate_verilog(config)
+
+
 def synthesize_config(config, workdir):
-    """Generate the Verilog of ``config`` (the generator the tests simulate) and synthesize
-    (cached)."""
-    return synthesize_cached(generate_verilog(config), workdir)
+    """Synthesize the Verilog of ``config`` (cached)."""
+    return synthesize_cached(config_verilog(config), workdir)

@@ -18,8 +18,8 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.array import os_control, ws_control
-from hw.checksum import (gated_lane_sum, lane_stages, lane_sum, os_check, os_shift_control, os_y_cell,
-                         ws_difference, ws_y_cell)
+from hw.checksum import (gated_lane_sum, lane_stages, lane_sum, os_check, os_shift_control,
+                         os_y_cell, ws_difference, ws_y_cell)
 from hw.config import Abft, Dataflow
 from hw.pe import OSProcessingElement, WSProcessingElement
 from hw.stats import StatisticalUnit
@@ -132,31 +132,22 @@ class Control(wiring.Component):
 
 
 class LaneSum(wiring.Component):
-    """The adder tree of eᵀW (WS, over a weight row) or eᵀA (OS, over a beat)."""
+    """The adder tree of eᵀW (WS, over a weight row) or eᵀA (OS, over a beat; ``gated``: by
+    ``en`` at its output, :func:`hw.checksum.gated_lane_sum`, with the enable's delay
+    registers)."""
 
-    def __init__(self, lanes, width, out_width):
-        self._w = out_width
+    def __init__(self, lanes, width, out_width, gated=False):
+        self._w, self._gated = out_width, gated
         super().__init__({"i": In(data.ArrayLayout(signed(width), lanes)),
-                          "o": Out(signed(out_width))})
+                          **({"en": In(1)} if gated else {}), "o": Out(signed(out_width))})
 
     def elaborate(self, platform):
         m = Module()
-        m.d.comb += self.o.eq(lane_sum(m, list(self.i), self._w, "sum"))
-        return m
-
-
-class GatedLaneSum(wiring.Component):
-    """The OS eᵀA adder tree, gated by ``accept`` at its output
-    (:func:`hw.checksum.gated_lane_sum`, with the enable's delay registers)."""
-
-    def __init__(self, lanes, width, out_width):
-        self._w = out_width
-        super().__init__({"i": In(data.ArrayLayout(signed(width), lanes)), "en": In(1),
-                          "o": Out(signed(out_width))})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += self.o.eq(gated_lane_sum(m, list(self.i), self.en, self._w, "sum"))
+        if self._gated:
+            total = gated_lane_sum(m, list(self.i), self.en, self._w, "sum")
+        else:
+            total = lane_sum(m, list(self.i), self._w, "sum")
+        m.d.comb += self.o.eq(total)
         return m
 
 
@@ -233,6 +224,20 @@ def _ws_narrow(config, port, bits, r):
     return {port: w} if w < config.acc_width else {}
 
 
+def ws_ycell_leaf(config, col):
+    """``(key, build)`` of the WS eᵀy cell of column ``col``: its inputs narrowed to the
+    bottom row's significant bits and, from column 1 on, to those of its own chain."""
+    c, aw = config, config.acc_width
+    bottom = significant(c, 2 * c.data_width, c.rows - 1)
+    ycell = {"o_p": bottom} if bottom < aw else {}
+    if col == 0:
+        return (_key("ycell-ws-first", narrow=ycell, a=aw),
+                lambda: Wrap(YCell(c, first=True), narrow=ycell))
+    prev = significant(c, bottom, col - 1) if bottom < aw else aw
+    nar = {**ycell, **({"prev": prev} if prev < aw else {})}
+    return _key("ycell-ws", narrow=nar, a=aw), lambda: Wrap(YCell(c), narrow=nar)
+
+
 def pe_leaves(config):
     """Every PE of ``config`` (checksum PEs included: WS column ``cols``, OS row ``rows``) as
     ``(key, build, (row, col))``."""
@@ -301,19 +306,14 @@ def instances(config):
     if ws:
         add(f"lanesum{cols}x{dw}", lambda: LaneSum(cols, dw, cw))
         add("reg1", lambda: Reg(1), lane_stages(cols))  # the checksum column's load delay
-        ycell = {"o_p": bottom} if bottom < aw else {}
-        add(_key("ycell-ws-first", narrow=ycell, a=aw),
-            lambda: Wrap(YCell(c, first=True), narrow=ycell))
-        for col in range(1, cols):
-            prev = significant(c, bottom, col - 1) if bottom < aw else aw  # its own chain
-            nar = {**ycell, **({"prev": prev} if prev < aw else {})}
-            add(_key("ycell-ws", narrow=nar, a=aw), lambda nar=nar: Wrap(YCell(c), narrow=nar))
+        for col in range(cols):
+            add(*ws_ycell_leaf(c, col))
         nar = {k: v for k, v in (("yc", significant(c, bottom, cols - 1) if bottom < aw else aw),
                                  ("ck", significant(c, dw + cw, rows - 1))) if v < aw}
         add(_key(f"wsdiff-{stat_key}", narrow=nar),
             lambda: Wrap(WSDiff(c, StatisticalUnit(**unit)), narrow=nar))
     else:
-        add(f"lanesum{rows}x{dw}-gated", lambda: GatedLaneSum(rows, dw, cw))
+        add(f"lanesum{rows}x{dw}-gated", lambda: LaneSum(rows, dw, cw, gated=True))
         add(f"reg{cw}", lambda: Reg(cw), rows - 1 - lane_stages(rows))
         add("reg1", lambda: Reg(1))  # the eᵀY row's copy of drain
         add(f"ycell-os-a{aw}", lambda: YCell(c), cols)

@@ -146,12 +146,12 @@ def config_netlist(config, workdir):
     """Synthesize ``config`` into ``workdir`` and load the netlist; an existing
     ``netlist.json`` is reused if it is newer than a Verilog file identical to the one the
     generator produces now."""
-    from hw.generate import TOP, generate_verilog
-    from .flow import synthesize_config
+    from hw.generate import TOP
+    from .flow import config_verilog, synthesize_config
     workdir = pathlib.Path(workdir)
     v, out = workdir / f"{TOP}.v", workdir / "netlist.json"
     fresh = (out.exists() and v.exists() and out.stat().st_mtime > v.stat().st_mtime
-             and v.read_text() == generate_verilog(config))
+             and v.read_text() == config_verilog(config))
     if not fresh:
         synthesize_config(config, workdir)
     return load_netlist(out, TOP)

@@ -8,8 +8,9 @@ import sys
 import pytest
 
 from hw.config import ArrayConfig
+from hw.generate import generate_verilog
 from synth.compose import compose
-from synth.flow import synthesize_config
+from synth.flow import synthesize, synthesize_config
 from synth.leaves import instances
 from tb.sim import ROOT
 
@@ -33,8 +34,6 @@ def test_synthesis_reproduces(tmp_path):
     """The same Verilog gives the same netlist whatever ran before it in this process and in
     whatever directory (each synthesis is a fresh process: Yosys' name counters would
     otherwise change ABC's result)."""
-    from synth.flow import synthesize
-    from hw.generate import generate_verilog
     text = generate_verilog(ArrayConfig(rows=2, cols=2, dataflow="os", abft="classic"))
     runs = []
     for name in ("a", "a_much_longer_directory_name"):
