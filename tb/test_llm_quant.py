@@ -199,3 +199,56 @@ def test_other_architectures(name, comps):
     assert sorted({c for c, *_ in rt.log}) == sorted(comps)
     r = torch.corrcoef(torch.stack([ref.flatten(), out.flatten()]))[0, 1]
     assert r > 0.98
+
+
+def test_sv_requantized_with_clean_row_scale():
+    """SV output re-quantized as the authors' ``matmul2`` (``quantize_output=True``): per
+    (head, query) row over head_dim with the clean output's absmax, so a bit-30 error saturates
+    at that row's clean absmax with its sign; without it the error passes unclipped."""
+    g = torch.Generator().manual_seed(3)
+    b, h, kv, t, d = 1, 4, 2, 9, 8
+    q, k, v = (torch.randn(b, n, t, d, generator=g) for n in (h, kv, kv))
+    outs, accs = {}, {}
+    row = (2, 5)  # (head, query)
+    flat = (row[0] * t + row[1]) * d + 3
+    for requant in (False, True):
+        for inject in (False, True):
+            rt = quant.Runtime()
+            rt.requant_sv = requant
+
+            def inj(c, layer, call, st, w, acc):
+                if c != "sv":
+                    return None
+                accs[requant] = acc.clone()
+                i = torch.tensor([flat])
+                return (i, acc.reshape(-1)[i] ^ (1 << 30)) if inject else None
+            rt.injector = inj
+            outs[requant, inject] = quant.int8_attention(_fake_attention(rt), q, k, v, None,
+                                                         scaling=d ** -0.5)[0]
+    acc = accs[True].double()  # the clean accumulator: the same with and without requant
+    assert torch.equal(accs[True], accs[False])
+    # the clean FP output of the row, from the accumulator and the scales, independently
+    plain = outs[False, False].transpose(1, 2)  # [B, H, T, d]
+    s = plain.abs().amax(-1, keepdim=True) / 127
+    want = torch.clamp(torch.round(plain / s), -127, 127) * s
+    assert torch.allclose(outs[True, False].transpose(1, 2), want, atol=1e-6)
+    assert not torch.equal(outs[True, False], outs[False, False])  # requant changes values
+    hit = outs[True, True].transpose(1, 2)[0, row[0], row[1]]
+    clean_row = plain[0, row[0], row[1]]
+    sign = 1 if int(acc.reshape(-1)[flat]) >= 0 else -1  # bit 30 adds 2^30 with the sign
+    assert hit[3].item() == pytest.approx(sign * clean_row.abs().max().item(), rel=1e-5)
+    assert abs(outs[False, True].transpose(1, 2)[0, row[0], row[1], 3].item()) > \
+        1000 * clean_row.abs().max().item()
+
+
+def test_requant_placements():
+    """The default follows the authors' code (SV included, O and QKᵀ never); ``linear-only``
+    is the earlier placement; a bad name is one line."""
+    a = quant.ARCHS["llama"]
+    assert quant.requant_set(a) == {"q", "k", "v", "sv", "gate", "up", "down"}
+    assert quant.requant_set(a, "authors") == quant.requant_set(a)
+    assert quant.requant_set(a, "linear-only") == {"q", "k", "v", "gate", "up", "down"}
+    assert quant.requant_set(quant.ARCHS["opt"]) == {"q", "k", "v", "sv"}
+    assert quant.requant_set(a, ["k"]) == {"k"}
+    with pytest.raises(ValueError, match="requant must be one of authors, linear-only"):
+        quant.requant_set(a, "everything")

@@ -30,7 +30,9 @@ def _settings(a):
             s[k] = getattr(a, k)
     s["per_tensor"] = bool(getattr(a, "per_tensor", False))
     if getattr(a, "requant", None) is not None:
-        s["requant"] = [c for c in a.requant if c != "none"]
+        from golden.llm.quant import REQUANT_PLACEMENTS
+        s["requant"] = (a.requant[0] if len(a.requant) == 1 and a.requant[0] in REQUANT_PLACEMENTS
+                        else [c for c in a.requant if c != "none"])
     s["smooth"] = not getattr(a, "no_smooth", False)
     return s
 
@@ -47,8 +49,9 @@ def _common(p):
                    help="per-tensor weight and activation scales (default per channel / token)")
     p.add_argument("--no-smooth", action="store_true", help="skip SmoothQuant smoothing")
     p.add_argument("--requant", nargs="+", metavar="COMP",
-                   help="outputs re-quantized with the clean scale ('none' for none; default: "
-                   "q k v gate up down for LLaMA-like models, q k v for OPT)")
+                   help="outputs re-quantized with the clean scale: 'authors' (default: q k v sv "
+                   "gate up down for LLaMA-like models, q k v sv for OPT, as the authors' code), "
+                   "'linear-only' (the same without sv), 'none', or a list of components")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2; bench: 1)")
 
 

@@ -8,7 +8,8 @@ Spec (JSON object; every key but ``experiments`` is optional)::
      "windows": 4, "length": 512,      # PPL windows: n non-overlapping windows of L tokens
      "calib_text": "wikitext-2:valid", "calib_windows": 8, "calib_length": 512,
      "alpha": 0.5, "per_tensor": false, "smooth": true,
-     "requant": null,                  # re-quantized outputs; null = q/k/v(+gate/up/down)
+     "requant": null,                  # re-quantized outputs: null or "authors" (q/k/v, SV,
+                                       # gate/up/down), "linear-only", or a list of components
      "gen": {"prompts": 4, "prompt_len": 128, "new_tokens": 32},
      "seeds": [0, 1],
      "experiments": [
@@ -31,14 +32,15 @@ import json
 import math
 import os
 
-from golden.llm import loader
+from golden.llm import loader, quant
 
 GLOBAL = {"model": loader.DEFAULT_MODEL, "text": "wikitext-2:test", "windows": 4, "length": 512,
           "calib_text": "wikitext-2:valid", "calib_windows": 8, "calib_length": 512,
           "alpha": 0.5, "per_tensor": False, "smooth": True, "requant": None,
           "gen": {"prompts": 4, "prompt_len": 128, "new_tokens": 32}, "seeds": [0]}
 #: settings keys added after results files were first written, with the value they implied
-GLOBAL_DEFAULTS = {"requant": None}
+#: (files written before ``requant`` existed used the linear-only placement)
+GLOBAL_DEFAULTS = {"requant": "linear-only"}
 EXPERIMENT = {"name", "metric", "mode", "components", "layers", "stages", "bits", "bers",
               "msd_log2", "freq_log2", "seeds", "plot"}
 METRICS = ("ppl", "gen")
@@ -63,8 +65,6 @@ def model_shape(model_name):
     """What validation needs from a model's config, without loading weights: (component names,
     number of layers, {component: (out features or None for BMMs)}, heads, head_dim)."""
     from transformers import AutoConfig
-
-    from golden.llm import quant
 
     path, _ = loader.resolve(model_name)
     cfg = AutoConfig.from_pretrained(path)
@@ -115,10 +115,10 @@ def expand(spec, shape=None):
             raise SpecError(f"{k} must be an integer >= 2, not {g[k]!r}")
     comps, n_layers, outs, heads, head_dim = shape or model_shape(g["model"])
     rq = g["requant"]
-    if rq is not None and (not isinstance(rq, list) or any(
-            c not in comps or c in ("qk", "sv") for c in rq)):
-        raise SpecError(f"requant must be null (the architecture's default) or a list of linear "
-                        f"components, not {rq!r}")
+    if rq is not None and rq not in quant.REQUANT_PLACEMENTS and (not isinstance(rq, list) or any(
+            c not in comps or c == "qk" for c in rq)):
+        raise SpecError(f"requant must be null, one of {', '.join(quant.REQUANT_PLACEMENTS)}, or a "
+                        f"list of linear components and sv, not {rq!r}")
     exps = spec.get("experiments")
     if not isinstance(exps, list) or not exps:
         raise SpecError("spec needs a non-empty 'experiments' list")

@@ -9,9 +9,12 @@
 * The two attention BMMs run in our own attention function (:func:`int8_attention`), registered
   with transformers as ``realm_int8``: QKᵀ with per-token Q and K scales, SV with per-row P and
   per-channel V scales (V "permuted before quantizing", §2.2), so each scale factors out.
-* Output re-quantization (§2.2 item 4): outputs named in ``requant`` (q/k/v and, for LLaMA-like
-  models, gate/up/down; O never) are fake-quantized to INT8 with the scale of the *clean* output,
-  so injected errors saturate at the clean absmax.
+* Output re-quantization (§2.2 item 4): outputs named in ``requant`` are fake-quantized to INT8
+  per row with the scale of the *clean* output, so injected errors saturate at the clean absmax.
+  The default follows the authors' code (``"authors"``): q/k/v, the SV BMM (their ``matmul2`` is
+  built with ``quantize_output=True``, per token over head_dim) and, for LLaMA-like models,
+  gate/up/down; O and QKᵀ never. ``"linear-only"`` is the placement of our first
+  characterization (the linear outputs only, SV not re-quantized), kept for the ablation.
 
 Every GEMM call passes its accumulator to :meth:`Runtime.hook`, where an injector may corrupt it.
 """
@@ -27,22 +30,40 @@ _LLAMA = dict(layers="model.layers",
                        "down": "mlp.down_proj"},
               smooth=[("input_layernorm", ("q", "k", "v")),
                       ("post_attention_layernorm", ("gate", "up"))],
-              norm="rms", requant=("q", "k", "v", "gate", "up", "down"))
+              norm="rms", requant=("q", "k", "v", "sv", "gate", "up", "down"))
 ARCHS = {
     "llama": _LLAMA, "mistral": _LLAMA, "qwen2": _LLAMA, "qwen3": _LLAMA,
     # Gemma's RMSNorm multiplies by (1 + w); the MLP's norm is pre_feedforward_layernorm.
     "gemma3_text": dict(_LLAMA, norm="rms1", smooth=[
         ("input_layernorm", ("q", "k", "v")), ("pre_feedforward_layernorm", ("gate", "up"))]),
-    # OPT: only the BMM inputs q/k/v are re-quantized (§2.2, OPT scripts).
+    # OPT: the BMM inputs q/k/v and the SV output are re-quantized (§2.2, OPT scripts).
     "opt": dict(layers="model.decoder.layers",
                 linears={"q": "self_attn.q_proj", "k": "self_attn.k_proj",
                          "v": "self_attn.v_proj", "o": "self_attn.out_proj", "fc1": "fc1",
                          "fc2": "fc2"},
                 smooth=[("self_attn_layer_norm", ("q", "k", "v")), ("final_layer_norm", ("fc1",))],
-                norm="ln", requant=("q", "k", "v")),
+                norm="ln", requant=("q", "k", "v", "sv")),
 }
 ARCHS["gemma3"] = ARCHS["gemma3_text"]
 BMMS = ("qk", "sv")
+#: Named re-quantization placements (see the module docstring); None means ``"authors"``.
+REQUANT_PLACEMENTS = ("authors", "linear-only")
+#: Outputs that can be re-quantized: every linear, and SV (QKᵀ feeds the FP softmax).
+REQUANTIZABLE_BMMS = ("sv",)
+
+
+def requant_set(a, requant=None):
+    """The set of re-quantized outputs of architecture entry ``a`` for a ``requant`` setting:
+    None or ``"authors"`` (the architecture's default), ``"linear-only"`` (that default without
+    SV), or an explicit list of component names."""
+    if requant is None or requant == "authors":
+        return set(a["requant"])
+    if requant == "linear-only":
+        return set(a["requant"]) - set(BMMS)
+    if isinstance(requant, str):
+        raise ValueError(f"requant must be one of {', '.join(REQUANT_PLACEMENTS)} or a list of "
+                         f"components, not {requant!r}")
+    return set(requant)
 
 
 def arch(model):
@@ -167,6 +188,7 @@ class Runtime:
         self.window = 0
         self.calls = {}
         self.log = None
+        self.requant_sv = False  # SV output re-quantized (set by :func:`quantize`)
 
     def start(self, window, stage="prefill"):
         """Begin a new sequence: reset call counters."""
@@ -263,10 +285,12 @@ def _bmm_batch(a, b, groups):
     return torch.stack([_int_bmm(a[i], b[i], groups) for i in range(a.shape[0])])
 
 
-def _bmm_out(acc, row_scale, col_scale, hit, only_hits=False):
+def _bmm_out(acc, row_scale, col_scale, hit, only_hits=False, requant=False):
     """FP output of a BMM accumulator [B, H, T, N]: acc · col_scale [B, H, 1, N] · row_scale
     [B, H, T, 1] (either may be a per-tensor scalar), with the injected elements replaced (or,
-    with ``only_hits``, just the values of the injected elements)."""
+    with ``only_hits``, just the values of the injected elements). With ``requant`` (``"rows"``
+    or ``"tensor"``) the result is fake-quantized to INT8 per row (over N) or per tensor with the
+    *clean* output's scale (§2.2 item 4)."""
     idx, new = hit if hit is not None else (None, None)
     if idx is not None:
         _, _, t, n = acc.shape
@@ -277,9 +301,11 @@ def _bmm_out(acc, row_scale, col_scale, hit, only_hits=False):
         if only_hits:
             return v
     y = K["dequant"](acc, col_scale, row_scale)
+    if requant:
+        s = y.abs().amax().clamp(min=1e-8).div(127) if requant == "tensor" else K["row_scale"](y)
     if idx is not None:
         y.view(-1)[idx] = v
-    return y
+    return K["requant_rows"](y, s) if requant else y
 
 
 def int8_attention(module, query, key, value, attention_mask, scaling, dropout=0.0,
@@ -331,7 +357,8 @@ def int8_attention(module, query, key, value, attention_mask, scaling, dropout=0
         v8, vs = (value * (127 / a)).round_().to(torch.int8), a.div_(127)
     acc = _bmm_batch(p8, v8, g)  # [B, H, T, d]
     vs_h = vs if per_tensor else vs.repeat_interleave(rep, 1)
-    out = _bmm_out(acc, ps, vs_h, rt.hook("sv", layer, acc))
+    out = _bmm_out(acc, ps, vs_h, rt.hook("sv", layer, acc),
+                   requant=rt.requant_sv and ("tensor" if per_tensor else "rows"))
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -404,13 +431,14 @@ def smooth(model, act_scales, alpha=0.5):
 def quantize(model, act_scales=None, alpha=0.5, per_tensor=False, requant=None):
     """Turn an FP32 model into the W8A8 integer model in place and return its :class:`Runtime`.
 
-    ``act_scales`` from :func:`calibrate` enable smoothing (None: no smoothing). ``requant`` is the
-    set of re-quantized outputs (default: the architecture's, see :data:`ARCHS`)."""
+    ``act_scales`` from :func:`calibrate` enable smoothing (None: no smoothing). ``requant`` names
+    the re-quantized outputs (:func:`requant_set`; default: the authors' placement)."""
     a = arch(model)
     if act_scales is not None:
         smooth(model, act_scales, alpha)
     rt = Runtime(per_tensor=per_tensor)
-    requant = set(a["requant"] if requant is None else requant)
+    requant = requant_set(a, requant)
+    rt.requant_sv = "sv" in requant
     for i, blk in enumerate(layers(model)):
         for comp, path in a["linears"].items():
             _set(blk, path, W8A8Linear(_get(blk, path), comp, i, rt, comp in requant))
