@@ -11,9 +11,15 @@ Subcommands (``python -m golden.llm SUBCOMMAND --help`` for each one's options):
                 JSONL file; rerun the same command to resume after a kill; then summarize it
   summarize     summary.csv / summary.md (mean and 95 % CI over seeds) and PNG plots of a JSONL
   characterize  regenerate docs/results/ from the committed specs docs/results/**/spec.json
+  fit           fit the critical region per component from an MSD x freq grid and write the
+                statistical unit's parameter file for each array
+  abft          statistical ABFT in the loop: every GEMM tiled onto an array, each faulty tile
+                decided by the statistical unit's model and recomputed if the policy says so;
+                perplexity and recompute ratio per component, BER and policy
 """
 import argparse
 import json
+import math
 import os
 import sys
 
@@ -115,13 +121,17 @@ def cmd_bench(a):
 
 
 def _campaign(spec, out, a):
-    from golden.llm import campaign, report
+    from golden.llm import abft_report, campaign, report
 
     n = campaign.run(spec, out, workers=a.workers, threads=a.threads,
                      progress=not a.no_progress, compile=not a.no_compile)
     d = a.out_dir or os.path.dirname(os.path.abspath(out))
-    report.summarize(out, d)
-    files = report.plot(out, d)
+    if abft_report.is_abft(out):
+        abft_report.summarize(out, d, tol=getattr(a, "tol", 0.3))
+        files = abft_report.plot(out, d)
+    else:
+        report.summarize(out, d)
+        files = report.plot(out, d)
     print(f"{n} points run; results in {out}; summary and {len(files)} plots in {d}")
 
 
@@ -157,15 +167,94 @@ def cmd_characterize(a):
         _campaign(campaign.load_spec(path), out, a)
 
 
-def _run_opts(p):
+def _list(text, what, conv=str):
+    try:
+        return [conv(x) for x in str(text).split(",") if x != ""]
+    except ValueError:
+        raise SystemExit(f"error: bad {what} list {text!r}") from None
+
+
+def _bers(text):
+    """``1e-6:1e-3`` (every half decade between, inclusive) or a comma list."""
+    if ":" in text:
+        lo, hi = (float(x) for x in text.split(":"))
+        if not 0 < lo <= hi:
+            raise SystemExit(f"error: BER range must be LO:HI with 0 < LO <= HI, not {text!r}")
+        out, e = [], math.floor(math.log10(lo) * 2 + 1e-9)
+        while 10 ** (e / 2) <= hi * (1 + 1e-9):
+            v = float(f"{(1 if e % 2 == 0 else 3.1622776601683795) * 10 ** (e // 2):.3g}")
+            if v >= lo * (1 - 1e-9):
+                out.append(v)
+            e += 1
+        return out
+    return _list(text, "BER", float)
+
+
+def cmd_fit(a):
+    from golden.llm import abft, campaign, fit
+
+    arrays = [abft.parse_array(x) for x in _list(a.arrays, "array")]
+    base, grids, fits = fit.fit_all(a.grid, a.tol, a.rel)
+    if not fits:
+        raise campaign.SpecError(f"{a.grid} holds no msd-mode points to fit")
+    header, _ = campaign.read_results(a.grid)
+    st = header["settings"]
+    gemms = fit.component_gemms(campaign.model_shape(st["model"]), st["length"])
+    os.makedirs(a.out_dir, exist_ok=True)
+    fit.dump(fits, grids, base, os.path.join(a.out_dir, "fit.json"), a.tol, a.rel)
+    print(f"clean W8A8 PPL {base:.3f}; critical: PPL > "
+          f"{base * (1 + a.rel) if a.rel is not None else base + a.tol:.3f}")
+    print(f"{'comp':>5} {'a':>7} {'b':>8} {'θ_freq':>7} {'sens':>5} {'crit':>5} {'false':>5}")
+    for c, f in fits.items():
+        print(f"{c:>5} {f['a']:7.3f} {f['b']:8.3f} {f['theta_freq']:7.2f} "
+              f"{str(f['sensitive']):>5} {f['critical']:5d} {f['false']:5d}")
+    for config in arrays:
+        ps = {c: fit.tile_params(fits[c], config, gemms[c]) for c in gemms if c in fits}
+        path = os.path.join(a.out_dir, f"{abft.array_name(config)}.json")
+        abft.write_params(path, config, ps, model=st["model"],
+                          meta={"grid": os.path.relpath(a.grid), "baseline_ppl": base,
+                                "tolerance": {"abs": a.tol, "rel": a.rel}})
+        print(f"wrote {path}")
+
+
+def cmd_abft(a):
+    from golden.llm import abft, campaign
+
+    comps = _list(a.components, "component") or ["all"]
+    bits = [[int(x) for x in b.split("-")] if "-" in b else int(b)
+            for b in _list(a.bits, "bits")]
+    params = a.params if a.params is None else os.path.abspath(a.params)
+    arrays = _list(a.array, "array")
+    if params is None:
+        params = os.path.join(RESULTS, "abft", "params", "{array}.json")
+    elif len(arrays) > 1 and "{array}" not in params:
+        raise campaign.SpecError("several arrays need --params with {array} in the path")
+    exp = {"name": "abft", "components": comps, "bers": _bers(a.ber), "bits": bits,
+           "arrays": arrays, "policies": _list(a.policies, "policy"), "params": params,
+           "seeds": _list(a.seeds, "seed", int)}
+    if a.layers:
+        exp["layers"] = [_list(a.layers, "layer", int)]
+    spec = {**{k: v for k, v in _settings(a).items() if k in campaign.GLOBAL}, "experiments": [exp]}
+    campaign.expand(spec)  # every argument checked before the model loads
+    _campaign(spec, a.out, a)
+
+
+def _run_opts(p, threads=True):
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch threads per worker (default 1 with several workers, else 2)")
+    if threads:
+        p.add_argument("--threads", type=int, default=None,
+                       help="torch threads per worker (default 1 with several workers, else 2)")
     p.add_argument("--out-dir", help="where summary.csv/.md and plots go (default: next to "
                    "the results file)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-compile", action="store_true",
                    help="eager elementwise kernels (no torch.compile)")
+
+
+def _fit_opts(p):
+    p.add_argument("--tol", type=float, default=0.3,
+                   help="tolerated perplexity increase over clean W8A8 (default 0.3, the paper's)")
+    p.add_argument("--rel", type=float, help="relative tolerance instead, e.g. 0.01 for +1 %%")
 
 
 def parser():
@@ -231,6 +320,49 @@ def parser():
     ch.add_argument("--fresh", action="store_true", help="start over (the committed results "
                     "file is moved to campaign.jsonl.old) instead of resuming it")
     ch.set_defaults(fn=cmd_characterize)
+
+    f = sub.add_parser("fit", help="fit the critical region; write parameter files per array",
+                       description="Reads an MSD x freq grid (a campaign results file of msd-mode "
+                       "points, e.g. docs/results/abft/grid/campaign.jsonl), marks the cells whose "
+                       "perplexity exceeds the tolerance, fits (a, b, theta_freq) per component "
+                       "(golden/llm/fit.py explains the procedure), and writes fit.json and one "
+                       "realm-params/1 file per array, rescaled to that array's tiles.")
+    f.add_argument("grid", help="grid results JSONL")
+    f.add_argument("--arrays", default="256x256-ws,256x256-os,64x64-ws,64x64-os",
+                   help="comma list of ROWSxCOLS-DATAFLOW (default: 256 and 64, both dataflows)")
+    f.add_argument("--out-dir", default=os.path.join(RESULTS, "abft", "params"),
+                   help="where fit.json and the parameter files go (default "
+                   "docs/results/abft/params)")
+    _fit_opts(f)
+    f.set_defaults(fn=cmd_fit)
+
+    ab = sub.add_parser("abft", help="statistical ABFT in the loop: PPL and recompute ratio",
+                        description="Every GEMM of the W8A8 model tiled onto the array; errors "
+                        "drawn in the INT32 accumulators; each faulty tile's checksum differences "
+                        "decided by the statistical unit's model under each policy (none, "
+                        "classic, approx = MSD threshold, realm) and recomputed when flagged. "
+                        "Results go to --out as JSON lines (rerun to resume after a kill), with "
+                        "summary.csv/.md, headline.json and plots beside it. Example: python -m "
+                        "golden.llm abft --components k,o --ber 1e-6:1e-3 --array 64x64-ws")
+    _common(ab)
+    ab.add_argument("--components", default="all", help="comma list (default all)")
+    ab.add_argument("--layers", help="comma list of layers (default all)")
+    ab.add_argument("--ber", default="1e-7:1e-3",
+                    help="LO:HI (half decades, inclusive) or a comma list (default 1e-7:1e-3)")
+    ab.add_argument("--bits", default="0-29",
+                    help="comma list of flipped bits: a bit (30) or LO-HI uniform (default 0-29)")
+    ab.add_argument("--array", default="256x256-ws",
+                    help="ROWSxCOLS-DATAFLOW, comma list allowed (default 256x256-ws, the paper's)")
+    ab.add_argument("--params", help="parameter file (realm-params/1; {array} is replaced by the "
+                    "array name; default docs/results/abft/params/{array}.json)")
+    ab.add_argument("--policies", default="none,classic,approx,realm",
+                    help="comma list of none, classic, approx, realm (default all four)")
+    ab.add_argument("--seeds", default="0,1", help="comma list (default 0,1)")
+    ab.add_argument("--out", default="build/abft/results.jsonl",
+                    help="results JSONL (default build/abft/results.jsonl)")
+    ab.add_argument("--tol", type=float, default=0.3, help="tolerance of the summary (ΔPPL)")
+    _run_opts(ab, threads=False)
+    ab.set_defaults(fn=cmd_abft, threads=None)
     return p
 
 
@@ -239,11 +371,13 @@ def main(argv=None):
     from golden.faults import FaultListError
     from golden.llm.campaign import SpecError
     from golden.llm.inject import InjectionError
+    from golden.llm.abft import ParamsError
     from golden.llm.loader import ModelError
 
     try:
         a.fn(a)
-    except (SpecError, InjectionError, FaultListError, ModelError, FileNotFoundError) as e:
+    except (SpecError, InjectionError, FaultListError, ModelError, ParamsError,
+            FileNotFoundError) as e:
         sys.exit(f"error: {e}")
 
 

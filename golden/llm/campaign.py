@@ -20,11 +20,18 @@ Spec (JSON object; every key but ``experiments`` is optional)::
         "bers": [1e-8, 1e-6, 1e-4]},
        {"name": "msd", "mode": "msd", "components": ["o"], "msd_log2": [14, 20, 26],
         "freq_log2": [0, 4, 8]},
-       {"name": "stages", "metric": "gen", "stages": ["prefill", "decode", "both"], ...}]}
+       {"name": "stages", "metric": "gen", "stages": ["prefill", "decode", "both"], ...},
+       {"name": "abft", "components": ["k"], "bers": [1e-6, 1e-4], "bits": [30, [0, 29]],
+        "arrays": ["64x64-ws"],                        # ROWSxCOLS-DATAFLOW: statistical ABFT
+        "policies": ["none", "classic", "approx", "realm"],   # in the loop (golden.llm.abft)
+        "params": "docs/results/abft/params/{array}.json"}]}  # from the repository root
 
-A point is one (experiment, component group, layer group, stage, bits, BER or (MSD, freq), seed).
-Its result line holds the point, the metrics (ppl/acc/nll for ``ppl``; agree/prefix/exact for
-``gen``), the number of corrupted elements and the wall time. The first line of a results file
+A point is one (experiment, component group, layer group, stage, bits, BER or (MSD, freq), seed
+[, array, policy]). Its result line holds the point, the metrics (ppl/acc/nll for ``ppl``;
+agree/prefix/exact for ``gen``), the number of corrupted elements and the wall time; with an
+array, also the ABFT counts (:class:`golden.llm.abft.AbftInjector`) and the tiles and MACs of the
+targeted GEMMs. A point's parameter file is named with its SHA-1, so refitting it reruns the
+points that used it. The first line of a results file
 records the settings and the clean baselines; resuming with other settings is refused.
 """
 import itertools
@@ -42,7 +49,7 @@ GLOBAL = {"model": loader.DEFAULT_MODEL, "text": "wikitext-2:test", "windows": 4
 #: (files written before ``requant`` existed used the linear-only placement)
 GLOBAL_DEFAULTS = {"requant": "linear-only"}
 EXPERIMENT = {"name", "metric", "mode", "components", "layers", "stages", "bits", "bers",
-              "msd_log2", "freq_log2", "seeds", "plot"}
+              "msd_log2", "freq_log2", "seeds", "plot", "arrays", "policies", "params"}
 METRICS = ("ppl", "gen")
 
 
@@ -200,15 +207,60 @@ def expand(spec, shape=None):
                         raise SpecError(f"experiment {name!r}: freq 2^{max(freqs)} is larger than "
                                         f"the {n}-element {c} GEMM")
             grid = [{"msd_log2": m, "freq_log2": f} for m in msds for f in freqs]
-        for cg, lg, st, bt, gp, sd in itertools.product(cgroups, lgroups, stages, bits, grid,
-                                                        seeds):
+        abft = _abft_grid(e, name, cgroups)
+        for cg, lg, st, bt, gp, sd, ab in itertools.product(cgroups, lgroups, stages, bits, grid,
+                                                            seeds, abft):
             p = {"experiment": name, "metric": metric, "mode": mode, "components": cg,
-                 "layers": lg, "stage": st, "bits": bt, **gp, "seed": int(sd)}
+                 "layers": lg, "stage": st, "bits": bt, **gp, "seed": int(sd), **ab}
             if e.get("plot"):
                 p["plot"] = e["plot"]
             points.append(p)
     settings = {k: g[k] for k in GLOBAL if k != "seeds"}
     return settings, points
+
+
+def params_path(pattern, array):
+    """A parameter file's path: ``pattern`` with ``{array}`` filled in, relative to the
+    repository root unless absolute."""
+    path = pattern.replace("{array}", array)
+    return path if os.path.isabs(path) else os.path.join(loader.REPO, path)
+
+
+def _abft_grid(e, name, cgroups):
+    """The (array, policy, parameter file) part of an experiment's points: [{}] without
+    ``arrays``; every parameter file is read and checked against its array here, before any
+    model is loaded."""
+    import hashlib
+
+    from golden.llm import abft
+
+    keys = [k for k in ("arrays", "policies", "params") if k in e]
+    if not keys:
+        return [{}]
+    if len(keys) < 3:
+        raise SpecError(f"experiment {name!r}: arrays, policies and params go together")
+    out = []
+    for arr in _groups(e["arrays"], "arrays", name):
+        try:
+            config = abft.parse_array(arr)
+        except abft.ParamsError as err:
+            raise SpecError(f"experiment {name!r}: {err}") from None
+        arr = abft.array_name(config)
+        if not isinstance(e["params"], str):
+            raise SpecError(f"experiment {name!r}: params must be a path pattern (with {{array}})")
+        path = params_path(e["params"], arr)
+        try:
+            abft.read_params(path, config, sorted({c for g in cgroups for c in g}))
+        except abft.ParamsError as err:
+            raise SpecError(f"experiment {name!r}: {err}") from None
+        with open(path, "rb") as f:
+            sha = hashlib.sha1(f.read()).hexdigest()[:12]
+        for pol in _groups(e["policies"], "policies", name):
+            if pol not in abft.POLICIES:
+                raise SpecError(f"experiment {name!r}: policy must be one of "
+                                f"{', '.join(abft.POLICIES)}, not {pol!r}")
+            out.append({"array": arr, "policy": pol, "params": e["params"], "params_sha": sha})
+    return out
 
 
 def point_key(p):

@@ -81,7 +81,7 @@ class Evaluator:
 
     def first_layer(self, injector, w):
         """The first layer whose GEMMs may be corrupted in window ``w``, or None."""
-        for comp, layer, call, numel in self.logs[w]:
+        for comp, layer, call, numel, *_ in self.logs[w]:
             if injector.may_fault(comp, layer, call, "prefill", w, numel):
                 return layer
         return None

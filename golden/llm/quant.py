@@ -178,8 +178,9 @@ def int_mm(a, b):
 
 class Runtime:
     """State shared by every quantized GEMM of one model: the injector (None = clean), the current
-    stage, the sequence (window) index, per-(component, layer) call counters and an optional log of
-    accumulator shapes."""
+    stage, the sequence (window) index, per-(component, layer) call counters, the reduction
+    length ``k`` of the GEMM being hooked and an optional log of the calls
+    ``(component, layer, call, numel, shape, k)``."""
 
     def __init__(self, per_tensor=False):
         self.per_tensor = per_tensor
@@ -188,19 +189,22 @@ class Runtime:
         self.window = 0
         self.calls = {}
         self.log = None
+        self.k = None
         self.requant_sv = False  # SV output re-quantized (set by :func:`quantize`)
 
     def start(self, window, stage="prefill"):
         """Begin a new sequence: reset call counters."""
         self.window, self.stage, self.calls = window, stage, {}
 
-    def hook(self, component, layer, acc):
-        """Called with every accumulator; returns the injector's (idx, new) or None."""
+    def hook(self, component, layer, acc, k):
+        """Called with every accumulator and its GEMM's reduction length ``k``; returns the
+        injector's (idx, new) or None."""
         key = (component, layer)
         call = self.calls.get(key, 0)
         self.calls[key] = call + 1
+        self.k = k
         if self.log is not None:
-            self.log.append((component, layer, call, acc.numel()))
+            self.log.append((component, layer, call, acc.numel(), tuple(acc.shape), k))
         if self.injector is None:
             return None
         return self.injector(component, layer, call, self.stage, self.window, acc)
@@ -229,7 +233,7 @@ class W8A8Linear(nn.Module):
         shape = x.shape
         acc, xs = self.accumulate(x.reshape(-1, shape[-1]))
         n = self.out_features
-        hit = self.rt.hook(self.component, self.layer, acc)
+        hit = self.rt.hook(self.component, self.layer, acc, self.wq.shape[0])
         if not self.rt.per_tensor:
             y, s = K["linear_out"](acc, self.ws, xs, self.bias, self.requant)
             if hit is not None:  # the clean output's scale s (§2.2 item 4)
@@ -327,7 +331,7 @@ def int8_attention(module, query, key, value, attention_mask, scaling, dropout=0
     k8t = k8.transpose(-1, -2)
     acc = _bmm_batch(q8, k8t, g)  # [B, H, T, S]
     ks_h = ks if per_tensor else ks.transpose(-1, -2).repeat_interleave(rep, 1)
-    hit = rt.hook("qk", layer, acc)
+    hit = rt.hook("qk", layer, acc, query.shape[-1])
     m = None if attention_mask is None else attention_mask[..., :s_len]
     if m is not None and m.dtype != torch.bool:
         scores = K["scores"](acc, ks_h, qs, scaling, m)  # fused, same result as below
@@ -357,7 +361,7 @@ def int8_attention(module, query, key, value, attention_mask, scaling, dropout=0
         v8, vs = (value * (127 / a)).round_().to(torch.int8), a.div_(127)
     acc = _bmm_batch(p8, v8, g)  # [B, H, T, d]
     vs_h = vs if per_tensor else vs.repeat_interleave(rep, 1)
-    out = _bmm_out(acc, ps, vs_h, rt.hook("sv", layer, acc),
+    out = _bmm_out(acc, ps, vs_h, rt.hook("sv", layer, acc, s_len),
                    requant=rt.requant_sv and ("tensor" if per_tensor else "rows"))
     return out.transpose(1, 2).contiguous(), None
 

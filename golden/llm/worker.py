@@ -88,7 +88,9 @@ def _prompts():
         # prompts come after the PPL windows' text, so they are not the same tokens
         _W["prompts"] = loader.token_windows(_W["tok"], text, g["prompts"], g["prompt_len"],
                                              _W["bos"], offset=s["windows"] * s["length"])
+        _W["rt"].log = []
         _W["clean_gen"] = metrics.generate(_W["model"], _W["rt"], _W["prompts"], g["new_tokens"])
+        _W["gen_log"], _W["rt"].log = [_W["rt"].log], None
     return _W["prompts"], _W["clean_gen"]
 
 
@@ -102,10 +104,25 @@ def injector(point):
     return inject.Injector("bitflip", ber=point["ber"], **kw)
 
 
+def _abft(point, base):
+    """The ABFT injector of a point with an array (golden.llm.abft), or ``base``."""
+    if "array" not in point:
+        return base
+    from golden.llm import abft
+    from golden.llm.campaign import params_path
+
+    config = abft.parse_array(point["array"])
+    sets = abft.read_params(params_path(point["params"], point["array"]), config,
+                            point["components"])
+    return abft.AbftInjector(base, config, point["policy"], {c: p for c, (_, p) in sets.items()},
+                             _W["rt"])
+
+
 def run_point(point):
     """Run one point in this worker; return its result record."""
     t = time.time()
-    inj = injector(point)
+    base = injector(point)
+    inj = _abft(point, base)
     if point["metric"] == "ppl":
         res = _W["ev"].run(inj)
     else:
@@ -113,4 +130,12 @@ def run_point(point):
         toks = metrics.generate(_W["model"], _W["rt"], prompts,
                                 _W["settings"]["gen"]["new_tokens"], inj)
         res = {**metrics.agreement(toks, clean), "faults": inj.count}
+    if inj is not base:
+        from golden.llm import abft
+
+        logs = _W["ev"].logs if point["metric"] == "ppl" else _W["gen_log"]
+        # in generation, call 0 of a prompt is its prefill and later calls are decode steps
+        tiles, macs = abft.totals(logs, inj.config, lambda c, layer, call: base.targets(
+            c, layer, "prefill" if call == 0 or point["metric"] == "ppl" else "decode"))
+        res.update(inj.stats, tiles=tiles, macs=macs)
     return {"point": point, **res, "seconds": round(time.time() - t, 3), "pid": os.getpid()}

@@ -1,0 +1,83 @@
+"""Critical-region fit (``golden.llm.fit``): on grids whose critical cells come from a known
+region, the fitted rule classifies every cell as the region does; sensitive components get
+theta_freq = 0; the GEMM-to-tile rescaling matches the authors' (realm.md §4.3); and the tile
+parameters, run through ``golden.stats.decide`` on tiles of equal errors, recompute exactly the
+tile-domain image of the critical cells."""
+import math
+
+import pytest
+
+from golden.llm import abft, fit
+from golden.stats import decide
+
+XS, YS = range(14, 31, 2), range(0, 15, 2)
+
+
+def _grid(a, b, theta, sensitive=False):
+    lo = -1 if sensitive else theta
+    return {(x, y): (0.0, lo < y < a * x - b) for x in XS for y in YS}
+
+
+@pytest.mark.parametrize("a, b, theta, sensitive", [
+    (1.273, 20.076, 5.951, False),  # the authors' K parameters
+    (1.44, 24.0, 7.5, False),       # Fig. 6, resilient panel (realm.md §3.6)
+    (1.55, 25.4, 0.0, True),        # Fig. 6, sensitive panel
+    (2.0, 30.0, 3.0, False),
+])
+def test_fit_reproduces_the_region_on_the_grid(a, b, theta, sensitive):
+    grid = _grid(a, b, theta, sensitive)
+    f = fit.fit_component(grid)
+    assert f["sensitive"] == sensitive and f["missed"] == 0 and f["false"] == 0
+    lo = -1 if f["sensitive"] else f["theta_freq"]
+    got = {k: lo < k[1] < f["a"] * k[0] - f["b"] for k in grid}
+    assert got == {k: c for k, (_, c) in grid.items()}
+    assert f["critical"] == sum(c for _, c in grid.values()) > 0
+    if not sensitive:  # half a step below the lowest critical row
+        assert f["theta_freq"] == min(y for (x, y), (_, c) in grid.items() if c) - 1
+
+
+def test_fit_without_critical_cells_never_recomputes():
+    f = fit.fit_component({(x, y): (26.0, False) for x in XS for y in YS})
+    assert f["b"] == fit.B_MAX and f["critical"] == 0
+
+
+def test_cells_mean_over_seeds_and_tolerances():
+    recs = [{"point": {"mode": "msd", "components": ["k"], "msd_log2": 20, "freq_log2": 4},
+             "ppl": v} for v in (26.2, 26.5)]
+    recs.append({"point": {"mode": "bitflip", "components": ["k"]}, "ppl": 99.0})
+    assert fit.cells(recs, 26.0) == {"k": {(20, 4): (26.35, True)}}
+    assert fit.cells(recs, 26.0, tol=0.4) == {"k": {(20, 4): (26.35, False)}}
+    assert fit.cells(recs, 26.0, rel=0.01) == {"k": {(20, 4): (26.35, True)}}  # limit 26.26
+    assert fit.cells(recs, 26.0, rel=0.02) == {"k": {(20, 4): (26.35, False)}}  # limit 26.52
+
+
+def test_tile_rescaling_matches_the_authors():
+    """2048 x 2048 output on a 256 x 256 OS array: 64 tiles, s = 6 (realm.md §4.3)."""
+    config = abft.parse_array("256x256-os")
+    f = {"a": 1.273, "b": 20.076, "theta_freq": 5.951, "sensitive": False}
+    p, info = fit.tile_params(f, config, (1, 2048, 2048, 2048))
+    assert info["units_per_call"] == 64
+    assert info["b_tile"] == pytest.approx(20.076 - 6 * 0.273, abs=1e-4)
+    assert info["theta_freq_tile"] == pytest.approx(5.951 - 6, abs=1e-4)
+    assert p.freq_th == 0 and p.am1 == round(0.273 * 256) and p.b_q == round(18.438 * 256)
+
+
+@pytest.mark.parametrize("sensitive", [False, True])
+def test_tile_params_decide_the_rescaled_region(sensitive):
+    """GEMM 64x64x64 on a 16x16 OS array: 16 tiles, s = 4. A tile carrying 2^(y-4) errors of
+    2^(x-y) each (the grid cell (x, y) spread over the tiles) is recomputed by decide() exactly
+    when the cell is critical."""
+    config = abft.parse_array("16x16-os")
+    a, b, theta = (1.5, 26.0, 0.0) if sensitive else (1.5, 22.0, 7.0)
+    grid = _grid(a, b, theta, sensitive)
+    f = fit.fit_component(grid)
+    p, info = fit.tile_params(f, config, (1, 64, 64, 64))
+    assert info["units_per_call"] == 16
+    checked = 0
+    for (x, y), (_, crit) in grid.items():
+        if y < 4 or x - y < 0 or y - 4 > math.log2(config.cols):
+            continue  # fewer than one error per tile, or more than a tile's columns
+        d = [1 << (x - y)] * (1 << (y - 4)) + [0] * (config.cols - (1 << (y - 4)))
+        assert decide(d, p).flag_realm == crit, (x, y)
+        checked += 1
+    assert checked >= 20
