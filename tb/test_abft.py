@@ -13,6 +13,7 @@ from golden.stimulus import Driver, RecoveryDriver, collect, expected
 from hw.config import ArrayConfig
 from tb import sim
 from tb.common import check_program, config_from_env, run_and_compare, sim_context
+from tb.decisions import check_decisions
 from tb.faultgen import policy_sets, random_campaign, single_flip_campaign
 from tb.scenarios import SCENARIOS, make_program, suite_seed
 
@@ -73,8 +74,47 @@ async def abft_random(dut):
     got = await run_and_compare(dut, config, lambda: Driver(config, program), faults, seed)
     last = got[-1]
     assert last["c_tiles_mismatch"] > 0 and len(faults) > 0
+    # every tile's decision against the transaction-level model, on its own differences
+    compared = check_decisions(config, program, got, faults)
+    assert compared > 0.5 * last["c_tiles_checked"]
     _report("random", config, faults=len(faults), tiles=last["c_tiles_checked"],
-            faulty_tiles=last["c_tiles_mismatch"], flagged=last["c_tiles_flagged"])
+            faulty_tiles=last["c_tiles_mismatch"], flagged=last["c_tiles_flagged"],
+            decisions_compared=compared)
+
+
+@cocotb.test()
+async def abft_param_file(dut):
+    """A realm-params/1 file (golden.llm.abft) programs the unit's parameter sets: written,
+    read back for this array, loaded through the cfg port, and every tile of a random faulty
+    campaign is then decided as golden.stats.decide decides it with the file's values."""
+    import tempfile
+
+    from golden.llm import abft
+    from golden.stats import StatParams
+
+    seed = suite_seed()
+    config = config_from_env()
+    n = config.stat_n
+    arr = abft.parse_array(f"{config.rows}x{config.cols}-{config.dataflow}")
+    # four components, from sensitive to tolerant, each in its own set
+    fitted = {"o": StatParams.from_paper(1.55, 25.4 - 3, 0.0, sensitive=True),
+              "k": StatParams.from_paper(1.273, 20.076 - 0.273 * 4, 1.0),
+              "sv": StatParams.from_paper(1.53, 24.66 - 0.53 * 4, 0.5, msd_mode=1),
+              "down": StatParams.from_paper(1.1, 12.0, min(2.0, n.bit_length() - 1))}
+    with tempfile.TemporaryDirectory() as d:
+        path = f"{d}/params.json"
+        abft.write_params(path, arr, {c: (p, {"note": "test"}) for c, p in fitted.items()},
+                          model="test")
+        sets = abft.read_params(path, arr, list(fitted))
+    assert {c: p for c, (_, p) in sets.items()} == fitted
+    program, faults = random_campaign(config, seed + 2, int(os.environ["REALM_TILES"]) // 4)
+    head = [("params", s, p) for s, p in sorted(sets.values(), key=lambda sp: sp[0])]
+    assert [op[0] for op in program[:len(head)]] == ["params"] * len(head)
+    program = head + program[len(head):]  # same cycle count: the fault schedule holds
+    faults = [f for f in faults if f.site != "stat.msd"]
+    got = await run_and_compare(dut, config, lambda: Driver(config, program), faults, seed)
+    compared = check_decisions(config, program, got, faults)
+    assert compared > 0.6 * got[-1]["c_tiles_checked"] and got[-1]["c_tiles_mismatch"] > 0
 
 
 @cocotb.test()
@@ -150,4 +190,4 @@ def test_abft(config, tmp_path):
     """Every ABFT campaign on one build of ``config``."""
     n_clean = len(SCENARIOS)
     results = _run_config(config, "abft_", tmp_path, REALM_TILES=TILES[config.rows])
-    assert results == (n_clean + 3, 0)
+    assert results == (n_clean + 4, 0)
