@@ -14,7 +14,7 @@ FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
 
-.PHONY: setup sim test test-slow bench synth characterize clean
+.PHONY: setup sim test test-slow bench synth characterize abft clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,15 @@ synth: $(STAMP)
 
 characterize: $(STAMP)
 	$(PY) -m golden.llm characterize
+
+# Statistical ABFT on the real model (docs/results/abft/README.md): the MSD x freq grid, the
+# critical-region fit and parameter files per array, then the closed-loop evaluation. Each step
+# resumes from its results file.
+ABFT_DIR := docs/results/abft
+abft: $(STAMP)
+	$(PY) -m golden.llm campaign $(ABFT_DIR)/grid/spec.json --out $(ABFT_DIR)/grid/campaign.jsonl
+	$(PY) -m golden.llm fit $(ABFT_DIR)/grid/campaign.jsonl --out-dir $(ABFT_DIR)/params
+	$(PY) -m golden.llm campaign $(ABFT_DIR)/spec.json --out $(ABFT_DIR)/campaign.jsonl
 
 clean:
 	rm -rf build

@@ -4,6 +4,7 @@ theta_freq = 0; the GEMM-to-tile rescaling matches the authors' (realm.md §4.3)
 parameters, run through ``golden.stats.decide`` on tiles of equal errors, recompute exactly the
 tile-domain image of the critical cells."""
 import math
+import os
 
 import pytest
 
@@ -81,3 +82,49 @@ def test_tile_params_decide_the_rescaled_region(sensitive):
         assert decide(d, p).flag_realm == crit, (x, y)
         checked += 1
     assert checked >= 20
+
+
+def test_fit_cli_writes_parameter_files(tmp_path):
+    """``python -m golden.llm fit`` on a grid file whose critical cells come from a known
+    region (two components, one of them still incomplete): fit.json, the Fig. 6 plot, and a
+    parameter file per array whose sets are the fit rescaled by hand-counted tiles."""
+    import json
+    import subprocess
+    import sys
+
+    from golden.llm import testing
+    from golden.stats import StatParams
+
+    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
+    grid = tmp_path / "grid.jsonl"
+    a, b, theta = 1.5, 22.0, 7.0
+    lines = [{"kind": "header", "settings": {"model": tiny, "length": 32},
+              "baseline": {"w8a8": {"ppl": 20.0}}}]
+    for x in XS:
+        for y in YS:
+            crit = theta < y < a * x - b
+            lines.append({"point": {"experiment": "g", "mode": "msd", "components": ["q"],
+                                    "msd_log2": x, "freq_log2": y, "seed": 0},
+                          "ppl": 25.0 if crit else 20.1})
+            if x < 20:  # 'o' is still running: not fitted
+                lines.append({"point": {"experiment": "g", "mode": "msd", "components": ["o"],
+                                        "msd_log2": x, "freq_log2": y, "seed": 0}, "ppl": 20.0})
+    grid.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    out = tmp_path / "params"
+    r = subprocess.run([sys.executable, "-m", "golden.llm", "fit", str(grid), "--arrays",
+                        "16x16-ws,5x7-os", "--out-dir", str(out)], capture_output=True, text=True,
+                       timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert r.returncode == 0, r.stderr
+    assert "incomplete grids, not fitted: o" in r.stdout
+    f = json.loads((out / "fit.json").read_text())["fits"]
+    assert set(f) == {"q"} and f["q"]["theta_freq"] == 7.0 and f["q"]["false"] == 0
+    assert (out / "critical_region.png").stat().st_size > 1000
+    # q of the tiny model: M = 32 tokens, K = N = 64. 16x16 WS: 4 N x 4 K x 2 M-chunks = 32
+    # tiles (s = 5); 5x7 OS: 7 M x 10 N = 70 tiles
+    for arr, units in (("16x16-ws", 32), ("5x7-os", 70)):
+        sets = abft.read_params(str(out / f"{arr}.json"), abft.parse_array(arr), ["q"])
+        s = math.log2(units)
+        fa, fb = f["q"]["a"], f["q"]["b"]
+        want = StatParams.from_paper(fa, fb - (fa - 1) * s, max(0.0, 7.0 - s),
+                                     sensitive=7.0 - s < 0)
+        assert sets["q"] == (0, want)

@@ -11,6 +11,7 @@ Subcommands (``python -m golden.llm SUBCOMMAND --help`` for each one's options):
                 JSONL file; rerun the same command to resume after a kill; then summarize it
   summarize     summary.csv / summary.md (mean and 95 % CI over seeds) and PNG plots of a JSONL
   characterize  regenerate docs/results/ from the committed specs docs/results/**/spec.json
+                (all but docs/results/abft/, which make abft regenerates)
   fit           fit the critical region per component from an MSD x freq grid and write the
                 statistical unit's parameter file for each array
   abft          statistical ABFT in the loop: every GEMM tiled onto an array, each faulty tile
@@ -111,13 +112,17 @@ def cmd_eval(a):
 def cmd_bench(a):
     from golden.llm import bench
 
-    r = bench.bench(_settings(a), a.threads, a.repeats, a.ber, not a.no_compile)
+    r = bench.bench(_settings(a), a.threads, a.repeats, a.ber, not a.no_compile, a.array)
     print(f"{r['tokens']} tokens, {r['threads']} threads, best of {a.repeats}")
-    print(f"{'FP32':>14} {'W8A8 clean':>14} {'W8A8 injected':>14}   (tokens/s)")
-    print(f"{r['fp32']:14.1f} {r['w8a8']:14.1f} {r['w8a8_injected']:14.1f}")
+    print(f"{'FP32':>14} {'W8A8 clean':>14} {'W8A8 injected':>14} {'+ ABFT loop':>14}"
+          f"   (tokens/s)")
+    print(f"{r['fp32']:14.1f} {r['w8a8']:14.1f} {r['w8a8_injected']:14.1f} "
+          f"{r['w8a8_abft']:14.1f}")
     print(f"W8A8/FP32 = {r['w8a8'] / r['fp32']:.2f}x, injection overhead = "
           f"{100 * (r['w8a8'] / r['w8a8_injected'] - 1):.1f} % "
-          f"({r['faults_per_window']:.0f} faults per window at BER {a.ber:g}, all components)")
+          f"({r['faults_per_window']:.0f} faults per window at BER {a.ber:g}, all components); "
+          f"closed loop ({r['array']}, realm) over plain injection = "
+          f"{100 * (r['w8a8_injected'] / r['w8a8_abft'] - 1):.1f} %")
 
 
 def _campaign(spec, out, a):
@@ -158,6 +163,8 @@ def cmd_characterize(a):
 
     for path in sorted(glob.glob(os.path.join(RESULTS, "**", "spec.json"), recursive=True)):
         d = os.path.dirname(path)
+        if os.path.relpath(d, RESULTS).split(os.sep)[0] == "abft":
+            continue  # grid, fit and evaluation in order: make abft
         out = os.path.join(d, "campaign.jsonl")
         if a.fresh and os.path.exists(out):
             os.replace(out, out + ".old")
@@ -194,16 +201,21 @@ def cmd_fit(a):
     from golden.llm import abft, campaign, fit
 
     arrays = [abft.parse_array(x) for x in _list(a.arrays, "array")]
-    base, grids, fits = fit.fit_all(a.grid, a.tol, a.rel)
+    if not os.path.exists(a.grid):
+        raise campaign.SpecError(f"grid results file {a.grid!r} does not exist")
+    base, grids, fits, partial = fit.fit_all(a.grid, a.tol, a.rel)
     if not fits:
-        raise campaign.SpecError(f"{a.grid} holds no msd-mode points to fit")
+        raise campaign.SpecError(f"{a.grid} holds no complete msd-mode grid to fit")
+    if partial:
+        print(f"incomplete grids, not fitted: {', '.join(partial)}")
     header, _ = campaign.read_results(a.grid)
     st = header["settings"]
     gemms = fit.component_gemms(campaign.model_shape(st["model"]), st["length"])
     os.makedirs(a.out_dir, exist_ok=True)
     fit.dump(fits, grids, base, os.path.join(a.out_dir, "fit.json"), a.tol, a.rel)
-    print(f"clean W8A8 PPL {base:.3f}; critical: PPL > "
-          f"{base * (1 + a.rel) if a.rel is not None else base + a.tol:.3f}")
+    limit = base * (1 + a.rel) if a.rel is not None else base + a.tol
+    fit.plot(fits, grids, base, os.path.join(a.out_dir, "critical_region.png"), limit)
+    print(f"clean W8A8 PPL {base:.3f}; critical: PPL > {limit:.3f}")
     print(f"{'comp':>5} {'a':>7} {'b':>8} {'θ_freq':>7} {'sens':>5} {'crit':>5} {'false':>5}")
     for c, f in fits.items():
         print(f"{c:>5} {f['a']:7.3f} {f['b']:8.3f} {f['theta_freq']:7.2f} "
@@ -293,7 +305,10 @@ def parser():
     _common(b)
     b.add_argument("--repeats", type=int, default=3,
                    help="timed rounds (the three runs interleaved); the best is kept")
-    b.add_argument("--ber", type=float, default=1e-5, help="BER of the injected run")
+    b.add_argument("--ber", type=float, default=1e-4, help="BER of the injected runs "
+                   "(default 1e-4)")
+    b.add_argument("--array", default="64x64-ws", help="array of the closed-loop run "
+                   "(default 64x64-ws)")
     b.add_argument("--no-compile", action="store_true")
     # one thread by default: on a shared 2-core machine, OpenMP threads that wait for a busy core
     # make every run several times slower and the comparison meaningless

@@ -137,10 +137,15 @@ def load_grid(path):
 
 
 def fit_all(path, tol=0.3, rel=None):
-    """(baseline, {component: grid}, {component: fit}) from a grid results file."""
+    """(baseline, {component: grid}, {component: fit}, [incomplete components]) from a grid
+    results file. Only components with every cell of the file's grid (the union of the MSD and
+    freq values it holds) are fitted: a campaign still running leaves the others out."""
     base, recs = load_grid(path)
     grids = cells(recs, base, tol, rel)
-    return base, grids, {c: fit_component(g) for c, g in grids.items()}
+    xs = {x for g in grids.values() for x, _ in g}
+    ys = {y for g in grids.values() for _, y in g}
+    full = {c: g for c, g in grids.items() if len(g) == len(xs) * len(ys)}
+    return base, full, {c: fit_component(g) for c, g in full.items()}, sorted(set(grids) - set(full))
 
 
 def dump(fits, grids, baseline, path, tol, rel):
@@ -150,3 +155,46 @@ def dump(fits, grids, baseline, path, tol, rel):
                    "grids": {c: {f"{x},{y}": v for (x, y), v in g.items()}
                              for c, g in grids.items()}}, f, indent=1)
         f.write("\n")
+
+
+def plot(fits, grids, baseline, path, limit):
+    """Fig. 6-style panels: each component's grid coloured by log10 ΔPPL, critical cells
+    circled, and the fitted region's two lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    comps = list(fits)
+    cols = min(len(comps), 5)
+    rows_ = -(-len(comps) // cols)
+    fig, axes = plt.subplots(rows_, cols, figsize=(3.1 * cols, 2.9 * rows_), squeeze=False)
+    for ax, c in zip(axes.flat, comps):
+        g, f = grids[c], fits[c]
+        xs, ys = sorted({x for x, _ in g}), sorted({y for _, y in g})
+        z = np.array([[math.log10(max(g[(x, y)][0] - baseline, 1e-3)) if math.isfinite(
+            g[(x, y)][0]) else 9 for x in xs] for y in ys])
+        ax.imshow(z, origin="lower", cmap="magma_r", vmin=-3, vmax=5, aspect="auto",
+                  extent=(xs[0] - 1, xs[-1] + 1, ys[0] - 1, ys[-1] + 1))
+        cx = [x for (x, y), (_, k) in g.items() if k]
+        cy = [y for (x, y), (_, k) in g.items() if k]
+        ax.scatter(cx, cy, s=14, facecolors="none", edgecolors="cyan", linewidths=0.8)
+        xl = np.linspace(xs[0] - 1, xs[-1] + 1, 50)
+        if f["critical"]:
+            ax.plot(xl, f["a"] * xl - f["b"], "w-", lw=1)
+            ax.axhline(f["theta_freq"] if not f["sensitive"] else 0, color="w", lw=1, ls="--")
+        ax.set_xlim(xs[0] - 1, xs[-1] + 1)
+        ax.set_ylim(ys[0] - 1, ys[-1] + 1)
+        kind = "sensitive" if f["sensitive"] else "resilient"
+        ax.set_title(f"{c}: a={f['a']:.2f} b={f['b']:.1f} θ={f['theta_freq']:g} ({kind})",
+                     fontsize=8)
+        ax.set_xlabel("log2 MSD per GEMM call", fontsize=8)
+        ax.set_ylabel("log2 freq", fontsize=8)
+    for ax in list(axes.flat)[len(comps):]:
+        ax.axis("off")
+    fig.suptitle(f"Critical region (circles: PPL > {limit:.2f}; colour: log10 ΔPPL over "
+                 f"clean {baseline:.2f})", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
