@@ -105,7 +105,7 @@ async def abft_param_file(dut):
         path = f"{d}/params.json"
         abft.write_params(path, arr, {c: (p, {"note": "test"}) for c, p in fitted.items()},
                           model="test")
-        sets = abft.read_params(path, arr, list(fitted))
+        sets = abft.read_params(path, config, list(fitted))  # sets < this array's param_sets
     assert {c: p for c, (_, p) in sets.items()} == fitted
     program, faults = random_campaign(config, seed + 2, int(os.environ["REALM_TILES"]) // 4)
     head = [("params", s, p) for s, p in sorted(sets.values(), key=lambda sp: sp[0])]

@@ -198,6 +198,12 @@ def test_params_file_round_trip_and_errors(tmp_path):
     path.write_text(json.dumps(doc))
     with pytest.raises(abft.ParamsError, match=r"'k': freq_th must be an integer in 0..31"):
         abft.read_params(path, config)
+    doc["components"]["k"]["freq_th"] = 3
+    doc["components"]["o"]["set"] = 4
+    path.write_text(json.dumps(doc))
+    with pytest.raises(abft.ParamsError, match=r"'o' uses parameter set 4; the array holds sets "
+                       r"0..3"):
+        abft.read_params(path, config.replace(param_sets=4))
     with pytest.raises(abft.ParamsError, match="no parameter set for component 'down'"):
         abft.AbftInjector(_base(0), config, "realm", {"k": StatParams()}, None)
 

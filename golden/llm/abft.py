@@ -51,7 +51,8 @@ class ParamsError(ValueError):
 
 def parse_array(text):
     """``ROWSxCOLS-DATAFLOW`` (e.g. ``64x64-ws``) or ``N-DATAFLOW`` -> the array's
-    :class:`ArrayConfig` (realm variant: the unit exists)."""
+    :class:`ArrayConfig` (realm variant with the most parameter sets the unit can hold, 16:
+    one per component of any supported model)."""
     try:
         size, df = str(text).rsplit("-", 1)
         rows, _, cols = size.partition("x")
@@ -59,7 +60,7 @@ def parse_array(text):
     except ValueError:
         raise ParamsError(f"array must look like 64x64-ws or 16-os, not {text!r}") from None
     try:
-        return ArrayConfig(rows=rows, cols=cols, dataflow=df, abft="realm")
+        return ArrayConfig(rows=rows, cols=cols, dataflow=df, abft="realm", param_sets=16)
     except ValueError as e:
         raise ParamsError(f"array {text!r}: {e}") from None
 
@@ -101,6 +102,9 @@ def write_params(path, config, params, *, model, meta=None):
     where ``info`` is a dict of provenance (fitted values, tolerance) kept beside the hardware
     values. Sets are numbered in the order given."""
     comps = {}
+    if len(params) > config.param_sets:
+        raise ParamsError(f"{len(params)} components need {len(params)} parameter sets; the "
+                          f"array holds {config.param_sets}")
     for i, (comp, (p, info)) in enumerate(params.items()):
         _hw_check(config, comp, p)
         comps[comp] = {"set": i, "am1": p.am1, "b_q": p.b_q, "freq_th": p.freq_th,
@@ -145,6 +149,9 @@ def read_params(path, config, components=None):
         except (KeyError, TypeError) as err:
             raise ParamsError(f"parameter file {path!r}: component {comp!r} lacks {err}") from None
         _hw_check(config, comp, p)
+        if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < config.param_sets:
+            raise ParamsError(f"component {comp!r} uses parameter set {s!r}; the array holds "
+                              f"sets 0..{config.param_sets - 1}")
         out[comp] = (s, p)
     return out
 
