@@ -57,7 +57,8 @@ class Tiling:
         """(M-chunks, K-chunks, N-chunks): K-chunks is 1 in OS (the whole K in one tile)."""
         c = self.config
         if self.ws:
-            return math.ceil(self.m / c.cols), math.ceil(self.k / c.rows), math.ceil(self.n / c.cols)
+            return (math.ceil(self.m / c.cols), math.ceil(self.k / c.rows),
+                    math.ceil(self.n / c.cols))
         return math.ceil(self.m / c.rows), 1, math.ceil(self.n / c.cols)
 
     @property

@@ -4,8 +4,9 @@ parameter set in force when its last difference arrived (the unit samples ``sel`
 the flags, MSD, θ and freq_eff the unit reported. The unit applies a set's ``msd_mode`` to each
 difference as it arrives, with the ``sel`` of that cycle: a tile whose selection changes to a set
 of another ``msd_mode`` before its last difference (a program that selects the next tile's set
-while this one drains) mixes the two sums, and is not compared. Independent of the cycle model: it uses the
-program, the driver's inputs replayed against the trace's handshakes, and the unit's outputs."""
+while this one drains) mixes the two sums, and is not compared. Independent of the cycle model:
+it uses the program, the driver's inputs replayed against the trace's handshakes, and the
+unit's outputs."""
 from golden.stats import decide
 from golden.stimulus import Driver
 from hw.config import Dataflow

@@ -301,7 +301,8 @@ def test_cli_bad_input_one_line(tmp_path, args, msg):
     base = ["--model", tiny, "--text", text, "--array", "5x7-os", "--params", params,
             "--out", str(tmp_path / "r.jsonl"), "--no-progress", "--no-compile"]
     r = subprocess.run([sys.executable, "-m", "golden.llm", "abft", *base, *args],
-                       capture_output=True, text=True, timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                       capture_output=True, text=True, timeout=120,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert r.returncode != 0
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and msg in r.stderr
     assert not (tmp_path / "r.jsonl").exists()  # nothing ran

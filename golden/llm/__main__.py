@@ -230,7 +230,7 @@ def cmd_fit(a):
 
 
 def cmd_abft(a):
-    from golden.llm import abft, campaign
+    from golden.llm import campaign
 
     comps = _list(a.components, "component") or ["all"]
     bits = [[int(x) for x in b.split("-")] if "-" in b else int(b)

@@ -146,7 +146,8 @@ def summarize(path, out_dir, tol=0.3, budget=0.01):
         lines.append("")
     lines += ["## Headline", "", "| array | bit | component | tolerable BER none / classic / "
               "approx / realm | realm ÷ classic | realm ÷ approx | approx ÷ realm MACs at equal "
-              "quality (max) | ΔPPL none → realm (at BER) |", "|---|---|---|---|---|---|---|---|"]
+              "quality (max) | ΔPPL none → realm (at BER) |",
+              "|---|---|---|---|---|---|---|---|"]
     for h in hl:
         tb = " / ".join(_g(h[f"tolerable_{p}"]) for p in POLICIES)
         dmg = (f"{h['dppl_none']:.3g} → {h['dppl_realm']:.3g} ({h['damage_ber']:g})"

@@ -145,7 +145,8 @@ def fit_all(path, tol=0.3, rel=None):
     xs = {x for g in grids.values() for x, _ in g}
     ys = {y for g in grids.values() for _, y in g}
     full = {c: g for c, g in grids.items() if len(g) == len(xs) * len(ys)}
-    return base, full, {c: fit_component(g) for c, g in full.items()}, sorted(set(grids) - set(full))
+    fits = {c: fit_component(g) for c, g in full.items()}
+    return base, full, fits, sorted(set(grids) - set(full))
 
 
 def dump(fits, grids, baseline, path, tol, rel):
