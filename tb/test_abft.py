@@ -178,9 +178,14 @@ SIZES = [4, 8, 16]
 REALM = [pytest.param(ArrayConfig(rows=n, cols=n, dataflow=d, abft="realm", fault_port=True),
                       marks=[pytest.mark.slow] if n == 16 else [])
          for d in ("ws", "os") for n in SIZES]
+# Sizes that are not powers of two: odd lanes left over at every level of the checksum adder
+# trees (WS sums each weight row over 5 columns, OS each beat over 5 rows) and of the
+# statistical unit's popcount.
+REALM += [ArrayConfig(rows=3, cols=5, dataflow="ws", abft="realm", fault_port=True),
+          ArrayConfig(rows=5, cols=3, dataflow="os", abft="realm", fault_port=True)]
 VARIANTS = [ArrayConfig(rows=4, cols=4, dataflow=d, abft=a, fault_port=True)
             for d in ("ws", "os") for a in ("classic", "approx")]
-TILES = {4: 1500, 8: 700, 16: 300}
+TILES = {3: 1500, 4: 1500, 5: 1500, 8: 700, 16: 300}
 
 
 @pytest.mark.parametrize("config", REALM + VARIANTS,
