@@ -306,3 +306,27 @@ def test_cli_bad_input_one_line(tmp_path, args, msg):
     assert r.returncode != 0
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and msg in r.stderr
     assert not (tmp_path / "r.jsonl").exists()  # nothing ran
+
+
+def test_refit_reruns_only_the_changed_component(tmp_path):
+    """A point's identity holds the digest of its own component's parameter set: refitting 'o'
+    (or adding a component to the file) leaves the key of every 'q' point unchanged."""
+    from golden.llm import campaign
+
+    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
+    text = str(tmp_path / "tiny" / "text.txt")
+    path = tmp_path / "p.json"
+    config = abft.parse_array("5x7-os")
+    p = StatParams.from_paper(1.273, 20.076, 0.0)
+    spec = {"model": tiny, "text": text, "calib_text": text, "windows": 2, "length": 32,
+            "experiments": [{"name": "a", "components": ["q", "o"], "bers": [1e-3],
+                             "arrays": ["5x7-os"], "params": str(path), "policies": ["realm"]}]}
+    keys = []
+    for params in ({"q": (p, None), "o": (p, None)},
+                   {"q": (p, None), "k": (p, None), "o": (p.__class__(**{**p.__dict__,
+                                                                         "freq_th": 3}), None)}):
+        abft.write_params(path, config, params, model="tiny")
+        keys.append({tuple(x["components"]): campaign.point_key(x)
+                     for x in campaign.expand(spec)[1]})
+    assert keys[0][("q",)] == keys[1][("q",)]
+    assert keys[0][("o",)] != keys[1][("o",)]

@@ -30,8 +30,8 @@ A point is one (experiment, component group, layer group, stage, bits, BER or (M
 [, array, policy]). Its result line holds the point, the metrics (ppl/acc/nll for ``ppl``;
 agree/prefix/exact for ``gen``), the number of corrupted elements and the wall time; with an
 array, also the ABFT counts (:class:`golden.llm.abft.AbftInjector`) and the tiles and MACs of the
-targeted GEMMs. A point's parameter file is named with its SHA-1, so refitting it reruns the
-points that used it. The first line of a results file
+targeted GEMMs. A point names its parameter file and a digest of the sets its components use, so
+refitting a component reruns that component's points, and nothing else. The first line of a results file
 records the settings and the clean baselines; resuming with other settings is refused.
 """
 import itertools
@@ -212,6 +212,8 @@ def expand(spec, shape=None):
                                                             seeds, abft):
             p = {"experiment": name, "metric": metric, "mode": mode, "components": cg,
                  "layers": lg, "stage": st, "bits": bt, **gp, "seed": int(sd), **ab}
+            if ab:  # the digests of this point's own components only
+                p["params_sha"] = {c: ab["params_sha"][c] for c in cg}
             if e.get("plot"):
                 p["plot"] = e["plot"]
             points.append(p)
@@ -230,8 +232,6 @@ def _abft_grid(e, name, cgroups):
     """The (array, policy, parameter file) part of an experiment's points: [{}] without
     ``arrays``; every parameter file is read and checked against its array here, before any
     model is loaded."""
-    import hashlib
-
     from golden.llm import abft
 
     keys = [k for k in ("arrays", "policies", "params") if k in e]
@@ -250,17 +250,26 @@ def _abft_grid(e, name, cgroups):
             raise SpecError(f"experiment {name!r}: params must be a path pattern (with {{array}})")
         path = params_path(e["params"], arr)
         try:
-            abft.read_params(path, config, sorted({c for g in cgroups for c in g}))
+            sets = abft.read_params(path, config, sorted({c for g in cgroups for c in g}))
         except abft.ParamsError as err:
             raise SpecError(f"experiment {name!r}: {err}") from None
-        with open(path, "rb") as f:
-            sha = hashlib.sha1(f.read()).hexdigest()[:12]
         for pol in _groups(e["policies"], "policies", name):
             if pol not in abft.POLICIES:
                 raise SpecError(f"experiment {name!r}: policy must be one of "
                                 f"{', '.join(abft.POLICIES)}, not {pol!r}")
-            out.append({"array": arr, "policy": pol, "params": e["params"], "params_sha": sha})
+            out.append({"array": arr, "policy": pol, "params": e["params"],
+                        "params_sha": {c: _sha(sets[c]) for g in cgroups for c in g}})
     return out
+
+
+def _sha(entry):
+    """Short digest of one component's parameter set (its hardware values; not the set index,
+    which does not change a decision)."""
+    import hashlib
+
+    _, p = entry
+    return hashlib.sha1(json.dumps([p.am1, p.b_q, p.freq_th, p.msd_th, p.msd_mode]).encode()
+                        ).hexdigest()[:12]
 
 
 def point_key(p):
