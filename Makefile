@@ -53,9 +53,11 @@ characterize: $(STAMP)
 # critical-region fit and parameter files per array, then the closed-loop evaluation. Each step
 # resumes from its results file.
 ABFT_DIR := docs/results/abft
+# the paper's +0.3 PPL on OPT-1.3B's 18.02, as a fraction: +0.44 on our 26.34 (see the README there)
+ABFT_TOL ?= --rel 0.01665
 abft: $(STAMP)
 	$(PY) -m golden.llm campaign $(ABFT_DIR)/grid/spec.json --out $(ABFT_DIR)/grid/campaign.jsonl
-	$(PY) -m golden.llm fit $(ABFT_DIR)/grid/campaign.jsonl --out-dir $(ABFT_DIR)/params
+	$(PY) -m golden.llm fit $(ABFT_DIR)/grid/campaign.jsonl --out-dir $(ABFT_DIR)/params $(ABFT_TOL)
 	$(PY) -m golden.llm campaign $(ABFT_DIR)/spec.json --out $(ABFT_DIR)/campaign.jsonl
 
 clean:

@@ -132,8 +132,8 @@ def _campaign(spec, out, a):
                      progress=not a.no_progress, compile=not a.no_compile)
     d = a.out_dir or os.path.dirname(os.path.abspath(out))
     if abft_report.is_abft(out):
-        abft_report.summarize(out, d, tol=getattr(a, "tol", 0.3))
-        files = abft_report.plot(out, d)
+        abft_report.summarize(out, d, tol=getattr(a, "tol", None))
+        files = abft_report.plot(out, d, tol=getattr(a, "tol", None))
     else:
         report.summarize(out, d)
         files = report.plot(out, d)
@@ -375,7 +375,8 @@ def parser():
     ab.add_argument("--seeds", default="0,1", help="comma list (default 0,1)")
     ab.add_argument("--out", default="build/abft/results.jsonl",
                     help="results JSONL (default build/abft/results.jsonl)")
-    ab.add_argument("--tol", type=float, default=0.3, help="tolerance of the summary (ΔPPL)")
+    ab.add_argument("--tol", type=float, help="tolerance of the summary in ΔPPL (default: the "
+                    "one the parameter files were fitted with)")
     _run_opts(ab, threads=False)
     ab.set_defaults(fn=cmd_abft, threads=None)
     return p

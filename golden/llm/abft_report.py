@@ -110,9 +110,30 @@ def headline(rs, base, tol, budget=0.01):
     return out
 
 
-def summarize(path, out_dir, tol=0.3, budget=0.01):
-    """Write ``summary.csv``, ``headline.json`` and ``summary.md``; return (rows, headline)."""
+def fit_tolerance(path, base):
+    """The ΔPPL tolerance the parameter files of a results file were fitted with (their
+    ``meta.tolerance``: ``rel`` times the clean perplexity, else ``abs``), or None."""
+    from golden.llm.campaign import params_path
+
+    _, done = read_results(path)
+    for rec in done.values():
+        p = rec["point"]
+        if "params" in p:
+            try:
+                with open(params_path(p["params"], p["array"])) as f:
+                    t = json.load(f).get("meta", {}).get("tolerance", {})
+            except (OSError, ValueError):
+                return None
+            return base * t["rel"] if t.get("rel") is not None else t.get("abs")
+    return None
+
+
+def summarize(path, out_dir, tol=None, budget=0.01):
+    """Write ``summary.csv``, ``headline.json`` and ``summary.md``; return (rows, headline).
+    ``tol`` (ΔPPL) defaults to the tolerance the parameter files were fitted with, else 0.3."""
     base, rs = rows(path)
+    if tol is None:
+        tol = fit_tolerance(path, base) or 0.3
     hl = headline(rs, base, tol, budget)
     os.makedirs(out_dir, exist_ok=True)
     cols = ["array", "bits", "component", "ber", "policy", "n", "ppl", "ppl_ci95", "dppl",
@@ -127,7 +148,7 @@ def summarize(path, out_dir, tol=0.3, budget=0.01):
                    "rows": hl}, f, indent=1)
         f.write("\n")
     lines = ["# Statistical ABFT on the W8A8 model: summary", "",
-             f"Clean W8A8 PPL {base:.3f}; tolerance ΔPPL <= {tol}; recompute budget "
+             f"Clean W8A8 PPL {base:.3f}; tolerance ΔPPL <= {tol:.3g}; recompute budget "
              f"{budget:.0%} of tiles.", ""]
     for key in dict.fromkeys((r["array"], r["bits"]) for r in rs):
         part = [r for r in rs if (r["array"], r["bits"]) == key]
@@ -169,7 +190,7 @@ def _x(v):
     return "-" if v is None else f"{v:.3g}x"
 
 
-def plot(path, out_dir):
+def plot(path, out_dir, tol=None):
     """Fig. 1b/9-style panels per (array, bits): PPL and recompute ratio against BER, one
     column per component, one line per policy. Returns the file names."""
     import matplotlib
@@ -178,6 +199,8 @@ def plot(path, out_dir):
     import matplotlib.pyplot as plt
 
     base, rs = rows(path)
+    if tol is None:
+        tol = fit_tolerance(path, base) or 0.3
     files = []
     for arr, bits in dict.fromkeys((r["array"], r["bits"]) for r in rs):
         part = [r for r in rs if (r["array"], r["bits"]) == (arr, bits)]
@@ -195,7 +218,7 @@ def plot(path, out_dir):
                 if pol != "none":
                     axes[1, j].plot(x, [max(r["recompute"], 1e-5) for r in s], style, ms=3,
                                     label=pol)
-            axes[0, j].axhline(base + 0.3, color="gray", lw=0.6, ls=":")
+            axes[0, j].axhline(base + tol, color="gray", lw=0.6, ls=":")
             axes[0, j].set_title(c)
             for ax in axes[:, j]:
                 ax.set_xscale("log")
@@ -205,7 +228,7 @@ def plot(path, out_dir):
         axes[1, 0].set_ylabel("tiles recomputed")
         axes[0, 0].legend(fontsize=7)
         fig.suptitle(f"Statistical ABFT in the loop, {arr}, bit {bits} "
-                     f"(clean W8A8 {base:.2f}; dotted: +0.3)")
+                     f"(clean W8A8 {base:.2f}; dotted: +{tol:.2g})")
         fig.tight_layout()
         name = f"abft_{arr}_bits{bits}.png"
         fig.savefig(os.path.join(out_dir, name), dpi=110)
