@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from golden.arith import wrap
-from golden.llm import abft, inject, quant, testing
+from golden.llm import abft, inject, testing
 from golden.stats import StatParams, decide
 from golden.tiler import Tiling
 
@@ -21,14 +21,7 @@ ARRAYS = ["16x16-ws", "5x7-os", "3x5-ws", "8x8-os"]
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from transformers import AutoModelForCausalLM
-
-    d = testing.tiny_model_dir(str(tmp_path_factory.mktemp("llm") / "tiny"), layers=3)
-    m = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
-    g = torch.Generator().manual_seed(0)
-    windows = torch.randint(3, 60, (2, 40), generator=g)
-    rt = quant.quantize(m, quant.calibrate(m, windows))
-    return m, rt, windows
+    return testing.tiny_quantized(str(tmp_path_factory.mktemp("llm") / "tiny"), 3, 2, 40)
 
 
 def _params(**kw):

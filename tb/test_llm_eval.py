@@ -7,19 +7,12 @@ import pytest
 import torch
 
 from golden import faults as flt
-from golden.llm import inject, metrics, quant, testing
+from golden.llm import inject, metrics, testing
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from transformers import AutoModelForCausalLM
-
-    d = testing.tiny_model_dir(str(tmp_path_factory.mktemp("llm") / "tiny"), layers=4)
-    m = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
-    g = torch.Generator().manual_seed(0)
-    windows = torch.randint(3, 60, (3, 48), generator=g)
-    rt = quant.quantize(m, quant.calibrate(m, windows))
-    return m, rt, windows
+    return testing.tiny_quantized(str(tmp_path_factory.mktemp("llm") / "tiny"), 4, 3, 48)
 
 
 class Spy:

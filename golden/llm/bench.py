@@ -43,13 +43,15 @@ def bench(settings, threads=2, repeats=3, ber=1e-5, compile=True, array="64x64-w
 
     inj = inject.Injector("bitflip", comps, ber=ber, seed=0)
 
-    def injected(x):
-        rt.injector = inj
-        rt.start(0)
-        try:
-            return loss(model)(x)
-        finally:
-            rt.injector = None
+    def with_injector(injector):
+        def run(x):
+            rt.injector = injector
+            rt.start(0)
+            try:
+                return loss(model)(x)
+            finally:
+                rt.injector = None
+        return run
 
     from golden.llm import abft
     from golden.stats import StatParams
@@ -59,17 +61,10 @@ def bench(settings, threads=2, repeats=3, ber=1e-5, compile=True, array="64x64-w
     loop = abft.AbftInjector(inject.Injector("bitflip", comps, ber=ber, seed=0), config, "realm",
                              params, rt)
 
-    def closed(x):
-        rt.injector = loop
-        rt.start(0)
-        try:
-            return loss(model)(x)
-        finally:
-            rt.injector = None
-
     out = {"threads": threads, "tokens": int(windows.numel()), "array": array}
-    out.update(_tps({"fp32": loss(ref), "w8a8": loss(model), "w8a8_injected": injected,
-                     "w8a8_abft": closed}, windows, repeats))
+    out.update(_tps({"fp32": loss(ref), "w8a8": loss(model),
+                     "w8a8_injected": with_injector(inj), "w8a8_abft": with_injector(loop)},
+                    windows, repeats))
     out["faults_per_window"] = inj.count / (len(windows) * (repeats + 1))
     return out
 

@@ -53,3 +53,18 @@ def tiny_model_dir(path, seed=0, layers=2):
         import shutil
         shutil.rmtree(tmp, ignore_errors=True)
     return path
+
+
+def tiny_quantized(path, layers, windows, length, seed=0):
+    """(model, runtime, windows): the tiny model of :func:`tiny_model_dir` made W8A8 (smoothed
+    on its own windows), with ``windows`` random token windows of ``length``."""
+    from transformers import AutoModelForCausalLM
+
+    from golden.llm import quant
+
+    d = tiny_model_dir(path, layers=layers)
+    m = AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randint(3, 60, (windows, length), generator=g)
+    rt = quant.quantize(m, quant.calibrate(m, w))
+    return m, rt, w
