@@ -32,6 +32,7 @@ import math
 import os
 
 from golden.llm import loader
+from golden.llm.loader import text_path  # re-exported: campaign.text_path
 
 GLOBAL = {"model": loader.DEFAULT_MODEL, "text": "wikitext-2:test", "windows": 4, "length": 512,
           "calib_text": "wikitext-2:valid", "calib_windows": 8, "calib_length": 512,
@@ -46,17 +47,6 @@ METRICS = ("ppl", "gen")
 
 class SpecError(ValueError):
     """A sweep spec that cannot run; the message is one line naming the bad entry."""
-
-
-def text_path(name):
-    """Resolve ``wikitext-2:test``/``:valid`` or a file path."""
-    if isinstance(name, str) and name.startswith("wikitext-2:"):
-        split = name.split(":", 1)[1]
-        p = loader.wikitext(split)
-        if p is None:
-            raise SpecError(f"WikiText-2 {split!r} split not found under {loader.DATA}")
-        return p
-    return name
 
 
 def model_shape(model_name):

@@ -18,9 +18,7 @@ _W = {}
 
 
 def _texts(settings):
-    from golden.llm.campaign import text_path
-
-    return text_path(settings["text"]), text_path(settings["calib_text"])
+    return loader.text_path(settings["text"]), loader.text_path(settings["calib_text"])
 
 
 def act_scales(model, tok, settings, bos):
