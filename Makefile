@@ -1,4 +1,4 @@
-# Thin wrapper over the project's CLIs (python -m hw, python -m golden.llm) and pytest.
+# Thin wrapper over the project's one CLI (realm, run here as python -m realm) and pytest.
 # Every target first creates .venv and installs the pinned toolchain (see pyproject.toml).
 PYTHON3 ?= python3
 VENV := .venv
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 sim: $(STAMP)
-	$(PY) -m hw sim --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --abft $(ABFT) \
+	$(PY) -m realm sim --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --abft $(ABFT) \
 		--seed $(SEED) $(if $(FAULTS),--faults $(FAULTS))
 
 test: $(STAMP)
@@ -38,16 +38,16 @@ test-slow: $(STAMP)
 	$(PY) -m pytest tb/ -n $(JOBS) -m slow
 
 bench: $(STAMP)
-	$(PY) -m hw bench
-	$(PY) -m golden.llm bench
+	$(PY) -m realm bench
+	$(PY) -m realm llm bench
 
 synth: $(STAMP)
 	@mkdir -p build
-	$(PY) -m synth --jobs $(JOBS) $(if $(filter command line,$(origin ROWS)),--rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)) > build/synth.log
+	$(PY) -m realm synth --jobs $(JOBS) $(if $(filter command line,$(origin ROWS)),--rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)) > build/synth.log
 	@cat build/synth/report.md
 
 characterize: $(STAMP)
-	$(PY) -m golden.llm characterize
+	$(PY) -m realm characterize
 
 clean:
 	rm -rf build

@@ -1,5 +1,5 @@
 """W8A8 quantization: integer-exact accumulators (int64 oracle), re-quantization saturation,
-SmoothQuant equivalence, and the clean W8A8 model against FP32 (realm.md §2.2, §8)."""
+SmoothQuant equivalence, and the clean W8A8 model against FP32 (SmoothQuant, Xiao et al. 2023)."""
 import copy
 import types
 
