@@ -1,4 +1,4 @@
-# Thin wrapper over the project's CLIs (python -m hw, python -m golden.llm) and pytest.
+# Thin wrapper over the project's one CLI (realm, run here as python -m realm) and pytest.
 # Every target first creates .venv and installs the pinned toolchain (see pyproject.toml).
 PYTHON3 ?= python3
 VENV := .venv
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 sim: $(STAMP)
-	$(PY) -m hw sim --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --abft $(ABFT) \
+	$(PY) -m realm sim --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --abft $(ABFT) \
 		--seed $(SEED) $(if $(FAULTS),--faults $(FAULTS))
 
 test: $(STAMP)
@@ -38,16 +38,16 @@ test-slow: $(STAMP)
 	$(PY) -m pytest tb/ -n $(JOBS) -m slow
 
 bench: $(STAMP)
-	$(PY) -m hw bench
-	$(PY) -m golden.llm bench
+	$(PY) -m realm bench
+	$(PY) -m realm llm bench
 
 synth: $(STAMP)
 	@mkdir -p build
-	$(PY) -m synth --jobs $(JOBS) $(if $(filter command line,$(origin ROWS)),--rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)) > build/synth.log
+	$(PY) -m realm synth --jobs $(JOBS) $(if $(filter command line,$(origin ROWS)),--rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)) > build/synth.log
 	@cat build/synth/report.md
 
 characterize: $(STAMP)
-	$(PY) -m golden.llm characterize
+	$(PY) -m realm characterize
 
 # Statistical ABFT on the real model (docs/results/abft/README.md): the MSD x freq grid, the
 # critical-region fit and parameter files per array, then the closed-loop evaluation. Each step
@@ -56,9 +56,9 @@ ABFT_DIR := docs/results/abft
 # the paper's +0.3 PPL on OPT-1.3B's 18.02, as a fraction: +0.44 on our 26.34 (see the README there)
 ABFT_TOL ?= --rel 0.01665
 abft: $(STAMP)
-	$(PY) -m golden.llm campaign $(ABFT_DIR)/grid/spec.json --out $(ABFT_DIR)/grid/campaign.jsonl
-	$(PY) -m golden.llm fit $(ABFT_DIR)/grid/campaign.jsonl --out-dir $(ABFT_DIR)/params $(ABFT_TOL)
-	$(PY) -m golden.llm campaign $(ABFT_DIR)/spec.json --out $(ABFT_DIR)/campaign.jsonl
+	$(PY) -m realm llm campaign $(ABFT_DIR)/grid/spec.json --out $(ABFT_DIR)/grid/campaign.jsonl
+	$(PY) -m realm llm fit $(ABFT_DIR)/grid/campaign.jsonl --out-dir $(ABFT_DIR)/params $(ABFT_TOL)
+	$(PY) -m realm llm campaign $(ABFT_DIR)/spec.json --out $(ABFT_DIR)/campaign.jsonl
 
 clean:
 	rm -rf build

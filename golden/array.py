@@ -12,7 +12,7 @@ import torch
 
 from hw.checksum import lane_stages
 from hw.config import Abft, Dataflow
-from hw.stats import DECISION_LATENCY
+from hw.facts import DECISION_LATENCY
 
 from .arith import apply_fault, wrap
 from .faults import SITES

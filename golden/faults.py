@@ -16,71 +16,25 @@ Kinds: ``flip`` XORs the mask into the register for ``duration`` cycles (default
 ``stuck0``/``stuck1`` force the masked bits to 0/1 for ``duration`` cycles. ``mask`` is an
 integer or a ``"0x.."`` string; ``bit: n`` is short for ``mask: 1 << n``.
 
-Hardware sites are registered in :data:`SITES` with the register width they address and the
-coordinates they take; the LLM site ``gemm.acc`` addresses one element (``row`` = token,
-``col`` = output channel) of the INT32 accumulator of one GEMM call. Every entry is checked,
+Hardware sites are registered in :data:`hw.facts.SITES` (re-exported here as :data:`SITES`)
+with the register width they address and the coordinates they take; the LLM site
+``gemm.acc`` addresses one element (``row`` = token, ``col`` = output channel) of the INT32
+accumulator of one GEMM call. Every entry is checked,
 and an error names the entry by its index.
 """
 import dataclasses
 import json
 import os
 
+from hw.facts import ABFT_SITES, FAULT_KINDS, SITES, Site
+
 FORMAT = "realm-faults/1"
-KINDS = ("flip", "stuck0", "stuck1")
+#: Fault kinds (``kind`` of an entry); the registry is :data:`hw.facts.FAULT_KINDS`.
+KINDS = FAULT_KINDS
 
-
-@dataclasses.dataclass(frozen=True)
-class Site:
-    """A register family faults can address. ``width(config)`` is its bit width; ``grid(config)``
-    the (rows, cols) range of its coordinates."""
-
-    name: str
-    width: object
-    grid: object
-    doc: str
-
-
-def _pe_grid(c):
-    return (c.rows, c.cols)
-
-
-#: Hardware register families, by name. Extended by the ABFT blocks (checksum and statistics).
-SITES = {}
-
-
-def register_site(name, width, grid, doc):
-    """Add a hardware site to :data:`SITES` (used by the blocks that own the registers)."""
-    SITES[name] = Site(name, width, grid, doc)
-
-
-register_site("pe.a", lambda c: c.data_width, _pe_grid, "activation register of PE (row, col)")
-register_site("pe.b", lambda c: c.data_width, _pe_grid,
-              "weight register of PE (row, col): stationary (WS) or streaming (OS)")
-register_site("pe.acc", lambda c: c.acc_width, _pe_grid,
-              "accumulator of PE (row, col): the partial sum (WS) or the output (OS)")
-
-
-
-def _ck_acc_grid(c):
-    return (c.rows, 1) if str(c.dataflow) == "ws" else (1, c.cols)
-
-
-def _msd_width(c):
-    from hw.stats import stat_widths
-    return stat_widths(c.stat_n, c.acc_width)["msd"]
-
-
-register_site("ck.acc", lambda c: c.acc_width, _ck_acc_grid,
-              "checksum-PE accumulator: eᵀWx of row (row, 0) (WS column) or eᵀAB of column "
-              "(0, col) (OS row)")
-register_site("ck.y", lambda c: c.acc_width, lambda c: (1, c.cols),
-              "output checksum register of column (0, col): the eᵀy adder chain (WS) or the "
-              "eᵀY accumulator row, which then holds and shifts the differences (OS)")
-register_site("stat.msd", _msd_width, lambda c: (1, 1),
-              "the statistical unit's MSD accumulator (0, 0)")
-
-#: Sites that exist only with checksum logic (``abft`` other than ``none``).
-ABFT_SITES = ("ck.acc", "ck.y", "stat.msd")
+__all__ = ["FORMAT", "KINDS", "SITES", "Site", "ABFT_SITES", "GEMM_SITE", "LLM_COMPONENTS",
+           "Fault", "FaultListError", "parse_entry", "parse_faults", "load_faults",
+           "dump_faults"]
 
 GEMM_SITE = "gemm.acc"
 LLM_COMPONENTS = ("q", "k", "v", "qk", "sv", "o", "gate", "up", "down", "fc1", "fc2")

@@ -1,7 +1,7 @@
 """Golden model of the ReaLM statistical unit (``hw.stats``), bit-exact, at transaction level:
 from the checksum differences of one tile to the three policies' decisions.
 
-Fixed-point conventions (shared with the RTL, see ``realm.md`` §4.2, §5.2):
+Fixed-point conventions (shared with the RTL through :mod:`hw.facts`; paper Fig. 6, Fig. 7c):
 
 * ``log2q(x)`` for ``x > 0`` is ``2**F * p + f`` with ``p = floor(log2 x)`` (leading-one
   position) and ``f`` the ``F`` bits after the leading one: Mitchell's approximation
@@ -23,9 +23,8 @@ Fixed-point conventions (shared with the RTL, see ``realm.md`` §4.2, §5.2):
 import dataclasses
 import math
 
-LOG_FRAC = 4
-CLASSIC, APPROX, REALM = 0, 1, 2
-POLICIES = {"classic": CLASSIC, "approx": APPROX, "realm": REALM}
+from hw.facts import (APPROX, BANKS, CLASSIC, COUNTERS, LOG_FRAC, POLICIES, POP_GROUP, REALM,
+                      msd_halves, stat_widths)
 
 
 def log2q(x):
@@ -52,7 +51,7 @@ class StatParams:
                    sensitive=False):
         """Quantize the paper's (a, b, theta_freq) (log2 units). ``msd_th`` defaults to the
         MSD where the inclined line meets the horizontal one, ``2**((theta_freq + b) / a)``
-        (the authors' MSD-only baseline, realm.md §4.3)."""
+        (the authors' MSD-only baseline, the paper's ApproxABFT-like comparison)."""
         if a < 1:
             raise ValueError(f"a must be at least 1, not {a}")
         freq_th = 0 if sensitive else math.floor(2 ** theta_freq)
@@ -100,7 +99,7 @@ def hist_bin(x, acc_width, bins):
 class Counters:
     """The unit's saturating event counters (``hw.stats`` exposes the same names)."""
 
-    NAMES = ("tiles_checked", "tiles_mismatch", "tiles_flagged", "errors_above")
+    NAMES = COUNTERS
 
     def __init__(self, width=32, bins=8, acc_width=32):
         self.max = (1 << width) - 1
@@ -146,7 +145,6 @@ class StatUnitModel:
     that cycle's outputs."""
 
     def __init__(self, n, acc_width, abft, param_sets=4, hist_bins=8, counter_width=32):
-        from hw.stats import BANKS, POP_GROUP, msd_halves, stat_widths
         self.n, self.aw, self.abft = n, acc_width, str(abft)
         self.widths = stat_widths(n, acc_width)
         self.banks_n, self.group = BANKS, POP_GROUP
@@ -299,3 +297,15 @@ class StatUnitModel:
         for k, val in nxt.items():
             setattr(self, k, val)
         return out
+
+
+def policy_sets(config):
+    """Three parameter sets: classic, MSD-threshold and statistical (the authors' K values,
+    rescaled for an n-entry tile: both logs shift by log2(2048 / n))."""
+    import math
+    shift = math.log2(2048 / config.stat_n)
+    a, b, tf = 1.273, 20.076 - shift * 0.273, max(0.0, 5.951 - shift)
+    return [("params", 0, StatParams.from_paper(a, b, tf, policy="classic")),
+            ("params", 1, StatParams.from_paper(a, b, tf, policy="approx")),
+            ("params", 2, StatParams.from_paper(a, b, tf, policy="realm")),
+            ("params", 3, StatParams.from_paper(a, b, tf, policy="realm", msd_mode=1))]

@@ -3,7 +3,7 @@ statistics of a real LLM layer, cut into array tiles, and the reassembly of the 
 
 Activations are drawn heavy-tailed (Laplace) with a few outlier channels, as LLM activations
 are, and quantized per tensor; weights are Gaussian and quantized per output channel
-(SmoothQuant-style W8A8, ``realm.md`` §2.2).
+(SmoothQuant-style W8A8, as the paper's LLMs run).
 """
 import dataclasses
 

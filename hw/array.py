@@ -25,22 +25,13 @@ from amaranth.lib.wiring import In, Out
 
 from .checksum import os_checksums, ws_checksums
 from .config import Abft, ArrayConfig, Dataflow
-from .pe import PE_REGISTERS, FaultKind, OSProcessingElement, WSProcessingElement
-from .stats import COUNTERS, StatisticalUnit, stat_widths
+from .facts import (PE_REGISTERS, FaultKind, fault_mask_width, fault_site_index,
+                    fault_sites)
+from .pe import OSProcessingElement, WSProcessingElement, fault_mux
+from .stats import StatisticalUnit, StatPorts
 
-#: Register families the fault port can address, in ``fi_site`` order (golden.faults names).
-FAULT_SITES = ("pe.a", "pe.b", "pe.acc", "ck.acc", "ck.y", "stat.msd")
-
-
-def fault_sites(config):
-    """The sites a configuration has: the checksum and statistics ones need ``abft``."""
-    return FAULT_SITES if config.abft is not Abft.NONE else FAULT_SITES[:3]
-
-
-def fault_mask_width(config):
-    if config.abft is Abft.NONE:
-        return config.acc_width
-    return stat_widths(config.stat_n, config.acc_width)["msd"]
+__all__ = ["SystolicArray", "WSArray", "OSArray", "fault_signature", "abft_signature",
+           "fault_sites", "fault_mask_width", "skew", "ws_control", "os_control"]
 
 
 def _lanes(width, n):
@@ -51,7 +42,7 @@ def fault_signature(config):
     """Members of the array's fault-injection port (``fi``); present with ``fault_port``.
 
     While ``fi_valid`` is high, the register family ``fi_site`` (index into
-    :data:`FAULT_SITES`) at (``fi_row``, ``fi_col``) takes its next value through ``fi_kind``
+    :func:`hw.facts.fault_sites`) at (``fi_row``, ``fi_col``) takes its next value through ``fi_kind``
     with ``fi_mask`` at the coming clock edge.
     """
     return {
@@ -67,19 +58,19 @@ def fault_signature(config):
 def abft_signature(config):
     """Members the ABFT variants add: the parameter-set port, the difference stream and the
     statistical unit's decisions and counters (see :class:`hw.stats.StatisticalUnit`)."""
-    w = stat_widths(config.stat_n, config.acc_width)
-    cw = config.counter_width
+    ports = stat_ports(config).members
+    cfg = {k: v for k, v in ports.items() if k.startswith("cfg_")}
     return {
-        "cfg_we": In(1), "cfg_set": In(range(config.param_sets)), "cfg_am1": In(10),
-        "cfg_b": In(signed(16)), "cfg_freq": In(w["freq"]), "cfg_msd_th": In(w["msd"]),
-        "cfg_policy": In(2), "cfg_msd_mode": In(1), "param_sel": In(range(config.param_sets)),
+        **cfg, "param_sel": In(range(config.param_sets)),
         "o_d": Out(signed(config.acc_width)), "o_d_valid": Out(1),
-        "o_done": Out(1), "o_recompute": Out(1), "o_flags": Out(3), "o_mismatch": Out(1),
-        "o_freq_eff": Out(w["freq"]), "o_msd": Out(signed(w["msd"])),
-        "o_theta": Out(signed(w["theta"])),
-        "c_hist": Out(data.ArrayLayout(cw, config.hist_bins)),
-        **{f"c_{name}": Out(cw) for name in COUNTERS},
+        **{k: v for k, v in ports.items() if k not in cfg},
     }
+
+
+def stat_ports(config):
+    """The :class:`hw.stats.StatPorts` of ``config``'s statistical unit."""
+    return StatPorts(n=config.stat_n, acc_width=config.acc_width, param_sets=config.param_sets,
+                     hist_bins=config.hist_bins, counter_width=config.counter_width)
 
 
 def skew(m, lanes, name):
@@ -187,7 +178,7 @@ class _Array(wiring.Component):
 
     def _hit(self, m, site, row, col):
         row_hit, col_hit, site_hit, sites = self._fault_decode(m)
-        return site_hit[sites.index(site)] & row_hit[row] & col_hit[col]
+        return site_hit[fault_site_index(self._config, site)] & row_hit[row] & col_hit[col]
 
     def connect_fault(self, m, pe, site, row, col):
         """Drive a PE's fault inputs: ``site`` ``"pe"`` selects its a/b/acc registers by the
@@ -207,10 +198,7 @@ class _Array(wiring.Component):
         if not self._config.fault_port:
             return value
         hit = self._hit(self._m, site, row, col)
-        mask = self.fi_mask[:len(value)]
-        faulted = Mux(self.fi_kind == FaultKind.FLIP, value ^ mask,
-                      Mux(self.fi_kind == FaultKind.STUCK0, value & ~mask, value | mask))
-        return Mux(hit, faulted, value)
+        return Mux(hit, fault_mux(self.fi_kind, self.fi_mask[:len(value)], value), value)
 
     def _make_pes(self, m, cls):
         c = self._config
@@ -232,12 +220,12 @@ class _Array(wiring.Component):
         m.submodules.stats = unit
         m.d.comb += [unit.i_d.eq(d), unit.i_valid.eq(d_valid), unit.i_end.eq(d_end),
                      unit.i_sel.eq(self.param_sel), self.o_d.eq(d), self.o_d_valid.eq(d_valid)]
-        for name in ("cfg_we", "cfg_set", "cfg_am1", "cfg_b", "cfg_freq", "cfg_msd_th",
-                     "cfg_policy", "cfg_msd_mode"):
-            m.d.comb += getattr(unit, name).eq(getattr(self, name))
-        for name in ("o_done", "o_recompute", "o_flags", "o_mismatch", "o_freq_eff", "o_msd",
-                     "o_theta", "c_hist", *(f"c_{n}" for n in COUNTERS)):
-            m.d.comb += getattr(self, name).eq(getattr(unit, name))
+        # The unit's ports of StatPorts are the array's own, member by member (inputs in,
+        # outputs out). Not wiring.connect: it emits the same assignments in another order,
+        # which renumbers the Verilog's internal wires (the Verilog stays byte-identical so).
+        for name, member in stat_ports(c).members.items():
+            sink, source = ((unit, self) if member.flow is In else (self, unit))
+            m.d.comb += getattr(sink, name).eq(getattr(source, name))
         if c.fault_port:
             m.d.comb += [unit.fi_msd.eq(self._hit(m, "stat.msd", 0, 0)),
                          unit.fi_kind.eq(self.fi_kind), unit.fi_mask.eq(self.fi_mask)]

@@ -1,4 +1,4 @@
-"""ABFT checksum logic for both dataflows (``realm.md`` §5.1, paper Fig. 7a/b).
+"""ABFT checksum logic for both dataflows (paper Fig. 7a/b).
 
 **WS.** A checksum column of PEs right of the array holds eᵀW (``s_r = sum_c W[r][c]``, computed
 by a pipelined adder tree as each weight row is pushed, ``checksum_weight_width`` bits so it
@@ -17,8 +17,8 @@ adds up the rows of C as the tile drains (eᵀY). The cycle after the drain, ``d
 replaces eᵀY in that row, which then shifts the ``cols`` differences into the statistical
 unit, one per cycle; the checksum PEs are cleared at the same edge.
 
-Every register level is at most a PE's multiply-accumulate deep (issue 4: the ABFT logic must
-not lengthen the array's critical path).
+Every register level is at most a PE's multiply-accumulate deep: the ABFT logic must not
+lengthen the array's critical path (the paper's overhead figures assume it does not).
 """
 from amaranth import Mux, Signal, signed
 

@@ -24,7 +24,7 @@ class Dataflow(enum.Enum):
 
 
 class Abft(enum.Enum):
-    """Which fault-tolerance logic the generator adds (see ``realm.md`` §4.5, §5)."""
+    """Which fault-tolerance logic the generator adds (the variants the paper compares, Fig. 8)."""
 
     #: Unprotected array.
     NONE = "none"

@@ -9,23 +9,20 @@ With ``fault_port`` the PE gains the injection inputs of :class:`FaultSignature`
 edge is XORed with (``FLIP``), cleared by (``STUCK0``) or set by (``STUCK1``) ``fi_mask``.
 """
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import enum, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from .facts import PE_REGISTERS, FaultKind
 
-class FaultKind(enum.Enum, shape=2):
-    """What an injected fault does to the masked bits of the next register value."""
-
-    #: Invert them (a transient bit flip).
-    FLIP = 0
-    #: Force them to 0.
-    STUCK0 = 1
-    #: Force them to 1.
-    STUCK1 = 2
+__all__ = ["FaultKind", "PE_REGISTERS", "fault_members", "fault_mux", "faulty",
+           "WSProcessingElement", "OSProcessingElement"]
 
 
-#: PE register families a fault can select, in ``fi_sel`` bit order (and the golden order).
-PE_REGISTERS = ("a", "b", "acc")
+def fault_mux(kind, mask, value):
+    """``value`` with ``mask`` applied as fault ``kind`` says (the one fault multiplexer of
+    every register the fault port reaches)."""
+    return Mux(kind == FaultKind.FLIP, value ^ mask,
+               Mux(kind == FaultKind.STUCK0, value & ~mask, value | mask))
 
 
 def fault_members(acc_width):
@@ -44,9 +41,7 @@ def faulty(pe, name, value):
     width = len(value)
     mask = pe.fi_mask[:width]
     hit = pe.fi_sel[PE_REGISTERS.index(name)]
-    faulted = Mux(pe.fi_kind == FaultKind.FLIP, value ^ mask,
-                  Mux(pe.fi_kind == FaultKind.STUCK0, value & ~mask, value | mask))
-    return Mux(hit, faulted, value)
+    return Mux(hit, fault_mux(pe.fi_kind, mask, value), value)
 
 
 class _PE(wiring.Component):

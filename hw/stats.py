@@ -1,4 +1,4 @@
-"""The ReaLM statistical unit (``realm.md`` §5.2, Fig. 7c) and the cheaper units of the classic
+"""The ReaLM statistical unit (paper Fig. 7c) and the cheaper units of the classic
 and MSD-threshold variants, with saturating event counters.
 
 The unit takes one checksum difference ``d`` per cycle (``i_valid``) and closes a tile on
@@ -7,7 +7,7 @@ The unit takes one checksum difference ``d`` per cycle (``i_valid``) and closes 
 
 Pipeline (one tile per stage; a tile may follow the previous one at once). The tile's last
 ``d`` is on the input in cycle C; each stage is one register level, so that no stage is longer
-than a PE's multiply-accumulate (issue 4: the ABFT logic must not lengthen the array's critical
+than a PE's multiply-accumulate (the ABFT logic must not lengthen the array's critical
 path):
 
 * R0 (C): input register; R1 (C+1): ``|d|``, ``d != 0`` and the MSD addend (``d`` or ``|d|``);
@@ -34,44 +34,17 @@ Parameter sets (``param_sets`` of them, one per network component) are written t
 ``cfg_*`` port; ``i_sel`` (sampled with each ``d``) chooses the set of the tile: R1 reads its
 ``msd_mode``, S1a the rest.
 """
-import math
-
 from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.stats import LOG_FRAC
-
 from .config import Abft
-from .pe import FaultKind
+from .facts import (BANKS, COUNTERS, DECISION_LATENCY, LOG_FRAC, POP_GROUP, FaultKind, clog2,
+                    msd_halves, stat_widths)
+from .pe import fault_mux
 
-COUNTERS = ("tiles_checked", "tiles_mismatch", "tiles_flagged", "errors_above")
-#: Cycles from a tile's last difference on ``i_d`` to ``o_done``.
-DECISION_LATENCY = 11
-#: Buffer banks, used in turn (see the module docstring).
-BANKS = 5
-#: Comparator outputs summed per partial count in S2b.
-POP_GROUP = 16
-
-
-def clog2(n):
-    return max(1, math.ceil(math.log2(n))) if n > 1 else 1
-
-
-def stat_widths(n, acc_width):
-    """Widths of the unit's values: MSD, log2q of MSD and of d, freq count."""
-    msd = acc_width + clog2(n) + 1
-    log_msd = (msd.bit_length() + LOG_FRAC)
-    log_d = (acc_width.bit_length() + LOG_FRAC)
-    return {"msd": msd, "log_msd": log_msd, "log_d": log_d, "freq": (n).bit_length(),
-            # 16 * b (20 bits signed) - am1 * log2q|MSD| (10 + log_msd bits), >> 8.
-            "theta": max(20, 10 + log_msd) + 2 - 8}
-
-
-def msd_halves(width):
-    """Widths of the low and high halves of the MSD accumulator."""
-    low = (width + 1) // 2
-    return low, width - low
+__all__ = ["BANKS", "COUNTERS", "DECISION_LATENCY", "LOG_FRAC", "POP_GROUP", "clog2",
+           "msd_halves", "stat_widths", "log2q", "StatPorts", "StatisticalUnit"]
 
 
 def _leading_one(x):
@@ -109,6 +82,34 @@ def _abs(value, width, name):
     return out, out.eq(Mux(value < 0, -value, value))
 
 
+class StatPorts(wiring.Signature):
+    """The statistical unit's ports that the array passes through to its own: the
+    parameter-set write port, the tile's decision and the counters (one signature for both).
+
+    Members
+    -------
+    cfg_we, cfg_set, cfg_am1, cfg_b, cfg_freq, cfg_msd_th, cfg_policy, cfg_msd_mode : In
+        Parameter-set write port (one set per cycle).
+    o_done, o_recompute, o_flags, o_mismatch, o_freq_eff, o_msd, o_theta : Out
+        The decision of a tile (``o_done`` pulses with it) and its statistics.
+    c_hist, c_<counter> : Out
+        Saturating counters (:data:`hw.facts.COUNTERS`) and the histogram.
+    """
+
+    def __init__(self, *, n, acc_width, param_sets, hist_bins, counter_width):
+        w = stat_widths(n, acc_width)
+        super().__init__({
+            "cfg_we": In(1), "cfg_set": In(range(param_sets)), "cfg_am1": In(10),
+            "cfg_b": In(signed(16)), "cfg_freq": In(w["freq"]), "cfg_msd_th": In(w["msd"]),
+            "cfg_policy": In(2), "cfg_msd_mode": In(1),
+            "o_done": Out(1), "o_recompute": Out(1), "o_flags": Out(3), "o_mismatch": Out(1),
+            "o_freq_eff": Out(w["freq"]), "o_msd": Out(signed(w["msd"])),
+            "o_theta": Out(signed(w["theta"])),
+            "c_hist": Out(data.ArrayLayout(counter_width, hist_bins)),
+            **{f"c_{name}": Out(counter_width) for name in COUNTERS},
+        })
+
+
 class StatisticalUnit(wiring.Component):
     """See the module docstring. ``n`` is the number of differences of a tile.
 
@@ -133,17 +134,12 @@ class StatisticalUnit(wiring.Component):
         self._sets, self._bins, self._cw = param_sets, hist_bins, counter_width
         self._fault_port = fault_port
         w = self.widths = stat_widths(n, acc_width)
+        self.ports = StatPorts(n=n, acc_width=acc_width, param_sets=param_sets,
+                               hist_bins=hist_bins, counter_width=counter_width)
         members = {
             "i_d": In(signed(acc_width)), "i_valid": In(1), "i_end": In(1),
             "i_sel": In(range(param_sets)),
-            "cfg_we": In(1), "cfg_set": In(range(param_sets)), "cfg_am1": In(10),
-            "cfg_b": In(signed(16)), "cfg_freq": In(w["freq"]), "cfg_msd_th": In(w["msd"]),
-            "cfg_policy": In(2), "cfg_msd_mode": In(1),
-            "o_done": Out(1), "o_recompute": Out(1), "o_flags": Out(3), "o_mismatch": Out(1),
-            "o_freq_eff": Out(w["freq"]), "o_msd": Out(signed(w["msd"])),
-            "o_theta": Out(signed(w["theta"])),
-            "c_hist": Out(data.ArrayLayout(counter_width, hist_bins)),
-            **{f"c_{name}": Out(counter_width) for name in COUNTERS},
+            **self.ports.members,
         }
         if fault_port:
             members.update({"fi_msd": In(1), "fi_kind": In(FaultKind),
@@ -224,10 +220,7 @@ class StatisticalUnit(wiring.Component):
             m.d.comb += [nxt["lo"].eq(lo), nxt["hi"].eq(hi_sum)]
         pair = Cat(nxt["lo"], nxt["hi"])
         if self._fault_port:
-            kind, mask = self.fi_kind, self.fi_mask
-            faulted = Mux(kind == FaultKind.FLIP, pair ^ mask,
-                          Mux(kind == FaultKind.STUCK0, pair & ~mask, pair | mask))
-            pair = Mux(self.fi_msd, faulted, pair)
+            pair = Mux(self.fi_msd, fault_mux(self.fi_kind, self.fi_mask, pair), pair)
         m.d.sync += [Cat(lo, hi).eq(pair), px.eq(nxt["px"]), pc.eq(nxt["pc"])]
 
         entry = data.StructLayout({"nz": 1, "log": w["log_d"]})

@@ -18,6 +18,7 @@ import json
 import pathlib
 import sys
 
+from hw.cli import Parser
 from hw.config import ArrayConfig
 
 from .compose import LEAVES, breakdown, compose, leaf_verilog
@@ -138,18 +139,33 @@ def sweep(shapes, dataflows, large, power_sizes, cycles, compose_power_size=None
     return {"flat": flat, "composed": comp, "power": power}
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m synth", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+def _sizes(text):
+    """Comma-separated square sizes ('' for none), each a valid array size."""
+    try:
+        sizes = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be comma-separated integers, not {text!r}") \
+            from None
+    for n in sizes:
+        try:
+            ArrayConfig(rows=n, cols=n)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return sizes
+
+
+def main(argv=None, prog="python -m synth"):
+    p = Parser(prog=prog, description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rows", type=int, help="synthesize one size (with --cols, --dataflow)")
     p.add_argument("--cols", type=int, help="columns of the one size (default: --rows)")
     p.add_argument("--dataflow", choices=["ws", "os"], help="dataflow of the one size "
                    "(default: both)")
-    p.add_argument("--sizes", default="4,8,16",
+    p.add_argument("--sizes", type=_sizes, default="4,8,16",
                    help="square sizes synthesized flat and composed (default 4,8,16)")
-    p.add_argument("--large", default="32,64,128,256",
+    p.add_argument("--large", type=_sizes, default="32,64,128,256",
                    help="square sizes composed from leaf blocks only (default 32,64,128,256)")
-    p.add_argument("--power-sizes", default="4,8",
+    p.add_argument("--power-sizes", type=_sizes, default="4,8",
                    help="sizes of the gate-level power estimate (default 4,8; '' for none)")
     p.add_argument("--no-composed-power", dest="composed_power", action="store_false",
                    help="skip the composed power estimate of the largest size")
@@ -158,27 +174,26 @@ def main(argv=None):
     p.add_argument("--jobs", type=int, default=2,
                    help="syntheses run side by side, one process each (default 2)")
     args = p.parse_args(argv)
+    for name in ("cycles", "jobs"):
+        if getattr(args, name) < 1:
+            p.error(f"--{name} must be at least 1, not {getattr(args, name)}")
+    if args.rows is not None:
+        shapes = [(args.rows, args.cols or args.rows)]
+        large, power_sizes = [], []
+    else:
+        if args.cols is not None:
+            p.error("--cols needs --rows")
+        shapes = [(n, n) for n in args.sizes]
+        large, power_sizes = args.large, args.power_sizes
     try:
-        ints = lambda s: [int(x) for x in s.split(",") if x.strip()]  # noqa: E731
-        if args.rows is not None:
-            shapes = [(args.rows, args.cols or args.rows)]
-            large, power_sizes = [], []
-        else:
-            if args.cols is not None:
-                p.error("--cols needs --rows")
-            shapes = [(n, n) for n in ints(args.sizes)]
-            large, power_sizes = ints(args.large), ints(args.power_sizes)
-        dataflows = [args.dataflow] if args.dataflow else ["ws", "os"]
-        if args.jobs < 1:
-            p.error(f"--jobs must be at least 1, not {args.jobs}")
-        for n in [s for shape in shapes for s in shape] + large + power_sizes:
-            ArrayConfig(rows=n, cols=n)  # validates the size
-        report = sweep(shapes, dataflows, large, power_sizes, args.cycles,
-                       max(large) if large and args.composed_power else None,
-                       progress=lambda s: print(s, file=sys.stderr, flush=True),
-                       jobs=args.jobs)
+        for rows, cols in shapes:
+            ArrayConfig(rows=rows, cols=cols)  # validates the size
     except ValueError as e:
         p.error(str(e))
+    dataflows = [args.dataflow] if args.dataflow else ["ws", "os"]
+    report = sweep(shapes, dataflows, large, power_sizes, args.cycles,
+                   max(large) if large and args.composed_power else None,
+                   progress=lambda s: print(s, file=sys.stderr, flush=True), jobs=args.jobs)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     print(write_report(report, OUT).read_text())

@@ -57,7 +57,7 @@ for one warm-up cycle; warm-up cycles are not counted):
   y[m, c]`` (WS) or ``i_d = 0`` (OS); ``o_valid``/``i_valid`` one pulse per output vector (WS)
   or per column while shifting (OS); ``o_last``/``i_end`` every ``stat_n`` valid pulses and on
   the last; ``i_sel`` the variant's parameter set; the four parameter sets of
-  :func:`tb.faultgen.policy_sets` are written during warm-up.
+  :func:`golden.stats.policy_sets` are written during warm-up.
 
 Limits: the timeline is a model of the array's schedule, not the testbench driver's exact
 cycles (validate against :func:`synth.power.config_power` with :func:`validate`); wires, clock
@@ -375,11 +375,10 @@ def _cfg_warmup(config, netlist):
     steps = [{"rst": 1}]
     ports = netlist.ports
     if "cfg_we" in ports:
-        from tb.faultgen import policy_sets
+        from golden.ports import cfg_ports
+        from golden.stats import policy_sets
         for _, s, p in policy_sets(config):
-            steps.append({"cfg_we": 1, "cfg_set": s, "cfg_am1": p.am1, "cfg_b": p.b_q,
-                          "cfg_freq": p.freq_th, "cfg_msd_th": p.msd_th,
-                          "cfg_policy": p.policy, "cfg_msd_mode": p.msd_mode})
+            steps.append({"cfg_we": 1, **cfg_ports(s, p)})
         steps.append({"cfg_we": 0})
     return steps
 

@@ -2,7 +2,7 @@
 Yosys synthesis through pyosys, returning cells, flip-flops, area and the critical path.
 
 The Liberty comes from Debian's ``qflow-tech-osu018`` (GPL): ``apt-get download`` and
-``dpkg-deb -x`` into ``build/liberty/``, without installing the package (``toolchain.md`` §3.3).
+``dpkg-deb -x`` into ``build/liberty/``, without installing the package.
 Areas are in um^2 of these cells, which are 3-4x larger than commercial 180 nm cells: use them
 for relative comparisons between variants. The delay is ABC's ``stime`` of the mapped logic
 (the longest register-to-register combinational path, Liberty timing, no wire load).

@@ -17,7 +17,7 @@ Power is energy per cycle times the clock frequency (:data:`CLOCK_MHZ`). Units: 
 powers in uW.
 
 :func:`config_power` runs a GEMM workload through the synthesized array with the testbench's
-own :class:`golden.stimulus.Driver` and port mapping (:class:`tb.common.ArrayTB`), and checks
+own :class:`golden.stimulus.Driver` and port mapping (:mod:`golden.ports`), and checks
 every output port against :class:`golden.array.ArrayModel` on every cycle.
 """
 import json
@@ -190,47 +190,23 @@ def component_power(verilog_or_netlist, top, traces, workdir=None, clock_mhz=CLO
 # ---------------------------------------------------------------------------------------------
 # Arrays with a GEMM workload, checked against the golden model.
 
-class _Handle:
-    """A port of :class:`_Dut` with cocotb's ``.value`` interface."""
-
-    def __init__(self, dut, name, width):
-        self._dut, self._name, self._width = dut, name, width
-
-    @property
-    def value(self):
-        return _Value(int(self._dut.outputs[self._name][0]), self._width)
-
-    @value.setter
-    def value(self, v):
-        self._dut.pending[self._name] = int(v)
-
-
-class _Value(int):
-    def __new__(cls, v, width):
-        self = super().__new__(cls, v & ((1 << width) - 1))
-        self.width = width
-        return self
-
-    def to_unsigned(self):
-        return int(self)
-
-    def to_signed(self):
-        return int(self) - ((int(self) >> (self.width - 1)) << self.width)
-
-
-class _Dut:
-    """The gate-level netlist seen through the cocotb handle interface that
-    :class:`tb.common.ArrayTB` drives, so the port mapping is the testbench's own."""
+class _Ports:
+    """The gate-level netlist's ports by Verilog name: inputs keep the value last set (as a
+    simulator's do), outputs are those of the last step; absent ports are skipped and read 0."""
 
     def __init__(self, netlist):
         self._ports = netlist.ports
         self.pending, self.outputs = {}, {}
 
-    def __getattr__(self, name):
-        ports = self.__dict__.get("_ports", {})
-        if name not in ports:
-            raise AttributeError(name)
-        return _Handle(self, name, ports[name].width)
+    def set(self, values):
+        self.pending.update((k, int(v)) for k, v in values.items() if k in self._ports)
+
+    def get(self, name, signed=False):
+        if name not in self._ports:
+            return 0
+        width = self._ports[name].width
+        v = int(self.outputs[name][0]) & ((1 << width) - 1)
+        return v - (1 << width) if signed and v >> (width - 1) else v
 
 
 def workload_program(config, cycles, seed, workload="llm", depth=64):
@@ -242,7 +218,7 @@ def workload_program(config, cycles, seed, workload="llm", depth=64):
 
     from golden.workload import TiledGemm, llm_like_operands
     from hw.config import Abft, Dataflow
-    from tb.faultgen import policy_sets
+    from golden.stats import policy_sets
     c = config
     if c.dataflow is Dataflow.WS:
         per_tile = c.rows + depth + c.latency + 1
@@ -276,18 +252,17 @@ def workload_program(config, cycles, seed, workload="llm", depth=64):
 
 def simulate_config(config, netlist, program, reset_cycles=2):
     """Play ``program`` on the gate-level ``netlist`` of ``config`` through the testbench's
-    driver and port mapping, then the golden model's drain cycles; require every output port
-    to equal :class:`golden.array.ArrayModel`'s on every cycle. Return the simulator (its
+    driver and port mapping (:mod:`golden.ports`), then the golden model's drain cycles;
+    require every output port to equal :class:`golden.array.ArrayModel`'s on every cycle. Return the simulator (its
     counters cover the program, not the initial reset) and the cycles checked."""
     from golden.array import ArrayModel
+    from golden.ports import idle_inputs, input_ports, output_dict
     from golden.stimulus import Driver
-    from tb.common import ArrayTB
-    dut = _Dut(netlist)
+    dut = _Ports(netlist)
     sim = Simulator(netlist, 1)
-    tb = ArrayTB(dut, config)
-    idle = tb._idle_inputs()
+    idle = idle_inputs(config)
     for _ in range(reset_cycles):
-        tb.drive({**idle, "rst": 1})
+        dut.set(input_ports(config, {**idle, "rst": 1}))
         dut.outputs = sim.step({k: [v] for k, v in dut.pending.items()})
     sim.clear_counts()
     model, driver = ArrayModel(config), Driver(config, program)
@@ -297,9 +272,9 @@ def simulate_config(config, netlist, program, reset_cycles=2):
         if driver.done:
             left -= 1
         inp = driver.inputs()
-        tb.drive(inp)
+        dut.set(input_ports(config, inp))
         dut.outputs = sim.step({k: [v] for k, v in dut.pending.items()})
-        got, want = tb.sample(), model.step(inp)
+        got, want = output_dict(config, dut.get), model.step(inp)
         if got != want:
             diff = {k: (got.get(k), want[k]) for k in want if got.get(k) != want[k]}
             raise AssertionError(f"{config.id} cycle {checked}: gate-level netlist != golden "

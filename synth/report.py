@@ -4,7 +4,7 @@ import importlib.metadata
 
 from .flow import ABC_SCRIPT, LIBERTY, liberty_source
 
-#: ReaLM's published overheads on a 256x256 array (14 nm, Design Compiler; realm.md §5.3).
+#: ReaLM's published overheads on a 256x256 array (14 nm, Design Compiler; paper Sec. VI).
 PAPER = {"ws": {"area": 1.43, "power": 1.82}, "os": {"area": 1.42, "power": 1.79}}
 
 

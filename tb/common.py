@@ -1,17 +1,12 @@
-"""cocotb side: the ``ArrayTB`` class owns the clock, reset and the mapping between the golden
-model's per-cycle input/output dicts and the generated Verilog ports (Amaranth names members
-``i_a__payload`` etc.; lanes are packed little-end first). Tests never spell port names."""
+"""cocotb side: the ``ArrayTB`` class owns the clock and reset and drives the generated Verilog
+through the port mapping of :mod:`golden.ports` (the one shared with the Amaranth-simulator
+bench and the gate-level power simulation). Tests never spell port names."""
 import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from golden.arith import pack, unpack
+from golden.ports import active_fault, fault_ports, idle_inputs, input_ports, output_dict
 from golden.stimulus import Driver, collect, expected
-from hw.array import fault_sites
-from hw.config import Abft, Dataflow
-from hw.stats import COUNTERS
-
-FAULT_KINDS = {"flip": 0, "stuck0": 1, "stuck1": 2}
 
 
 class ArrayTB:
@@ -39,37 +34,14 @@ class ArrayTB:
     async def start(self):
         """Start the clock and hold reset for two cycles."""
         Clock(self.dut.clk, 10, unit="ns").start()
-        self.drive({**self._idle_inputs(), "rst": 1})
+        self.drive({**idle_inputs(self.config), "rst": 1})
         self._clear_faults()
         for _ in range(2):
             await RisingEdge(self.dut.clk)
 
-    def _idle_inputs(self):
-        return Driver(self.config, []).inputs()
-
     def drive(self, inp):
-        c, dw = self.config, self.config.data_width
-        self.dut.rst.value = inp["rst"]
-        if c.dataflow is Dataflow.WS:
-            self._set("i_w__valid", inp["w_valid"])
-            self._set("i_w__payload", pack(inp["w"], dw))
-            self._set("i_a__valid", inp["a_valid"])
-            self._set("i_a__payload", pack(inp["a"], dw) | inp["a_last"] << (c.rows * dw))
-        else:
-            a, b = pack(inp["a"], dw), pack(inp["b"], dw)
-            payload = a | (b << (c.rows * dw)) | (inp["last"] << ((c.rows + c.cols) * dw))
-            self._set("i_ab__valid", inp["ab_valid"])
-            self._set("i_ab__payload", payload)
-        if c.abft is not Abft.NONE:
-            self._set("param_sel", inp.get("sel", 0))
-            cfg = inp.get("cfg")
-            self._set("cfg_we", int(cfg is not None))
-            if cfg is not None:
-                s, p = cfg
-                for port, value in (("cfg_set", s), ("cfg_am1", p.am1), ("cfg_b", p.b_q),
-                                    ("cfg_freq", p.freq_th), ("cfg_msd_th", p.msd_th),
-                                    ("cfg_policy", p.policy), ("cfg_msd_mode", p.msd_mode)):
-                    self._set(port, value)
+        for name, value in input_ports(self.config, inp).items():
+            self._set(name, value)
 
     def _clear_faults(self):
         if self.config.fault_port:
@@ -79,40 +51,11 @@ class ArrayTB:
         """Drive the fault port for the faults active in the current cycle (at most one)."""
         if not self.config.fault_port:
             return
-        active = [f for f in faults if f.cycle <= self.cycle < f.cycle + f.duration]
-        if len(active) > 1:
-            raise ValueError(f"cycle {self.cycle}: the fault port takes one fault per cycle")
-        if not active:
-            self._set("fi_valid", 0)
-            return
-        f = active[0]
-        self._set("fi_valid", 1)
-        self._set("fi_site", fault_sites(self.config).index(f.site))
-        self._set("fi_row", f.row)
-        self._set("fi_col", f.col)
-        self._set("fi_kind", FAULT_KINDS[f.kind])
-        self._set("fi_mask", f.mask)
+        for name, value in fault_ports(self.config, active_fault(faults, self.cycle)).items():
+            self._set(name, value)
 
     def sample(self):
-        c = self.config
-        o_c = unpack(self._get("o_c"), c.acc_width, c.cols)
-        out = {"busy": bool(self._get("busy")), "o_valid": bool(self._get("o_valid")),
-               "o_c": o_c}
-        if c.dataflow is Dataflow.WS:
-            out.update(w_ready=bool(self._get("i_w__ready")),
-                       a_ready=bool(self._get("i_a__ready")))
-        else:
-            out.update(ab_ready=bool(self._get("i_ab__ready")), o_row=self._get("o_row"),
-                       o_last=bool(self._get("o_last")))
-        if c.abft is not Abft.NONE:
-            out.update(o_d=self._get("o_d", True), o_d_valid=bool(self._get("o_d_valid")))
-            for name in ("o_done", "o_recompute", "o_flags", "o_mismatch", "o_freq_eff",
-                         *(f"c_{n}" for n in COUNTERS)):
-                out[name] = self._get(name)
-            out["o_msd"], out["o_theta"] = self._get("o_msd", True), self._get("o_theta", True)
-            hist, cw = self._get("c_hist"), c.counter_width
-            out["c_hist"] = [(hist >> (i * cw)) & ((1 << cw) - 1) for i in range(c.hist_bins)]
-        return out
+        return output_dict(self.config, self._get)
 
     async def run(self, driver, cycles, faults=()):
         """Play ``driver`` for ``cycles`` cycles (as :meth:`golden.array._ArrayModel.run` does)

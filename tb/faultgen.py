@@ -4,24 +4,12 @@ with them. Fault cycles come from the golden model's handshake schedule
 import torch
 
 from golden.faults import SITES, Fault
-from golden.stats import StatParams
+from golden.stats import policy_sets  # re-exported: tb.faultgen.policy_sets
 from golden.stimulus import accept_cycles
-from hw.array import fault_sites
+from hw.facts import FAULT_KINDS, fault_sites
 from hw.config import Dataflow
 
 from .scenarios import generator, operands
-
-
-def policy_sets(config):
-    """Three parameter sets: classic, MSD-threshold and statistical (the authors' K values,
-    rescaled for an n-entry tile as in realm.md §4.3: both logs shift by log2(2048 / n))."""
-    import math
-    shift = math.log2(2048 / config.stat_n)
-    a, b, tf = 1.273, 20.076 - shift * 0.273, max(0.0, 5.951 - shift)
-    return [("params", 0, StatParams.from_paper(a, b, tf, policy="classic")),
-            ("params", 1, StatParams.from_paper(a, b, tf, policy="approx")),
-            ("params", 2, StatParams.from_paper(a, b, tf, policy="realm")),
-            ("params", 3, StatParams.from_paper(a, b, tf, policy="realm", msd_mode=1))]
 
 
 def single_flip_campaign(config, seed):
@@ -104,6 +92,6 @@ def random_campaign(config, seed, tiles):
             if any(c in used for c in range(cycle, cycle + dur)):
                 continue
             used.update(range(cycle, cycle + dur))
-            faults.append(Fault(site, rnd(nrows), rnd(ncols), ("flip", "stuck0", "stuck1")[rnd(3)],
+            faults.append(Fault(site, rnd(nrows), rnd(ncols), FAULT_KINDS[rnd(3)],
                                 mask, cycle=cycle, duration=dur))
     return prog, faults

@@ -1,45 +1,54 @@
 """Run a stimulus program on the Amaranth component in Amaranth's own Python simulator (the peer
-a user reaches for first), with the same driver and the same per-cycle output dicts as the
-cocotb testbench, so its trace can be compared with the golden model's."""
+a user reaches for first), with the same driver and the same port mapping
+(:mod:`golden.ports`) as the cocotb testbench, so its trace can be compared with the golden
+model's."""
+from amaranth.hdl import ValueCastable
 from amaranth.sim import Simulator
 
-from golden.arith import pack, unpack
+from golden.ports import active_fault, fault_ports, input_ports, output_dict
 from golden.stimulus import Driver
 from hw.array import SystolicArray
-from hw.config import Dataflow
 
 
-def run_pysim(config, program, cycles):
-    """Play ``program`` for ``cycles`` cycles; return the per-cycle outputs."""
+def ports_by_name(dut):
+    """The component's ports by their Verilog names (``i_a__payload`` ...), as values."""
+    ports = {}
+    for path, _, value in dut.signature.flatten(dut):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        ports["__".join(map(str, path))] = value
+    return ports
+
+
+def run_pysim(config, program, cycles, faults=()):
+    """Play ``program`` for ``cycles`` cycles, with ``faults`` on the fault port; return the
+    per-cycle outputs."""
     dut = SystolicArray(config)
+    ports = ports_by_name(dut)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     trace = []
-    c, dw = config, config.data_width
 
     async def testbench(ctx):
+        def get(name, signed=False):
+            port = ports.get(name)
+            if port is None or len(port) == 0:
+                return 0
+            n = len(port)
+            v = ctx.get(port) & ((1 << n) - 1)
+            return v - (1 << n) if signed and v >> (n - 1) else v
+
         driver = Driver(config, program)
-        for _ in range(cycles):
-            inp = driver.inputs()
-            if inp["rst"]:
+        for cycle in range(cycles):
+            values = input_ports(config, driver.inputs())
+            if values.pop("rst"):
                 raise ValueError("the Python-simulator runner does not drive reset")
-            if c.dataflow is Dataflow.WS:
-                ctx.set(dut.i_w.valid, inp["w_valid"])
-                ctx.set(dut.i_w.payload.as_value(), pack(inp["w"], dw))
-                ctx.set(dut.i_a.valid, inp["a_valid"])
-                ctx.set(dut.i_a.payload.as_value(),
-                        pack(inp["a"], dw) | inp["a_last"] << (c.rows * dw))
-                out = {"w_ready": bool(ctx.get(dut.i_w.ready)),
-                       "a_ready": bool(ctx.get(dut.i_a.ready))}
-            else:
-                payload = (pack(inp["a"], dw) | pack(inp["b"], dw) << (c.rows * dw)
-                           | inp["last"] << ((c.rows + c.cols) * dw))
-                ctx.set(dut.i_ab.valid, inp["ab_valid"])
-                ctx.set(dut.i_ab.payload.as_value(), payload)
-                out = {"ab_ready": bool(ctx.get(dut.i_ab.ready)), "o_row": ctx.get(dut.o_row),
-                       "o_last": bool(ctx.get(dut.o_last))}
-            out.update(busy=bool(ctx.get(dut.busy)), o_valid=bool(ctx.get(dut.o_valid)),
-                       o_c=unpack(ctx.get(dut.o_c.as_value()), c.acc_width, c.cols))
+            if config.fault_port:
+                values.update(fault_ports(config, active_fault(faults, cycle)))
+            for name, value in values.items():
+                if name in ports and len(ports[name]):
+                    ctx.set(ports[name], value)
+            out = output_dict(config, get)
             driver.update(out)
             trace.append(out)
             await ctx.tick()

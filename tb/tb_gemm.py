@@ -1,6 +1,8 @@
-"""cocotb module behind ``python -m hw sim`` and ``python -m hw bench``: push a tiled GEMM through
-the RTL, check every cycle against the golden model and the product against the int64 oracle,
-and write the figures as JSON to ``$REALM_RESULT``."""
+"""cocotb module behind ``realm sim``, ``realm run`` and ``realm bench``: push a tiled GEMM
+through the RTL, check every cycle against the golden model and the product against the int64
+oracle, and write the figures as JSON to ``$REALM_RESULT`` (the product, with
+``$REALM_PRODUCT``, as ``.npy``). Operands are seeded LLM-like ones, or the ``x`` and ``w`` of
+the ``.npz`` file ``$REALM_OPERANDS``."""
 import json
 import os
 import time
@@ -21,12 +23,19 @@ async def gemm(dut):
     m, k, n = (int(v) for v in os.environ["REALM_GEMM"].split(","))
     seed = suite_seed()
     log_seed(seed)
-    gemm = TiledGemm(config, *llm_like_operands(m, k, n, seed, config.data_width))
+    if os.environ.get("REALM_OPERANDS"):  # realm run: the user's own matrices
+        import numpy as np
+        import torch
+        with np.load(os.environ["REALM_OPERANDS"]) as f:
+            operands = torch.from_numpy(f["x"]), torch.from_numpy(f["w"])
+    else:
+        operands = llm_like_operands(m, k, n, seed, config.data_width)
+    gemm = TiledGemm(config, *operands)
     program = gemm.program()
     faults = []
     if os.environ.get("REALM_FAULTS"):
         from golden.faults import load_faults
-        from tb.faultgen import policy_sets
+        from golden.stats import policy_sets
         faults = load_faults(os.environ["REALM_FAULTS"], config)
         # Parameter sets 0-3: classic, approx, realm, realm with |d| MSD; tiles use realm.
         program = policy_sets(config) + [("select", 2)] + program
@@ -40,6 +49,9 @@ async def gemm(dut):
     got = await tb.run(Driver(config, program), len(want), faults)
     t_rtl = time.perf_counter() - t0
     product = gemm.assemble(collect(config, got))
+    if os.environ.get("REALM_PRODUCT"):
+        import numpy as np
+        np.save(os.environ["REALM_PRODUCT"], product.numpy())
     result = {
         "config": config.to_dict(), "gemm": [m, k, n], "seed": seed, "tiles": gemm.tiles,
         "cycles": len(want), "macs": gemm.macs, "rtl_seconds": t_rtl,

@@ -46,8 +46,7 @@ def run_cocotb(config, testcase, tmp_path, **env):
     seed = suite_seed()
     build_dir = sim.build(config)
     extra = {"REALM_CONFIG": config.to_json(), **{k: str(v) for k, v in env.items()}}
-    sim.run(build_dir, "tb.test_array", testcase, extra, seed=seed, test_dir=tmp_path,
-            waves=bool(os.environ.get("WAVES")))
+    sim.run(build_dir, "tb.test_array", testcase, extra, seed=seed, test_dir=tmp_path)
     return seed
 
 

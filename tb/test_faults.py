@@ -82,7 +82,7 @@ def test_malformed_and_missing_files(tmp_path):
 def test_cli_rejects_bad_fault_list(tmp_path):
     p = tmp_path / "f.json"
     p.write_text(json.dumps([{"site": "pe.acc", "row": 9, "col": 0, "cycle": 1, "bit": 1}]))
-    r = subprocess.run([sys.executable, "-m", "hw", "sim", "--faults", str(p)],
+    r = subprocess.run([sys.executable, "-m", "realm", "sim", "--faults", str(p)],
                        capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].endswith("fault 0: row must be 0 to 7, not 9")

@@ -87,8 +87,9 @@ def test_cli_bad_spec_exits_with_one_line(tiny, tmp_path):
     p.write_text(json.dumps(_spec(tiny, experiments=[{"name": "x", "bers": [2]}])))
     r = subprocess.run([sys.executable, "-m", "golden.llm", "campaign", str(p)], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
-    assert r.returncode == 1
-    assert r.stderr.strip().splitlines()[-1] == "error: experiment 'x': BER 2 is outside [0, 1]"
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "python -m golden.llm: error: experiment 'x': BER 2 is outside [0, 1]"]
 
 
 def _metrics(path):

@@ -1,6 +1,6 @@
 """The evaluator on a tiny random LLaMA: reuse of clean activations below the first faulty layer
 and skipping of fault-free windows are bit-identical to full recomputation; targeting reaches
-exactly the chosen GEMMs; stages split prefill from decode (realm.md §2.2 "Stage split")."""
+exactly the chosen GEMMs; stages split prefill from decode (paper Sec. IV)."""
 import copy
 
 import pytest

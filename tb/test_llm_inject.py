@@ -1,6 +1,6 @@
 """Injection modes against hand-computed oracles: bit-flip (fixed bit, bit range, dense and
 sparse draws), magnitude/frequency (Q1.4), fault-list replay, targeting and seeding
-(realm.md §2.1, §2.2)."""
+(paper Sec. IV, Sec. VI)."""
 import pytest
 import torch
 

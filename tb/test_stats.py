@@ -1,6 +1,6 @@
 """The statistical unit (``hw.stats``) alone in Verilator against ``golden.stats.StatUnitModel``
 (every output and counter, every cycle), and the golden decision rule against hand-computed
-cases on the authors' published parameters (``realm.md`` §4.3)."""
+cases on the authors' published parameters (the authors' published K-GEMM parameters)."""
 import math
 import os
 
@@ -93,7 +93,7 @@ def test_stats(abft, n, tmp_path):
 
 
 # Hand-computed cases, authors' K parameters: a = 1.273, b = 20.076, theta_freq = 5.951
-# (realm.md §4.3). Quantized: am1 = round(0.273 * 256) = 70, b_q = round(20.076 * 256) = 5139,
+# (the authors' published K-GEMM set). Quantized: am1 = round(0.273 * 256) = 70, b_q = round(20.076 * 256) = 5139,
 # freq_th = floor(2 ** 5.951) = 61 (log2 freq_eff > 5.951 <=> freq_eff >= 62).
 K = StatParams.from_paper(1.273, 20.076, 5.951)
 

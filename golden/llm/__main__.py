@@ -1,4 +1,5 @@
-"""``python -m golden.llm``: LLM resilience characterization (ReaLM, realm.md §2-§3).
+"""``python -m golden.llm`` (also ``realm llm``): LLM resilience characterization (ReaLM
+paper Sec. IV).
 
 Subcommands (``python -m golden.llm SUBCOMMAND --help`` for each one's options):
 
@@ -22,10 +23,13 @@ import argparse
 import json
 import math
 import os
-import sys
 
-RESULTS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "docs", "results")
+from hw.cli import Parser, checked, fail
+
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: The committed results: the checkout's docs/results/, or ./docs/results/ when installed.
+RESULTS = os.path.join(_REPO if os.path.exists(os.path.join(_REPO, "pyproject.toml"))
+                       else os.getcwd(), "docs", "results")
 
 
 def _settings(a):
@@ -44,22 +48,85 @@ def _settings(a):
     return s
 
 
+_POSITIVE = checked(int, lambda v: v >= 1, "an integer of at least 1")
+_NATURAL = checked(int, lambda v: v >= 0, "a non-negative integer")
+_BIT = checked(int, lambda v: 0 <= v <= 31, "a bit of INT32, 0 to 31")
+_BER = checked(float, lambda v: 0 < v <= 1, "a probability above 0 and at most 1")
+
+
+def _component(none=False):
+    """An argparse ``type``: a GEMM component name (``none`` too if ``none``)."""
+    from golden.faults import LLM_COMPONENTS
+
+    names = (*LLM_COMPONENTS, "none") if none else LLM_COMPONENTS
+    return checked(str, lambda v: v in names, f"one of {', '.join(names)}")
+
+
+def _requant():
+    """An argparse ``type`` for ``--requant``: a component, ``none``, or a named placement."""
+    from golden.faults import LLM_COMPONENTS
+    from golden.llm.quant import REQUANT_PLACEMENTS
+
+    names = (*LLM_COMPONENTS, "none", *REQUANT_PLACEMENTS)
+    return checked(str, lambda v: v in names, f"one of {', '.join(names)}")
+
+
+def _check_text(p, a):
+    """Resolve ``--text`` now, so a missing file is said before any model loads."""
+    from golden.llm import loader
+
+    if getattr(a, "text", None) is not None:
+        try:
+            loader.text_path(a.text)
+        except loader.TextError as e:
+            p.error(str(e))
+
+
+def _check_eval(p, a):
+    """Every ``eval`` argument, checked before any model loads."""
+    _check_text(p, a)
+    modes = [f"--{m}" for m in ("ber", "msd", "faults") if getattr(a, m) is not None]
+    if len(modes) > 1:
+        p.error(f"give one injection mode, not {' and '.join(modes)}")
+    targeting = [f"--{n}" for n in ("components", "layers", "stage", "bit", "bits")
+                 if getattr(a, n) is not None]
+    if targeting and (not modes or modes == ["--faults"]):
+        p.error(f"{', '.join(targeting)} target an injection: add --ber or --msd"
+                + (" (a fault list names its own targets)" if modes else ""))
+    if a.freq is not None and a.msd is None:
+        p.error("--freq goes with --msd")
+    if a.bits is not None:
+        if a.bit is not None:
+            p.error("give --bit or --bits, not both")
+        if a.bits[0] > a.bits[1]:
+            p.error(f"--bits LO HI needs LO <= HI, not {a.bits[0]} {a.bits[1]}")
+    if a.faults is not None:
+        from golden.faults import FaultListError, load_faults
+
+        try:
+            load_faults(a.faults)
+        except FaultListError as e:
+            p.error(str(e))
+
+
 def _common(p):
     p.add_argument("--model", help="preset (smollm2-135m, gemma3-270m) or a local HF model "
                    "directory (default smollm2-135m)")
     p.add_argument("--text", help="evaluation text file, or wikitext-2:test (default) / "
                    "wikitext-2:valid")
-    p.add_argument("--windows", type=int, help="number of windows (default 4)")
-    p.add_argument("--length", type=int, help="tokens per window (default 512)")
-    p.add_argument("--alpha", type=float, help="SmoothQuant migration strength (default 0.5)")
+    p.add_argument("--windows", type=_POSITIVE, help="number of windows (default 4)")
+    p.add_argument("--length", type=_POSITIVE, help="tokens per window (default 512)")
+    p.add_argument("--alpha", type=checked(float, lambda v: 0 <= v <= 1, "from 0 to 1"),
+                   help="SmoothQuant migration strength (default 0.5)")
     p.add_argument("--per-tensor", action="store_true",
                    help="per-tensor weight and activation scales (default per channel / token)")
     p.add_argument("--no-smooth", action="store_true", help="skip SmoothQuant smoothing")
-    p.add_argument("--requant", nargs="+", metavar="COMP",
+    p.add_argument("--requant", nargs="+", metavar="COMP", type=_requant(),
                    help="outputs re-quantized with the clean scale: 'authors' (default: q k v sv "
                    "gate up down for LLaMA-like models, q k v sv for OPT, as the authors' code), "
                    "'linear-only' (the same without sv), 'none', or a list of components")
-    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2; bench: 1)")
+    p.add_argument("--threads", type=_POSITIVE, default=2,
+                   help="torch threads (default 2; bench: 1)")
 
 
 def cmd_convert(a):
@@ -87,13 +154,14 @@ def cmd_eval(a):
     ev = metrics.Evaluator(model, rt, windows)
     out["w8a8"] = ev.baseline
     inj = None
-    kw = dict(layers=a.layers, stage=a.stage, seed=a.seed,
-              bits=tuple(a.bits) if a.bits else None, bit=a.bit)
+    kw = dict(layers=a.layers, stage=a.stage or "both", seed=a.seed,
+              bits=tuple(a.bits) if a.bits else None, bit=30 if a.bit is None else a.bit)
     comps = a.components or quant.components(model)
     if a.faults:
         inj = inject.Injector("faults", [], faults=flt.load_faults(a.faults), seed=a.seed)
     elif a.msd is not None:
-        inj = inject.Injector("msd", comps, msd=a.msd, freq=a.freq, **kw)
+        inj = inject.Injector("msd", comps, msd=a.msd, freq=1 if a.freq is None else a.freq,
+                              **kw)
     elif a.ber is not None:
         inj = inject.Injector("bitflip", comps, ber=a.ber, **kw)
     if inj is not None:
@@ -161,7 +229,11 @@ def cmd_characterize(a):
 
     import glob
 
-    for path in sorted(glob.glob(os.path.join(RESULTS, "**", "spec.json"), recursive=True)):
+    specs = sorted(glob.glob(os.path.join(RESULTS, "**", "spec.json"), recursive=True))
+    if not specs:
+        raise FileNotFoundError(f"no campaign specs (**/spec.json) under {RESULTS}; run it in "
+                                "a checkout of the repository")
+    for path in specs:
         d = os.path.dirname(path)
         if os.path.relpath(d, RESULTS).split(os.sep)[0] == "abft":
             continue  # grid, fit and evaluation in order: make abft
@@ -175,18 +247,25 @@ def cmd_characterize(a):
 
 
 def _list(text, what, conv=str):
+    from golden.llm.campaign import SpecError
+
     try:
         return [conv(x) for x in str(text).split(",") if x != ""]
     except ValueError:
-        raise SystemExit(f"error: bad {what} list {text!r}") from None
+        raise SpecError(f"bad {what} list {text!r}") from None
 
 
 def _bers(text):
     """``1e-6:1e-3`` (every half decade between, inclusive) or a comma list."""
     if ":" in text:
-        lo, hi = (float(x) for x in text.split(":"))
+        try:
+            lo, hi = (float(x) for x in text.split(":"))
+        except ValueError:
+            lo = hi = -1.0
         if not 0 < lo <= hi:
-            raise SystemExit(f"error: BER range must be LO:HI with 0 < LO <= HI, not {text!r}")
+            from golden.llm.campaign import SpecError
+
+            raise SpecError(f"BER range must be LO:HI with 0 < LO <= HI, not {text!r}")
         out, e = [], math.floor(math.log10(lo) * 2 + 1e-9)
         while 10 ** (e / 2) <= hi * (1 + 1e-9):
             v = float(f"{(1 if e % 2 == 0 else 3.1622776601683795) * 10 ** (e // 2):.3g}")
@@ -252,9 +331,9 @@ def cmd_abft(a):
 
 
 def _run_opts(p, threads=True):
-    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--workers", type=_POSITIVE, default=2, help="worker processes (default 2)")
     if threads:
-        p.add_argument("--threads", type=int, default=None,
+        p.add_argument("--threads", type=_POSITIVE, default=None,
                        help="torch threads per worker (default 1 with several workers, else 2)")
     p.add_argument("--out-dir", help="where summary.csv/.md and plots go (default: next to "
                    "the results file)")
@@ -269,10 +348,10 @@ def _fit_opts(p):
     p.add_argument("--rel", type=float, help="relative tolerance instead, e.g. 0.01 for +1 %%")
 
 
-def parser():
-    p = argparse.ArgumentParser(prog="python -m golden.llm", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="SUBCOMMAND")
+def parser(prog="python -m golden.llm"):
+    p = Parser(prog=prog, description=__doc__,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="SUBCOMMAND", parser_class=Parser)
 
     c = sub.add_parser("convert", help="convert a preset's GGUF into cache/")
     c.add_argument("--model", default="smollm2-135m")
@@ -285,34 +364,37 @@ def parser():
                        "frequency) or --faults FILE (fault-list replay).")
     _common(e)
     e.add_argument("--fp32", action="store_true", help="also evaluate the FP32 model")
-    e.add_argument("--components", nargs="+", help="targeted components (default all)")
-    e.add_argument("--layers", nargs="+", type=int, help="targeted layers (default all)")
-    e.add_argument("--stage", default="both", choices=["prefill", "decode", "both"])
-    e.add_argument("--ber", type=float, help="bit-flip: probability per INT32 element")
-    e.add_argument("--bit", type=int, default=30, help="bit-flip: the bit (default 30)")
-    e.add_argument("--bits", type=int, nargs=2, metavar=("LO", "HI"),
+    e.add_argument("--components", nargs="+", type=_component(),
+                   help="targeted components (default all)")
+    e.add_argument("--layers", nargs="+", type=_NATURAL, help="targeted layers (default all)")
+    e.add_argument("--stage", choices=["prefill", "decode", "both"],
+                   help="targeted stage (default both)")
+    e.add_argument("--ber", type=_BER, help="bit-flip: probability per INT32 element")
+    e.add_argument("--bit", type=_BIT, help="bit-flip: the bit (default 30)")
+    e.add_argument("--bits", type=_BIT, nargs=2, metavar=("LO", "HI"),
                    help="bit-flip: a uniform bit in LO..HI per flip (e.g. 0 29)")
-    e.add_argument("--msd", type=int, help="MSD/freq mode: total deviation in INT32 units")
-    e.add_argument("--freq", type=int, default=1, help="MSD/freq mode: errors per GEMM call")
+    e.add_argument("--msd", type=_POSITIVE, help="MSD/freq mode: total deviation in INT32 units")
+    e.add_argument("--freq", type=_POSITIVE, help="MSD/freq mode: errors per GEMM call "
+                   "(default 1)")
     e.add_argument("--faults", help="fault-list JSON (gemm.acc entries) to replay")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--gen", type=int, default=0, metavar="N",
+    e.add_argument("--seed", type=_NATURAL, default=0)
+    e.add_argument("--gen", type=_NATURAL, default=0, metavar="N",
                    help="also run greedy generation of N tokens (prompts = window starts)")
     e.add_argument("--no-compile", action="store_true")
-    e.set_defaults(fn=cmd_eval)
+    e.set_defaults(fn=cmd_eval, check=_check_eval)
 
     b = sub.add_parser("bench", help="tokens/s: FP32 vs W8A8 clean vs W8A8 injected")
     _common(b)
-    b.add_argument("--repeats", type=int, default=3,
+    b.add_argument("--repeats", type=_POSITIVE, default=3,
                    help="timed rounds (the three runs interleaved); the best is kept")
-    b.add_argument("--ber", type=float, default=1e-4, help="BER of the injected runs "
+    b.add_argument("--ber", type=_BER, default=1e-4, help="BER of the injected runs "
                    "(default 1e-4)")
     b.add_argument("--array", default="64x64-ws", help="array of the closed-loop run "
                    "(default 64x64-ws)")
     b.add_argument("--no-compile", action="store_true")
     # one thread by default: on a shared 2-core machine, OpenMP threads that wait for a busy core
     # make every run several times slower and the comparison meaningless
-    b.set_defaults(fn=cmd_bench, windows=2, threads=1)
+    b.set_defaults(fn=cmd_bench, windows=2, threads=1, check=_check_text)
 
     r = sub.add_parser("campaign", help="run (or resume) a sweep spec",
                        description="Run every point of SPEC not yet in the results file, one JSON "
@@ -382,19 +464,24 @@ def parser():
     return p
 
 
-def main(argv=None):
-    a = parser().parse_args(argv)
+def main(argv=None, prog="python -m golden.llm"):
+    """Run one subcommand. Its arguments are checked first (``check``, before any model
+    loads); bad input, then or later, is one line ``<prog>: error: ...`` and exit status 2."""
+    p = parser(prog)
+    a = p.parse_args(argv)
+    if getattr(a, "check", None) is not None:
+        a.check(p, a)
     from golden.faults import FaultListError
     from golden.llm.campaign import SpecError
     from golden.llm.inject import InjectionError
     from golden.llm.abft import ParamsError
-    from golden.llm.loader import ModelError
+    from golden.llm.loader import ModelError, TextError
 
     try:
         a.fn(a)
-    except (SpecError, InjectionError, FaultListError, ModelError, ParamsError,
+    except (SpecError, InjectionError, FaultListError, ModelError, TextError, ParamsError,
             FileNotFoundError) as e:
-        sys.exit(f"error: {e}")
+        fail(p.prog, str(e))
 
 
 if __name__ == "__main__":

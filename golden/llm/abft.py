@@ -97,6 +97,16 @@ def _hw_check(config, comp, p):
                               f"{array_name(config)}, not {v!r}")
 
 
+def params_path(pattern, array):
+    """A parameter file's path: ``pattern`` with ``{array}`` filled in, relative to the
+    checkout's root (the current directory when installed) unless absolute."""
+    from golden.llm.loader import REPO
+
+    path = pattern.replace("{array}", array)
+    root = REPO if os.path.exists(os.path.join(REPO, "pyproject.toml")) else os.getcwd()
+    return path if os.path.isabs(path) else os.path.join(root, path)
+
+
 def write_params(path, config, params, *, model, meta=None):
     """Write a parameter file for ``config`` with ``params`` = {component: (StatParams, info)}
     where ``info`` is a dict of provenance (fitted values, tolerance) kept beside the hardware

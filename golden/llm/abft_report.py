@@ -113,7 +113,7 @@ def headline(rs, base, tol, budget=0.01):
 def fit_tolerance(path, base):
     """The ΔPPL tolerance the parameter files of a results file were fitted with (their
     ``meta.tolerance``: ``rel`` times the clean perplexity, else ``abs``), or None."""
-    from golden.llm.campaign import params_path
+    from golden.llm.abft import params_path
 
     _, done = read_results(path)
     for rec in done.values():

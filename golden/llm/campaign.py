@@ -40,6 +40,7 @@ import math
 import os
 
 from golden.llm import loader, quant
+from golden.llm.loader import text_path  # re-exported: campaign.text_path
 
 GLOBAL = {"model": loader.DEFAULT_MODEL, "text": "wikitext-2:test", "windows": 4, "length": 512,
           "calib_text": "wikitext-2:valid", "calib_windows": 8, "calib_length": 512,
@@ -55,17 +56,6 @@ METRICS = ("ppl", "gen")
 
 class SpecError(ValueError):
     """A sweep spec that cannot run; the message is one line naming the bad entry."""
-
-
-def text_path(name):
-    """Resolve ``wikitext-2:test``/``:valid`` or a file path."""
-    if isinstance(name, str) and name.startswith("wikitext-2:"):
-        split = name.split(":", 1)[1]
-        p = loader.wikitext(split)
-        if p is None:
-            raise SpecError(f"WikiText-2 {split!r} split not found under {loader.DATA}")
-        return p
-    return name
 
 
 def model_shape(model_name):
@@ -221,13 +211,6 @@ def expand(spec, shape=None):
     return settings, points
 
 
-def params_path(pattern, array):
-    """A parameter file's path: ``pattern`` with ``{array}`` filled in, relative to the
-    repository root unless absolute."""
-    path = pattern.replace("{array}", array)
-    return path if os.path.isabs(path) else os.path.join(loader.REPO, path)
-
-
 def _abft_grid(e, name, cgroups):
     """The (array, policy, parameter file) part of an experiment's points: [{}] without
     ``arrays``; every parameter file is read and checked against its array here, before any
@@ -248,7 +231,7 @@ def _abft_grid(e, name, cgroups):
         arr = abft.array_name(config)
         if not isinstance(e["params"], str):
             raise SpecError(f"experiment {name!r}: params must be a path pattern (with {{array}})")
-        path = params_path(e["params"], arr)
+        path = abft.params_path(e["params"], arr)
         try:
             sets = abft.read_params(path, config, sorted({c for g in cgroups for c in g}))
         except abft.ParamsError as err:

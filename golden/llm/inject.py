@@ -1,4 +1,4 @@
-"""Error injection into INT32 GEMM accumulators (realm.md §2.1, §2.2).
+"""Error injection into INT32 GEMM accumulators (paper Sec. IV, Sec. VI).
 
 An :class:`Injector` is consulted once per GEMM call with the call's exact INT32 accumulator and
 returns the elements to corrupt as ``(flat_index, new_value)``; it never changes the tensor itself.
@@ -32,6 +32,7 @@ seed gives the same faults, and the evaluator may skip clean layers without chan
 """
 import torch
 
+from golden.arith import fault_op
 from golden.faults import GEMM_SITE
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -49,11 +50,7 @@ def bit_mask(bits):
 
 def apply_kind(vals, kind, mask):
     """Apply one fault kind to int32 values with int32 mask(s): XOR, AND NOT, or OR."""
-    if kind == "flip":
-        return vals ^ mask
-    if kind == "stuck0":
-        return vals & ~mask
-    return vals | mask
+    return fault_op(kind, vals, mask)
 
 
 def _seed(*parts):

