@@ -1,6 +1,6 @@
 """Critical-region fit (``golden.llm.fit``): on grids whose critical cells come from a known
 region, the fitted rule classifies every cell as the region does; sensitive components get
-theta_freq = 0; the GEMM-to-tile rescaling matches the authors' (realm.md §4.3); and the tile
+theta_freq = 0; the GEMM-to-tile rescaling matches the authors' (their ``recompute_ratio.py``); and the tile
 parameters, run through ``golden.stats.decide`` on tiles of equal errors, recompute exactly the
 tile-domain image of the critical cells."""
 import math
@@ -21,7 +21,7 @@ def _grid(a, b, theta, sensitive=False):
 
 @pytest.mark.parametrize("a, b, theta, sensitive", [
     (1.273, 20.076, 5.951, False),  # the authors' K parameters
-    (1.44, 24.0, 7.5, False),       # Fig. 6, resilient panel (realm.md §3.6)
+    (1.44, 24.0, 7.5, False),       # Fig. 6, resilient panel (read off the figure)
     (1.55, 25.4, 0.0, True),        # Fig. 6, sensitive panel
     (2.0, 30.0, 3.0, False),
 ])
@@ -53,7 +53,7 @@ def test_cells_mean_over_seeds_and_tolerances():
 
 
 def test_tile_rescaling_matches_the_authors():
-    """2048 x 2048 output on a 256 x 256 OS array: 64 tiles, s = 6 (realm.md §4.3)."""
+    """2048 x 2048 output on a 256 x 256 OS array: 64 tiles, s = 6 (the authors' tile rule)."""
     config = abft.parse_array("256x256-os")
     f = {"a": 1.273, "b": 20.076, "theta_freq": 5.951, "sensitive": False}
     p, info = fit.tile_params(f, config, (1, 2048, 2048, 2048))

@@ -23,8 +23,8 @@ middle of the widest run of equal slopes. A component with no critical cell neve
 **From GEMM to tile.** The grid puts errors per GEMM call; the unit decides per tile. With the
 call's errors spread over its ``T`` decision units (as independent bit flips are), a tile sees
 ``MSD / T`` and ``freq / T``: both logs shift by ``s = log2 T``, so the tile's line has the same
-slope, ``b_t = b - (a - 1) s`` and ``theta_t = theta_freq - s`` (the authors' rescaling, realm.md
-§4.3). A negative ``theta_t`` means one significant error per tile recomputes it.
+slope, ``b_t = b - (a - 1) s`` and ``theta_t = theta_freq - s`` (the rescaling in the authors'
+``recompute_ratio.py``). A negative ``theta_t`` means one significant error per tile recomputes it.
 """
 import json
 import math

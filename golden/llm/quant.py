@@ -1,4 +1,5 @@
-"""W8A8 as SmoothQuant does it, with integer-exact INT32 accumulators (realm.md §2.1, §2.2, §8).
+"""W8A8 as SmoothQuant does it, with integer-exact INT32 accumulators (paper §II, §IV-A;
+the authors' public code, smoothquant/error_inject.py).
 
 * Smoothing (:func:`smooth`): for each norm that feeds linear layers, per input channel j,
   ``s_j = max|X_j|^α / max|W_j|^(1-α)``; X is divided by s (folded into the norm) and W's column j
