@@ -58,6 +58,8 @@ ABFT_TOL ?= --rel 0.01665
 abft: $(STAMP)
 	$(PY) -m realm llm campaign $(ABFT_DIR)/grid/spec.json --out $(ABFT_DIR)/grid/campaign.jsonl
 	$(PY) -m realm llm fit $(ABFT_DIR)/grid/campaign.jsonl --out-dir $(ABFT_DIR)/params $(ABFT_TOL)
+	$(PY) -m realm llm fit $(ABFT_DIR)/grid/campaign.jsonl --out-dir $(ABFT_DIR)/params_abs_msd \
+		$(ABFT_TOL) --msd-mode abs
 	$(PY) -m realm llm campaign $(ABFT_DIR)/spec.json --out $(ABFT_DIR)/campaign.jsonl
 
 clean:

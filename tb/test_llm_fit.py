@@ -128,3 +128,20 @@ def test_fit_cli_writes_parameter_files(tmp_path):
         want = StatParams.from_paper(fa, fb - (fa - 1) * s, max(0.0, 7.0 - s),
                                      sensitive=7.0 - s < 0)
         assert sets["q"] == (0, want)
+
+
+def test_abs_msd_sees_errors_that_cancel_in_the_signed_sum():
+    """Two bit-30 errors of opposite sign in one tile: the signed MSD is 0, so θ = b and the
+    statistical rule (and the MSD threshold) tolerate them; summing magnitudes (msd_mode 1,
+    ``fit --msd-mode abs``) flags the tile. One such error alone is flagged either way."""
+    config = abft.parse_array("16x16-os")
+    f = {"a": 2.0, "b": 39.0, "theta_freq": 0.0, "sensitive": True}
+    signed, _ = fit.tile_params(f, config, (1, 64, 64, 64))
+    mag, _ = fit.tile_params(f, config, (1, 64, 64, 64), msd_mode=1)
+    assert (signed.msd_mode, mag.msd_mode) == (0, 1)
+    assert (signed.am1, signed.b_q, signed.freq_th) == (mag.am1, mag.b_q, mag.freq_th)
+    pair = [1 << 30, -(1 << 30)] + [0] * 14
+    one = [1 << 30] + [0] * 15
+    assert not decide(pair, signed).flag_realm and not decide(pair, signed).flag_approx
+    assert decide(pair, mag).flag_realm and decide(pair, mag).flag_approx
+    assert decide(one, signed).flag_realm and decide(one, mag).flag_realm

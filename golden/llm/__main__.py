@@ -299,12 +299,14 @@ def cmd_fit(a):
     for c, f in fits.items():
         print(f"{c:>5} {f['a']:7.3f} {f['b']:8.3f} {f['theta_freq']:7.2f} "
               f"{str(f['sensitive']):>5} {f['critical']:5d} {f['false']:5d}")
+    mode = {"signed": 0, "abs": 1}[a.msd_mode]
     for config in arrays:
-        ps = {c: fit.tile_params(fits[c], config, gemms[c]) for c in gemms if c in fits}
+        ps = {c: fit.tile_params(fits[c], config, gemms[c], mode) for c in gemms if c in fits}
         path = os.path.join(a.out_dir, f"{abft.array_name(config)}.json")
         abft.write_params(path, config, ps, model=st["model"],
                           meta={"grid": os.path.relpath(a.grid), "baseline_ppl": base,
-                                "tolerance": {"abs": a.tol, "rel": a.rel}})
+                                "tolerance": {"abs": a.tol, "rel": a.rel},
+                                "msd_mode": a.msd_mode})
         print(f"wrote {path}")
 
 
@@ -431,6 +433,9 @@ def parser(prog="python -m golden.llm"):
                    help="where fit.json and the parameter files go (default "
                    "docs/results/abft/params)")
     _fit_opts(f)
+    f.add_argument("--msd-mode", choices=["signed", "abs"], default="signed",
+                   help="MSD the unit sums: the signed differences (the paper's, default) or "
+                   "their magnitudes (errors of opposite sign cannot cancel)")
     f.set_defaults(fn=cmd_fit)
 
     ab = sub.add_parser("abft", help="statistical ABFT in the loop: PPL and recompute ratio",

@@ -28,12 +28,12 @@ def rows(path):
         if "array" not in p:
             continue
         key = ("+".join(p["components"]), "-".join(map(str, sorted(set(p["bits"])))), p["ber"],
-               p["array"], p["policy"])
+               p["array"], p["policy"], p["experiment"])
         groups.setdefault(key, []).append(rec)
     out = []
-    for (comp, bits, ber, arr, pol), recs in groups.items():
+    for (comp, bits, ber, arr, pol, exp), recs in groups.items():
         r = {"component": comp, "bits": bits, "ber": ber, "array": arr, "policy": pol,
-             "n": len(recs)}
+             "experiment": exp, "n": len(recs)}
         r["ppl"], r["ppl_ci95"] = mean_ci([x["ppl"] for x in recs])
         r["dppl"] = r["ppl"] - base
         r["errors"] = sum(x["errors"] for x in recs) / len(recs)
@@ -46,8 +46,8 @@ def rows(path):
             r[f"flag_{d}"] = sum(x[f"flag_{d}"] / x["tiles"] for x in recs) / len(recs)
         r["aliased"] = sum(x["tiles_aliased"] for x in recs) / len(recs)
         out.append(r)
-    out.sort(key=lambda r: (r["array"], r["bits"], _ord(r["component"]), r["ber"],
-                            POLICIES.index(r["policy"])))
+    out.sort(key=lambda r: (r["experiment"], r["array"], r["bits"], _ord(r["component"]),
+                            r["ber"], POLICIES.index(r["policy"])))
     return base, out
 
 
@@ -62,7 +62,8 @@ def tolerable(rs, tol, budget=0.01):
     out = {}
     series = {}
     for r in rs:
-        series.setdefault((r["component"], r["bits"], r["array"], r["policy"]), []).append(r)
+        series.setdefault((r["component"], r["bits"], r["array"], r["policy"],
+                           r["experiment"]), []).append(r)
     for k, s in series.items():
         best = None
         for r in sorted(s, key=lambda r: r["ber"]):
@@ -79,12 +80,12 @@ def headline(rs, base, tol, budget=0.01):
     tb = tolerable(rs, tol, budget)
     by = {}
     for r in rs:
-        by.setdefault((r["component"], r["bits"], r["array"]), {}).setdefault(
+        by.setdefault((r["component"], r["bits"], r["array"], r["experiment"]), {}).setdefault(
             r["ber"], {})[r["policy"]] = r
     out = []
-    for (comp, bits, arr), bers in by.items():
-        t = {p: tb.get((comp, bits, arr, p)) for p in POLICIES}
-        h = {"component": comp, "bits": bits, "array": arr,
+    for (comp, bits, arr, exp), bers in by.items():
+        t = {p: tb.get((comp, bits, arr, p, exp)) for p in POLICIES}
+        h = {"experiment": exp, "component": comp, "bits": bits, "array": arr,
              **{f"tolerable_{p}": t[p] for p in POLICIES}}
         for other in ("classic", "approx"):
             a, b = t["realm"], t[other]
@@ -136,8 +137,8 @@ def summarize(path, out_dir, tol=None, budget=0.01):
         tol = fit_tolerance(path, base) or 0.3
     hl = headline(rs, base, tol, budget)
     os.makedirs(out_dir, exist_ok=True)
-    cols = ["array", "bits", "component", "ber", "policy", "n", "ppl", "ppl_ci95", "dppl",
-            "recompute", "recompute_ci95", "recompute_macs", "flag_classic", "flag_approx",
+    cols = ["experiment", "array", "bits", "component", "ber", "policy", "n", "ppl", "ppl_ci95",
+            "dppl", "recompute", "recompute_ci95", "recompute_macs", "flag_classic", "flag_approx",
             "flag_realm", "errors", "errors_kept", "aliased", "tiles"]
     with open(os.path.join(out_dir, "summary.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, cols, extrasaction="ignore")
@@ -150,10 +151,10 @@ def summarize(path, out_dir, tol=None, budget=0.01):
     lines = ["# Statistical ABFT on the W8A8 model: summary", "",
              f"Clean W8A8 PPL {base:.3f}; tolerance ΔPPL <= {tol:.3g}; recompute budget "
              f"{budget:.0%} of tiles.", ""]
-    for key in dict.fromkeys((r["array"], r["bits"]) for r in rs):
-        part = [r for r in rs if (r["array"], r["bits"]) == key]
+    for key in dict.fromkeys((r["array"], r["bits"], r["experiment"]) for r in rs):
+        part = [r for r in rs if (r["array"], r["bits"], r["experiment"]) == key]
         bers = sorted({r["ber"] for r in part})
-        lines += [f"## {key[0]}, bit {key[1]}: PPL (recompute ratio of tiles)", "",
+        lines += [f"## {key[2]}: {key[0]}, bit {key[1]}: PPL (recompute ratio of tiles)", "",
                   "| component | policy |" + "".join(f" BER {b:g} |" for b in bers),
                   "|---|---|" + "---|" * len(bers)]
         table = {}
@@ -165,15 +166,16 @@ def summarize(path, out_dir, tol=None, budget=0.01):
         for (c, p), cells in table.items():
             lines.append(f"| {c} | {p} |" + "".join(f" {cells.get(b, '')} |" for b in bers))
         lines.append("")
-    lines += ["## Headline", "", "| array | bit | component | tolerable BER none / classic / "
-              "approx / realm | realm ÷ classic | realm ÷ approx | approx ÷ realm MACs at equal "
-              "quality (max) | ΔPPL none → realm (at BER) |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["## Headline", "", "| experiment | array | bit | component | tolerable BER "
+              "none / classic / approx / realm | realm ÷ classic | realm ÷ approx | approx ÷ "
+              "realm MACs at equal quality (max) | ΔPPL none → realm (at BER) |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for h in hl:
         tb = " / ".join(_g(h[f"tolerable_{p}"]) for p in POLICIES)
         dmg = (f"{h['dppl_none']:.3g} → {h['dppl_realm']:.3g} ({h['damage_ber']:g})"
                if "damage_ber" in h else "")
-        lines.append(f"| {h['array']} | {h['bits']} | {h['component']} | {tb} | "
+        lines.append(f"| {h['experiment']} | {h['array']} | {h['bits']} | {h['component']} | "
+                     f"{tb} | "
                      f"{_x(h['relax_vs_classic'])} | {_x(h['relax_vs_approx'])} | "
                      f"{_x(h['cost_vs_approx_max'])} | {dmg} |")
     lines.append("")
@@ -202,8 +204,8 @@ def plot(path, out_dir, tol=None):
     if tol is None:
         tol = fit_tolerance(path, base) or 0.3
     files = []
-    for arr, bits in dict.fromkeys((r["array"], r["bits"]) for r in rs):
-        part = [r for r in rs if (r["array"], r["bits"]) == (arr, bits)]
+    for arr, bits, exp in dict.fromkeys((r["array"], r["bits"], r["experiment"]) for r in rs):
+        part = [r for r in rs if (r["array"], r["bits"], r["experiment"]) == (arr, bits, exp)]
         comps = sorted({r["component"] for r in part}, key=_ord)
         fig, axes = plt.subplots(2, len(comps), figsize=(2.6 * len(comps) + 1, 5.2),
                                  squeeze=False, sharex=True)
@@ -227,10 +229,10 @@ def plot(path, out_dir, tol=None):
         axes[0, 0].set_ylabel("perplexity")
         axes[1, 0].set_ylabel("tiles recomputed")
         axes[0, 0].legend(fontsize=7)
-        fig.suptitle(f"Statistical ABFT in the loop, {arr}, bit {bits} "
+        fig.suptitle(f"Statistical ABFT in the loop ({exp}), {arr}, bit {bits} "
                      f"(clean W8A8 {base:.2f}; dotted: +{tol:.2g})")
         fig.tight_layout()
-        name = f"abft_{arr}_bits{bits}.png"
+        name = f"abft_{exp}_{arr}_bits{bits}.png"
         fig.savefig(os.path.join(out_dir, name), dpi=110)
         plt.close(fig)
         files.append(name)

@@ -107,9 +107,10 @@ def component_gemms(shape, length):
     return out
 
 
-def tile_params(fit, config, gemm):
+def tile_params(fit, config, gemm, msd_mode=0):
     """(StatParams, info) of one component for ``config``'s array from its GEMM-domain ``fit``
-    and its GEMM ``(gemms, M, K, N)``."""
+    and its GEMM ``(gemms, M, K, N)``. ``msd_mode`` 0 sums the signed differences (the paper's
+    MSD), 1 their magnitudes (errors of opposite sign cannot cancel)."""
     g, m, k, n = gemm
     units = Tiling(config, m, k, n, gemms=g).units
     s = math.log2(units)
@@ -117,7 +118,7 @@ def tile_params(fit, config, gemm):
     b_t = min(B_MAX, fit["b"] - (a - 1) * s) if fit["b"] < B_MAX else B_MAX
     theta_t = fit["theta_freq"] - (0 if fit["sensitive"] else s)
     p = StatParams.from_paper(a, b_t, max(theta_t, 0.0), sensitive=fit["sensitive"] or
-                              theta_t < 0)
+                              theta_t < 0, msd_mode=msd_mode)
     msd_cap = (1 << stat_widths(config.stat_n, config.acc_width)["msd"]) - 1
     p = StatParams(am1=p.am1, b_q=p.b_q, freq_th=p.freq_th, msd_th=min(p.msd_th, msd_cap),
                    policy=p.policy, msd_mode=p.msd_mode)
