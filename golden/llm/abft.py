@@ -182,8 +182,8 @@ class AbftInjector:
         missing = sorted(set(base.components) - set(params))
         if missing:
             raise ParamsError(f"no parameter set for component {missing[0]!r}")
-        self.base, self.config, self.policy, self.params, self.rt = base, config, policy, \
-            params, rt
+        self.base, self.config, self.policy = base, config, policy
+        self.params, self.rt = params, rt
         self.stats = dict.fromkeys(self.KEYS, 0)
         self.decisions = []  # (component, layer, call, unit, d list, TileDecision) if recorded
         self.record = False
