@@ -23,7 +23,8 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .checksum import os_checksums, ws_checksums
+from .checksum import (check_pe_sources, check_pe_spec, check_positions, check_reads,
+                       os_checksums, ws_checksums)
 from .config import Abft, ArrayConfig, Dataflow
 from .facts import (PE_REGISTERS, FaultKind, fault_mask_width, fault_site_index,
                     fault_sites)
@@ -31,7 +32,8 @@ from .pe import OSProcessingElement, WSProcessingElement, fault_mux
 from .stats import StatisticalUnit, StatPorts
 
 __all__ = ["SystolicArray", "WSArray", "OSArray", "fault_signature", "abft_signature",
-           "fault_sites", "fault_mask_width", "skew", "ws_control", "os_control"]
+           "fault_sites", "fault_mask_width", "skew", "skew_registers", "ws_control",
+           "os_control", "pe_positions", "pe_spec", "pe_sources", "pe_reads", "resolve"]
 
 
 def _lanes(width, n):
@@ -85,6 +87,76 @@ def skew(m, lanes, name):
             prev = reg
         out.append(prev)
     return out
+
+
+def skew_registers(n):
+    """Registers :func:`skew` builds for ``n`` lanes."""
+    return n * (n - 1) // 2
+
+
+# The PE grid as a netlist. Positions are (row, col); the ABFT checksum PEs sit at column
+# ``cols`` (WS, one per row) or row ``rows`` (OS, one per column). Each PE input's source is
+# ``0`` (held at zero), the name of an array-level signal (``"w_accept"``), one lane of one
+# (``("a_skew", r)``), or a PE's port (``("pe", row, col, port)``). The generator wires the
+# PEs from these tables and :mod:`hw.parts` reads the same tables to tell which inputs are
+# tied and which outputs nobody reads.
+
+def pe_positions(config):
+    """Every PE position of ``config``, array PEs first (row by row), then the checksum PEs."""
+    c = config
+    grid = [(r, col) for r in range(c.rows) for col in range(c.cols)]
+    return grid + (check_positions(c) if c.abft is not Abft.NONE else [])
+
+
+def _is_check(config, pos):
+    return pos[1] == config.cols or pos[0] == config.rows
+
+
+def pe_spec(config, pos):
+    """``(class, keyword arguments)`` of the PE at ``pos``."""
+    c = config
+    kw = dict(data_width=c.data_width, acc_width=c.acc_width, fault_port=c.fault_port)
+    if not _is_check(c, pos):
+        return {Dataflow.WS: WSProcessingElement, Dataflow.OS: OSProcessingElement}[
+            c.dataflow], kw
+    return check_pe_spec(c, kw)
+
+
+def pe_sources(config, pos):
+    """``{input: source}`` of the PE at ``pos``, in the order the generator connects them."""
+    c, (r, col) = config, pos
+    if _is_check(c, pos):
+        return check_pe_sources(c, pos)
+    if c.dataflow is Dataflow.WS:
+        return {"i_a": ("a_skew", r) if col == 0 else ("pe", r, col - 1, "o_a"),
+                "i_p": 0 if r == 0 else ("pe", r - 1, col, "o_p"),
+                "i_w": ("i_w", col) if r == c.rows - 1 else ("pe", r + 1, col, "o_w"),
+                "w_load": "w_accept"}
+    return {"i_a": ("a_skew", r) if col == 0 else ("pe", r, col - 1, "o_a"),
+            "i_b": ("b_skew", col) if r == 0 else ("pe", r - 1, col, "o_b"),
+            "i_c": 0 if r == 0 else ("pe", r - 1, col, "o_c"),
+            "drain": "drain"}
+
+
+def pe_reads(config):
+    """The PE ports the rest of the array reads: the bottom row's results (and, with ABFT,
+    what the checksum logic outside the PEs takes from them)."""
+    c = config
+    port = "o_p" if c.dataflow is Dataflow.WS else "o_c"
+    reads = [("pe", c.rows - 1, col, port) for col in range(c.cols)]
+    return reads + (check_reads(c) if c.abft is not Abft.NONE else [])
+
+
+def resolve(source, pes, named):
+    """The signal a :func:`pe_sources` entry names: ``pes`` maps positions to PEs, ``named``
+    array-level names to signals (or to sequences of lanes)."""
+    if isinstance(source, int):
+        return source
+    if isinstance(source, str):
+        return named[source]
+    if source[0] == "pe":
+        return getattr(pes[source[1:3]], source[3])
+    return named[source[0]][source[1]]
 
 
 class _OSState(enum.Enum, shape=2):
@@ -200,16 +272,28 @@ class _Array(wiring.Component):
         hit = self._hit(self._m, site, row, col)
         return Mux(hit, fault_mux(self.fi_kind, self.fi_mask[:len(value)], value), value)
 
-    def _make_pes(self, m, cls):
+    def _make_pes(self, m):
+        """The array's PEs as ``{(row, col): pe}``, faults connected (inputs not yet)."""
         c = self._config
         self._m = m
-        pes = [[cls(data_width=c.data_width, acc_width=c.acc_width, fault_port=c.fault_port)
-                for _ in range(c.cols)] for _ in range(c.rows)]
-        for r, row in enumerate(pes):
-            for col, pe in enumerate(row):
+        pes = {}
+        for r in range(c.rows):
+            for col in range(c.cols):
+                pes[r, col] = pe = self.new_pe((r, col))
                 m.submodules[f"pe_{r}_{col}"] = pe
                 self.connect_fault(m, pe, "pe", r, col)
         return pes
+
+    def new_pe(self, pos):
+        """A new PE for position ``pos`` (:func:`pe_spec`)."""
+        cls, kw = pe_spec(self._config, pos)
+        return cls(**kw)
+
+    def _wire(self, m, pes, named, positions):
+        """Connect the inputs of the PEs at ``positions`` as :func:`pe_sources` says."""
+        for pos in positions:
+            m.d.comb += [getattr(pes[pos], port).eq(resolve(src, pes, named))
+                         for port, src in pe_sources(self._config, pos).items()]
 
     def _stat_unit(self, m, d, d_valid, d_end):
         """Attach the statistical unit to the difference stream and expose its ports."""
@@ -261,7 +345,7 @@ class WSArray(_Array):
     def elaborate(self, platform):
         c = self._config
         m = Module()
-        pes = self._make_pes(m, WSProcessingElement)
+        pes = self._make_pes(m)
 
         ctl = ws_control(m, c, self.i_w.valid, self.i_a.valid, self.i_a.payload.last)
         w_accept, a_accept = ctl["w_accept"], ctl["a_accept"]
@@ -276,18 +360,11 @@ class WSArray(_Array):
 
         # Shift activations east along each row; partial sums south along each column;
         # weights north along each column.
-        for r in range(c.rows):
-            for col in range(c.cols):
-                pe = pes[r][col]
-                m.d.comb += [
-                    pe.i_a.eq(a_skewed[r] if col == 0 else pes[r][col - 1].o_a),
-                    pe.i_p.eq(0 if r == 0 else pes[r - 1][col].o_p),
-                    pe.i_w.eq(self.i_w.payload[col] if r == c.rows - 1 else pes[r + 1][col].o_w),
-                    pe.w_load.eq(w_accept),
-                ]
+        self._wire(m, pes, {"a_skew": a_skewed, "i_w": self.i_w.payload, "w_accept": w_accept},
+                   [(r, col) for r in range(c.rows) for col in range(c.cols)])
 
         # Align the columns: column ``col`` leaves ``cols - 1 - col`` cycles early.
-        bottom = [pes[c.rows - 1][col].o_p for col in range(c.cols)]
+        bottom = [pes[c.rows - 1, col].o_p for col in range(c.cols)]
         aligned = skew(m, bottom[::-1], "c_align")[::-1]
         for col in range(c.cols):
             m.d.comb += self.o_c[col].eq(aligned[col])
@@ -333,7 +410,7 @@ class OSArray(_Array):
     def elaborate(self, platform):
         c = self._config
         m = Module()
-        pes = self._make_pes(m, OSProcessingElement)
+        pes = self._make_pes(m)
 
         ctl = os_control(m, c, self.i_ab.valid, self.i_ab.payload.last)
         accept, drain = ctl["accept"], ctl["drain"]
@@ -350,17 +427,10 @@ class OSArray(_Array):
         b_skewed = skew(m, b_in, "b_skew")
 
         # Shift A east along rows and B south along columns; accumulators drain south.
-        for r in range(c.rows):
-            for col in range(c.cols):
-                pe = pes[r][col]
-                m.d.comb += [
-                    pe.i_a.eq(a_skewed[r] if col == 0 else pes[r][col - 1].o_a),
-                    pe.i_b.eq(b_skewed[col] if r == 0 else pes[r - 1][col].o_b),
-                    pe.i_c.eq(0 if r == 0 else pes[r - 1][col].o_c),
-                    pe.drain.eq(drain),
-                ]
+        self._wire(m, pes, {"a_skew": a_skewed, "b_skew": b_skewed, "drain": drain},
+                   [(r, col) for r in range(c.rows) for col in range(c.cols)])
         for col in range(c.cols):
-            m.d.comb += self.o_c[col].eq(pes[c.rows - 1][col].o_c)
+            m.d.comb += self.o_c[col].eq(pes[c.rows - 1, col].o_c)
 
         if c.abft is not Abft.NONE:
             a_port = [self.i_ab.payload.a[r] for r in range(c.rows)]

@@ -22,6 +22,7 @@ lengthen the array's critical path (the paper's overhead figures assume it does 
 """
 from amaranth import Mux, Signal, signed
 
+from .config import Dataflow
 from .pe import OSProcessingElement, WSProcessingElement
 
 
@@ -71,6 +72,66 @@ def gated_lane_sum(m, values, enable, width, name):
     return gated
 
 
+def check_pe_spec(config, kw):
+    """``(class, keyword arguments)`` of a checksum PE, from an array PE's ``kw``: WS eᵀW
+    weights, OS eᵀA activations, ``checksum_weight_width`` wide; product registered."""
+    cw = config.checksum_weight_width
+    if config.dataflow is Dataflow.WS:
+        return WSProcessingElement, {**kw, "weight_width": cw, "pipelined": True}
+    return OSProcessingElement, {**kw, "a_width": cw, "pipelined": True}
+
+
+def check_pe_sources(config, pos):
+    """``{input: source}`` of the checksum PE at ``pos`` (see :func:`hw.array.pe_sources`)."""
+    c, (r, col) = config, pos
+    if c.dataflow is Dataflow.WS:
+        return {"i_a": ("pe", r, c.cols - 1, "o_a"),
+                "i_p": 0 if r == 0 else ("pe", r - 1, c.cols, "o_p"),
+                "i_w": "s_row" if r == c.rows - 1 else ("pe", r + 1, c.cols, "o_w"),
+                "w_load": "ck_load"}
+    # The bottom PEs' i_b: the weights a cycle before they leave the array (the product
+    # register puts eᵀA·b in step with the bottom row's accumulation).
+    return {"i_a": "ck_sum" if col == 0 else ("pe", c.rows, col - 1, "o_a"),
+            "i_b": ("pe", c.rows - 1, col, "i_b"),
+            "i_c": 0,
+            "drain": "check"}
+
+
+def check_reads(config):
+    """The checksum PEs' ports the logic outside them reads (eᵀWx, eᵀAB)."""
+    c = config
+    if c.dataflow is Dataflow.WS:
+        return [("pe", c.rows - 1, c.cols, "o_p")]
+    return [("pe", c.rows, col, "o_c") for col in range(c.cols)]
+
+
+def os_sum_delay(rows):
+    """Registers aligning eᵀA with the weights entering the bottom row, after the
+    :func:`gated_lane_sum`'s own :func:`lane_stages`."""
+    return rows - 1 - lane_stages(rows)
+
+
+def check_positions(config):
+    """Positions of the checksum PEs: WS column ``cols``, OS row ``rows``."""
+    c = config
+    if c.dataflow is Dataflow.WS:
+        return [(r, c.cols) for r in range(c.rows)]
+    return [(c.rows, col) for col in range(c.cols)]
+
+
+def _check_pes(m, array, pes, named):
+    """Add the checksum PEs to ``pes`` and wire them; return them in order."""
+    c = array.config
+    positions = check_positions(c)
+    for pos in positions:
+        pes[pos] = array.new_pe(pos)
+    for i, pos in enumerate(positions):
+        m.submodules[f"ck_{i}"] = pes[pos]
+        array._wire(m, pes, named, [pos])
+        array.connect_fault(m, pes[pos], "ck.acc", *((i, 0) if pos[1] == c.cols else (0, i)))
+    return [pes[pos] for pos in positions]
+
+
 def ws_checksums(m, array, pes, w_accept, o_valid, o_last):
     """Add the WS checksum column and output chain; return ``(d, d_valid, d_end)``."""
     c = array.config
@@ -82,21 +143,11 @@ def ws_checksums(m, array, pes, w_accept, o_valid, o_last):
         reg = Signal(name=f"ck_load_{i}")
         m.d.sync += reg.eq(ck_load)
         ck_load = reg
-    ck = [WSProcessingElement(data_width=c.data_width, weight_width=cw, acc_width=aw,
-                              fault_port=c.fault_port, pipelined=True) for _ in range(rows)]
-    for r, pe in enumerate(ck):
-        m.submodules[f"ck_{r}"] = pe
-        m.d.comb += [
-            pe.i_a.eq(pes[r][cols - 1].o_a),
-            pe.i_p.eq(0 if r == 0 else ck[r - 1].o_p),
-            pe.i_w.eq(s_row if r == rows - 1 else ck[r + 1].o_w),
-            pe.w_load.eq(ck_load),
-        ]
-        array.connect_fault(m, pe, "ck.acc", r, 0)
+    ck = _check_pes(m, array, pes, {"s_row": s_row, "ck_load": ck_load})
     # eᵀy: yc[col] = sum of outputs 0..col, one column per cycle, in step with the skew.
     yc = [Signal(signed(aw), name=f"ck_y_{col}") for col in range(cols)]
     for col in range(cols):
-        ws_y_cell(m, yc[col], pes[rows - 1][col].o_p, yc[col - 1] if col else None,
+        ws_y_cell(m, yc[col], pes[rows - 1, col].o_p, yc[col - 1] if col else None,
                   lambda v, col=col: array.faulty(v, "ck.y", 0, col))
     return ws_difference(m, yc[cols - 1], ck[rows - 1].o_p, o_valid, o_last)
 
@@ -124,22 +175,12 @@ def os_checksums(m, array, pes, a_port, accept, drain_next, o_last):
     prev = s_beat
     # Align eᵀA with the weights entering the bottom row (the checksum PEs register the
     # product, so they take the bottom PEs' i_b, a cycle before it leaves the array).
-    for i in range(rows - 1 - lane_stages(rows)):
+    for i in range(os_sum_delay(rows)):
         reg = Signal(signed(sw), name=f"ck_s_{i}")
         m.d.sync += reg.eq(prev)
         prev = reg
     check = os_check(m, o_last)
-    ck = [OSProcessingElement(data_width=c.data_width, a_width=sw, acc_width=aw,
-                              fault_port=c.fault_port, pipelined=True) for _ in range(cols)]
-    for col, pe in enumerate(ck):
-        m.submodules[f"ck_{col}"] = pe
-        m.d.comb += [
-            pe.i_a.eq(prev if col == 0 else ck[col - 1].o_a),
-            pe.i_b.eq(pes[rows - 1][col].i_b),
-            pe.i_c.eq(0),
-            pe.drain.eq(check),
-        ]
-        array.connect_fault(m, pe, "ck.acc", 0, col)
+    ck = _check_pes(m, array, pes, {"ck_sum": prev, "check": check})
     shift, d_end = os_shift_control(m, cols, check)
     # The array's ``drain`` is decoded from its state; a register of its own keeps the
     # decoder out of the eᵀY adders' path (it equals ``drain`` on every cycle).
@@ -147,7 +188,7 @@ def os_checksums(m, array, pes, a_port, accept, drain_next, o_last):
     m.d.sync += drain.eq(drain_next)
     y = [Signal(signed(aw), name=f"ck_y_{col}") for col in range(cols)]
     for col in range(cols):
-        os_y_cell(m, y[col], y[col + 1] if col < cols - 1 else 0, pes[rows - 1][col].o_c,
+        os_y_cell(m, y[col], y[col + 1] if col < cols - 1 else 0, pes[rows - 1, col].o_c,
                   ck[col].o_c, drain, check, shift,
                   lambda v, col=col: array.faulty(v, "ck.y", 0, col))
     return y[0], shift, d_end

@@ -195,12 +195,10 @@ def _os_pe(tl, pos):
 
 
 def _pe_positions(config):
-    """``{leaf key: [(r, c), ...]}`` (:func:`synth.leaves.pe_leaves`; checksum column WS:
-    c = cols; checksum row OS: r = rows)."""
-    out = {}
-    for key, _, pos in L.pe_leaves(config):
-        out.setdefault(key, []).append(pos)
-    return out
+    """``{leaf key: [(r, c), ...]}`` of the PE leaves (:func:`synth.leaves.positions`;
+    checksum column WS: c = cols; checksum row OS: r = rows)."""
+    return {k: v for k, v in L.positions(config).items()
+            if k.startswith(("WSProcessingElement", "OSProcessingElement"))}
 
 
 def _reg(tl, rng, n, width):
@@ -406,11 +404,8 @@ def leaf_traces(key, config, tl, rng, lanes, pe_pos):
         n = min(n, 8)
         return _lanesum(tl, rng, n, int(lanes_w[1])), n
     if key.startswith("ycell-ws"):
-        C = tl.c.cols
-        first = key.startswith("ycell-ws-first")
         # the narrowed 'prev' width identifies the column; sample columns of this key
-        cols = [0] if first else [col for col in range(1, C)
-                                  if L.ws_ycell_leaf(tl.c, col)[0] == key]
+        cols = [col for _, col in L.positions(tl.c)[key]]
         cols = list(np.asarray(cols)[rng.choice(len(cols), min(n, len(cols)), replace=False)])
         return _ycell_ws(tl, rng, cols), len(cols)
     if key.startswith("ycell-os"):

@@ -1,28 +1,25 @@
 """Leaf blocks of the array, for composing the area of arrays too large to synthesize flat.
 
-Each leaf is a small Amaranth component built from the same ``hw`` code the array uses (the PE
-classes, :func:`hw.array.skew`'s registers, :func:`hw.array.ws_control` /
-:func:`hw.array.os_control`, :func:`hw.checksum.lane_sum`, the eᵀy / eᵀY cells and
-:class:`hw.stats.StatisticalUnit`). :func:`instances` lists the leaves of a configuration with
-their instance counts, so that ``area(config) = sum(count * area(leaf))``.
+The leaves are the parts of the generator's own inventory (:func:`hw.parts.inventory`: every
+block it instantiates, with its count, the inputs it ties to 0 and the outputs nobody reads);
+this module only adds what flat synthesis does to them. :func:`instances` lists the leaves of
+a configuration with their instance counts, so that ``area(config) = sum(count * area(leaf))``.
 
 Flat synthesis simplifies the PEs at the array's edges (a top-row WS PE adds nothing to a zero
-partial sum; a register whose output nobody reads is removed): the leaves model this with PE
-*classes*, a PE wrapped with some inputs tied to 0 and some outputs left unconnected (:class:`Wrap`).
-The fault port is not modelled (synthesis runs without it).
+partial sum; a register whose output nobody reads is removed) and narrows sums whose upper
+bits are copies of their sign: a leaf is its part wrapped (:class:`Wrap`) with those inputs
+tied to 0, those outputs unconnected and those inputs sign-extended from their significant
+bits (:func:`significant`). The fault port is not modelled (synthesis runs without it).
 """
 import collections
 
-from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth import Module, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In
 
-from hw.array import os_control, ws_control
-from hw.checksum import (gated_lane_sum, lane_stages, lane_sum, os_check, os_shift_control,
-                         os_y_cell, ws_difference, ws_y_cell)
-from hw.config import Abft, Dataflow
-from hw.pe import OSProcessingElement, WSProcessingElement
-from hw.stats import StatisticalUnit
+from hw.parts import Reg, inventory
+
+__all__ = ["Wrap", "significant", "instances", "positions", "leaves"]
 
 
 class Wrap(wiring.Component):
@@ -70,140 +67,6 @@ def significant(config, bits, adds):
     return min(config.acc_width, bits + adds)
 
 
-class Reg(wiring.Component):
-    """One ``width``-bit register with synchronous reset (a skew, alignment or delay stage)."""
-
-    def __init__(self, width):
-        super().__init__({"i": In(width), "o": Out(width)})
-
-    def elaborate(self, platform):
-        m = Module()
-        r = Signal(len(self.i))
-        m.d.sync += r.eq(self.i)
-        m.d.comb += self.o.eq(r)
-        return m
-
-
-class Gate(wiring.Component):
-    """An input lane zeroed when no beat is accepted."""
-
-    def __init__(self, width):
-        super().__init__({"en": In(1), "i": In(width), "o": Out(width)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.d.comb += self.o.eq(Mux(self.en, self.i, 0))
-        return m
-
-
-class Control(wiring.Component):
-    """The sequencer of ``config``'s dataflow (and, for OS ABFT, the difference shifter)."""
-
-    def __init__(self, config):
-        self._c = config
-        if config.dataflow is Dataflow.WS:
-            outs = ["busy", "w_ready", "a_ready", "w_accept", "a_accept", "o_valid"]
-            ins = ["w_valid", "a_valid", "a_last"]
-            if config.abft is not Abft.NONE:
-                outs.append("o_last")
-            members = {**{k: In(1) for k in ins}, **{k: Out(1) for k in outs}}
-        else:
-            members = {"ab_valid": In(1), "ab_last": In(1), "ready": Out(1), "accept": Out(1),
-                       "drain": Out(1), "o_last": Out(1),
-                       "row": Out(range(config.rows))}
-            if config.abft is not Abft.NONE:
-                members.update({"shift": Out(1), "d_end": Out(1), "drain_next": Out(1)})
-        super().__init__(members)
-
-    def elaborate(self, platform):
-        m = Module()
-        c = self._c
-        if c.dataflow is Dataflow.WS:
-            ctl = ws_control(m, c, self.w_valid, self.a_valid, self.a_last)
-        else:
-            ctl = os_control(m, c, self.ab_valid, self.ab_last)
-            if c.abft is not Abft.NONE:
-                ctl["shift"], ctl["d_end"] = os_shift_control(m, c.cols,
-                                                              os_check(m, ctl["o_last"]))
-        for name in self.signature.members:
-            if self.signature.members[name].flow is wiring.Out:
-                m.d.comb += getattr(self, name).eq(ctl[name])
-        return m
-
-
-class LaneSum(wiring.Component):
-    """The adder tree of eᵀW (WS, over a weight row) or eᵀA (OS, over a beat; ``gated``: by
-    ``en`` at its output, :func:`hw.checksum.gated_lane_sum`, with the enable's delay
-    registers)."""
-
-    def __init__(self, lanes, width, out_width, gated=False):
-        self._w, self._gated = out_width, gated
-        super().__init__({"i": In(data.ArrayLayout(signed(width), lanes)),
-                          **({"en": In(1)} if gated else {}), "o": Out(signed(out_width))})
-
-    def elaborate(self, platform):
-        m = Module()
-        if self._gated:
-            total = gated_lane_sum(m, list(self.i), self.en, self._w, "sum")
-        else:
-            total = lane_sum(m, list(self.i), self._w, "sum")
-        m.d.comb += self.o.eq(total)
-        return m
-
-
-class YCell(wiring.Component):
-    """One cell of the WS eᵀy chain (``first``: column 0, no adder) or of the OS eᵀY row."""
-
-    def __init__(self, config, first=False):
-        self._c, self._first = config, first
-        aw = signed(config.acc_width)
-        members = {"o_p": In(aw), "y": Out(aw)}
-        if config.dataflow is Dataflow.WS:
-            members.update({} if first else {"prev": In(aw)})
-        else:
-            members.update({"y_east": In(aw), "ck_c": In(aw), "drain": In(1), "check": In(1),
-                            "shift": In(1)})
-        super().__init__(members)
-
-    def elaborate(self, platform):
-        m = Module()
-        y = Signal.like(self.y, name="y_reg")
-        if self._c.dataflow is Dataflow.WS:
-            ws_y_cell(m, y, self.o_p, None if self._first else self.prev)
-        else:
-            os_y_cell(m, y, self.y_east, self.o_p, self.ck_c, self.drain, self.check,
-                      self.shift)
-        m.d.comb += self.y.eq(y)
-        return m
-
-
-class WSDiff(wiring.Component):
-    """The WS difference ``d = eᵀy - eᵀWx`` (:func:`hw.checksum.ws_difference`) feeding the
-    statistical unit."""
-
-    def __init__(self, config, unit):
-        self._unit = unit
-        aw = signed(config.acc_width)
-        members = {k: v for k, v in unit.signature.members.items()
-                   if k not in ("i_d", "i_valid", "i_end")}
-        super().__init__({**members, "yc": In(aw), "ck": In(aw), "o_valid": In(1),
-                          "o_last": In(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.unit = unit = self._unit
-        d, d_valid, d_end = ws_difference(m, self.yc, self.ck, self.o_valid, self.o_last)
-        m.d.comb += [unit.i_d.eq(d), unit.i_valid.eq(d_valid), unit.i_end.eq(d_end)]
-        for name, member in unit.signature.members.items():
-            if name in ("i_d", "i_valid", "i_end"):
-                continue
-            if member.flow is wiring.In:
-                m.d.comb += getattr(unit, name).eq(getattr(self, name))
-            else:
-                m.d.comb += getattr(self, name).eq(getattr(unit, name))
-        return m
-
-
 def _key(name, tie=(), drop=(), narrow=None, **widths):
     narrow = narrow or {}
     return "-".join([name] + [f"{k}{v}" for k, v in sorted(widths.items())]
@@ -211,111 +74,60 @@ def _key(name, tie=(), drop=(), narrow=None, **widths):
                     + [f"{k}{v}" for k, v in sorted(narrow.items())])
 
 
-def _pe_leaf(cls, tie, drop, narrow=None, **widths):
-    return (_key(cls.__name__, tie, drop, narrow, **widths),
-            lambda: Wrap(cls(**widths), tie=tie, drop=drop, narrow=narrow))
-
-
-def _ws_narrow(config, port, bits, r):
-    """``{port: width}`` when the input of row ``r`` is narrower than ``acc_width``."""
-    if r == 0:
+def narrowing(config, part):
+    """``{input: significant bits}`` of ``part``'s inputs as flat synthesis narrows them. An
+    adder's inputs are narrowed only while its own sum is (flat synthesis keeps the sum of
+    row 4 of a WS column at full width though row 3's has 19 bits; a leaf given 19 bits would
+    narrow its sum to 20)."""
+    if part.adds is not None and part.adds >= NARROWED_ADDS:
         return {}
-    w = significant(config, bits, r - 1)
-    return {port: w} if w < config.acc_width else {}
+    out = {}
+    for port, (bits, adds) in part.sums:
+        w = significant(config, bits, adds)
+        if w < config.acc_width:
+            out[port] = w
+    return out
 
 
-def ws_ycell_leaf(config, col):
-    """``(key, build)`` of the WS eᵀy cell of column ``col``: its inputs narrowed to the
-    bottom row's significant bits and, from column 1 on, to those of its own chain."""
-    c, aw = config, config.acc_width
-    bottom = significant(c, 2 * c.data_width, c.rows - 1)
-    ycell = {"o_p": bottom} if bottom < aw else {}
-    if col == 0:
-        return (_key("ycell-ws-first", narrow=ycell, a=aw),
-                lambda: Wrap(YCell(c, first=True), narrow=ycell))
-    prev = significant(c, bottom, col - 1) if bottom < aw else aw
-    nar = {**ycell, **({"prev": prev} if prev < aw else {})}
-    return _key("ycell-ws", narrow=nar, a=aw), lambda: Wrap(YCell(c), narrow=nar)
-
-
-def pe_leaves(config):
-    """Every PE of ``config`` (checksum PEs included: WS column ``cols``, OS row ``rows``) as
-    ``(key, build, (row, col))``."""
+def leaves(config):
+    """``[(key, build, part)]``: the leaf of every part of ``config``'s inventory, in order
+    (equal keys are equal leaves)."""
     c = config.replace(fault_port=False)
-    rows, cols, dw = c.rows, c.cols, c.data_width
-    abft = c.abft is not Abft.NONE
-    widths = {"data_width": dw, "acc_width": c.acc_width}
-    for r in range(rows):
-        for col in range(cols):
-            if c.dataflow is Dataflow.WS:
-                tie = {"i_p"} if r == 0 else set()
-                drop = {"o_a"} if col == cols - 1 and not abft else set()
-                leaf = _pe_leaf(WSProcessingElement, tie, drop,
-                                _ws_narrow(c, "i_p", 2 * dw, r), **widths)
-            else:
-                tie = {"i_c"} if r == 0 else set()
-                drop = ({"o_a"} if col == cols - 1 else set()) | (
-                    {"o_b"} if r == rows - 1 else set())  # the checksum row takes i_b
-                leaf = _pe_leaf(OSProcessingElement, tie, drop, **widths)
-            yield (*leaf, (r, col))
-    if not abft:
-        return
-    cw = c.checksum_weight_width
-    if c.dataflow is Dataflow.WS:
-        for r in range(rows):
-            yield (*_pe_leaf(WSProcessingElement, {"i_p"} if r == 0 else set(), {"o_a"},
-                             _ws_narrow(c, "i_p", dw + cw, r), weight_width=cw,
-                             pipelined=True, **widths), (r, cols))
-    else:
-        for col in range(cols):
-            yield (*_pe_leaf(OSProcessingElement, {"i_c"}, {"o_b"} | (
-                {"o_a"} if col == cols - 1 else set()), a_width=cw, pipelined=True, **widths),
-                (rows, col))
+    out = []
+    for part in inventory(c):
+        if part.duplicate:  # merged with the register it duplicates
+            continue
+        narrow = narrowing(c, part)
+        if part.kind == "register":  # a register is as wide as what it holds
+            w = narrow.get("i", dict(part.params)["width"])
+            out.append((f"reg{w}", lambda w=w: Reg(w), part))
+            continue
+        key = _key(part.name, part.tie, part.drop, narrow, **dict(part.params))
+        if part.kind in ("pe", "check pe") or part.tie or part.drop or part.sums:
+            build = (lambda part=part, narrow=narrow:
+                     Wrap(part.build(), tie=part.tie, drop=part.drop, narrow=narrow))
+        else:
+            build = part.build
+        out.append((key, build, part))
+    return out
 
 
 def instances(config):
     """The leaves of ``config`` as ``{key: (count, build)}``: ``build()`` makes the leaf
     component; keys name the leaf and its widths, so equal leaves of different configs share
     one synthesis."""
-    c = config.replace(fault_port=False)
-    rows, cols, dw, aw = c.rows, c.cols, c.data_width, c.acc_width
-    abft = c.abft is not Abft.NONE
-    ws = c.dataflow is Dataflow.WS
     out = collections.OrderedDict()
+    for key, build, part in leaves(config):
+        n, _ = out.get(key, (0, None))
+        out[key] = (n + part.count, build)
+    return out
 
-    def add(key, build, count=1):
-        if count:
-            n, _ = out.get(key, (0, None))
-            out[key] = (n + count, build)
 
-    for key, build, _ in pe_leaves(c):
-        add(key, build)
-    lanes = rows + (0 if ws else cols)
-    add(f"gate{dw}", lambda: Gate(dw), lanes)
-    add(f"reg{dw}", lambda: Reg(dw), rows * (rows - 1) // 2 + (0 if ws else cols * (cols - 1) // 2))
-    bottom = significant(c, 2 * dw, rows - 1)  # WS: the bottom row's partial sums
-    if ws:
-        add(f"reg{bottom}", lambda: Reg(bottom), cols * (cols - 1) // 2)
-    add(f"control-{c.id}", lambda: Control(c))
-    if not abft:
-        return out
-    cw = c.checksum_weight_width
-    unit = dict(n=c.stat_n, acc_width=aw, abft=c.abft, param_sets=c.param_sets,
-                hist_bins=c.hist_bins, counter_width=c.counter_width)
-    stat_key = f"stat-n{c.stat_n}-{c.abft}-a{aw}-s{c.param_sets}-h{c.hist_bins}-c{c.counter_width}"
-    if ws:
-        add(f"lanesum{cols}x{dw}", lambda: LaneSum(cols, dw, cw))
-        add("reg1", lambda: Reg(1), lane_stages(cols))  # the checksum column's load delay
-        for col in range(cols):
-            add(*ws_ycell_leaf(c, col))
-        nar = {k: v for k, v in (("yc", significant(c, bottom, cols - 1) if bottom < aw else aw),
-                                 ("ck", significant(c, dw + cw, rows - 1))) if v < aw}
-        add(_key(f"wsdiff-{stat_key}", narrow=nar),
-            lambda: Wrap(WSDiff(c, StatisticalUnit(**unit)), narrow=nar))
-    else:
-        add(f"lanesum{rows}x{dw}-gated", lambda: LaneSum(rows, dw, cw, gated=True))
-        add(f"reg{cw}", lambda: Reg(cw), rows - 1 - lane_stages(rows))
-        add("reg1", lambda: Reg(1))  # the eᵀY row's copy of drain
-        add(f"ycell-os-a{aw}", lambda: YCell(c), cols)
-        add(f"{stat_key}", lambda: StatisticalUnit(**unit))
+def positions(config):
+    """``{leaf key: [(row, col), ...]}`` for the leaves whose parts have positions (PEs, with
+    the checksum PEs at column ``cols`` (WS) or row ``rows`` (OS); WS eᵀy cells at row
+    ``rows``)."""
+    out = {}
+    for key, _, part in leaves(config):
+        out.setdefault(key, []).extend(part.at)
     return out

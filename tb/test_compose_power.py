@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from hw.config import ArrayConfig
+from hw.parts import Reg
 from synth import compose_power as cp
 from synth import leaves
 from synth.compose import leaf_figures
@@ -26,7 +27,7 @@ def leafroot(tmp_path_factory):
 def test_identical_lanes_scale_toggles(leafroot):
     """L lanes with one identical trace count exactly L times the single-lane toggles, and
     the per-lane power report equals the single-lane one."""
-    nl = _leaf_netlist("reg8", lambda: leaves.Reg(8), leafroot)
+    nl = _leaf_netlist("reg8", lambda: Reg(8), leafroot)
     rng = np.random.default_rng(1)
     trace = rng.integers(-128, 128, 50)
     runs = {}

@@ -10,7 +10,8 @@ import pytest
 from hw.config import ArrayConfig
 from hw.generate import generate_verilog
 from synth.compose import compose
-from synth.flow import synthesize, synthesize_config
+from synth.compose import leaf_verilog
+from synth.flow import count_flops, synthesize, synthesize_config
 from synth.leaves import instances
 from tb.sim import ROOT
 
@@ -43,6 +44,54 @@ def test_synthesis_reproduces(tmp_path):
         netlist = (tmp_path / name / "netlist.json").read_text()
         runs[-1]["netlist"] = re.sub(r'"(cell_|module_)?src": "[^"]*"', "", netlist)  # paths
     assert runs[0] == runs[1]
+
+
+@pytest.fixture(scope="session")
+def leaf_flops(tmp_path_factory):
+    """Flip-flops of a leaf by key, synthesized once per session."""
+    root, cache = tmp_path_factory.mktemp("leaf_flops"), {}
+
+    def flops(key, build):
+        if key not in cache:
+            cache[key] = count_flops(leaf_verilog(key, build), root / str(len(cache)), top="top")
+        return cache[key]
+    return flops
+
+
+def _check_flops(config, tmp_path, leaf_flops):
+    flat = count_flops(generate_verilog(config), tmp_path / "flat")
+    composed = sum(n * leaf_flops(key, build) for key, (n, build) in instances(config).items())
+    assert composed == flat, f"{config.id}: composed {composed} flip-flops, flat {flat}"
+
+
+# The generator's inventory (hw.parts) against flat synthesis, flip-flop for flip-flop: a WS
+# column of 5 rows (flat synthesis keeps row 4's sums at full width) and the WS checksum tail.
+@pytest.mark.parametrize("shape", ["5x2-ws-none", "3x3-ws-classic"])
+def test_composed_flops_match_flat(shape, tmp_path, leaf_flops):
+    size, dataflow, abft = shape.split("-")
+    rows, cols = map(int, size.split("x"))
+    _check_flops(ArrayConfig(rows=rows, cols=cols, dataflow=dataflow, abft=abft), tmp_path,
+                 leaf_flops)
+
+
+# WS arrays of two rows or fewer: flat synthesis narrows the eᵀy chain and the difference's
+# registers in an order the leaves do not reproduce (2x3: eᵀy of column 2 stays at 32 bits
+# after three additions, where 1x4 and 3x3 narrow theirs; measured gaps 38, 74, 86
+# flip-flops for classic, approx, realm; synth/README.md).
+_SMALL_WS_TAIL = pytest.mark.xfail(strict=True, reason="flat synthesis narrows the WS eᵀy "
+                                   "chain of 2-row arrays differently (synth/README.md)")
+SWEEP = [pytest.param(r, c, d, a, id=f"{r}x{c}-{d}-{a}",
+                      marks=[pytest.mark.slow] + (
+                          [_SMALL_WS_TAIL] if (r, d) == (2, "ws") and a != "none" else []))
+         for r, c in [(2, 3), (3, 3), (4, 4), (5, 7)] for d in ("ws", "os")
+         for a in ("none", "classic", "approx", "realm")]
+
+
+@pytest.mark.parametrize("rows, cols, dataflow, abft", SWEEP)
+def test_composed_flops_sweep(rows, cols, dataflow, abft, tmp_path, leaf_flops):
+    """Every configuration of the sweep (``make test-slow``)."""
+    _check_flops(ArrayConfig(rows=rows, cols=cols, dataflow=dataflow, abft=abft), tmp_path,
+                 leaf_flops)
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
