@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from golden.arith import wrap
-from golden.llm import abft, inject, testing
+from golden.llm import abft, abft_report, inject, testing
 from golden.stats import StatParams, decide
 from golden.tiler import Tiling
 
@@ -323,3 +323,33 @@ def test_refit_reruns_only_the_changed_component(tmp_path):
                      for x in campaign.expand(spec)[1]})
     assert keys[0][("q",)] == keys[1][("q",)]
     assert keys[0][("o",)] != keys[1][("o",)]
+
+
+def test_summary_uses_only_points_of_the_current_parameters(tmp_path):
+    """After a refit of 'o', its old points stay in the results file but leave the summary;
+    'q' keeps its points."""
+    from golden.llm import campaign
+
+    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
+    text = str(tmp_path / "tiny" / "text.txt")
+    path = tmp_path / "p.json"
+    config = abft.parse_array("5x7-os")
+    p = StatParams.from_paper(1.273, 20.076, 0.0)
+    spec = {"model": tiny, "text": text, "calib_text": text, "windows": 2, "length": 32,
+            "experiments": [{"name": "a", "components": ["q", "o"], "bers": [1e-3],
+                             "arrays": ["5x7-os"], "params": str(path), "policies": ["realm"]}]}
+    abft.write_params(path, config, {"q": (p, None), "o": (p, None)}, model="tiny")
+    points = campaign.expand(spec)[1]
+    header = {"baseline": {"w8a8": {"ppl": 10.0}}}
+    fields = dict(ppl=11.0, errors=1, errors_kept=0, tiles=4, tiles_recomputed=1, macs=8,
+                  macs_recomputed=2, tiles_aliased=0,
+                  **{f"flag_{d}": 1 for d in abft_report.DETECTORS})
+    out = tmp_path / "r.jsonl"
+    with open(out, "w") as f:
+        f.write(json.dumps({"kind": "header", **header}) + "\n")
+        for pt in points:
+            f.write(json.dumps({"point": pt, **fields}) + "\n")
+    assert sorted(r["component"] for r in abft_report.rows(str(out))[1]) == ["o", "q"]
+    refit = p.__class__(**{**p.__dict__, "freq_th": 3})
+    abft.write_params(path, config, {"q": (p, None), "o": (refit, None)}, model="tiny")
+    assert [r["component"] for r in abft_report.rows(str(out))[1]] == ["q"]

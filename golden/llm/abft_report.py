@@ -18,14 +18,32 @@ POLICIES = ("none", "classic", "approx", "realm")
 DETECTORS = ("classic", "approx", "realm")
 
 
+def current(p, cache):
+    """Whether point ``p`` was run with the parameter sets its file holds now (a refit
+    changes a component's digest; its old points stay in the results file, unused)."""
+    from golden.llm import abft
+    from golden.llm.campaign import _sha
+
+    key = (p["params"], p["array"], tuple(p["components"]))
+    if key not in cache:
+        try:
+            sets = abft.read_params(abft.params_path(p["params"], p["array"]),
+                                    abft.parse_array(p["array"]), list(p["components"]))
+            cache[key] = {c: _sha(sets[c]) for c in p["components"]}
+        except abft.ParamsError:
+            cache[key] = None
+    return cache[key] == p.get("params_sha")
+
+
 def rows(path):
-    """(baseline W8A8 ppl, summary rows): one per (component group, bits, BER, array, policy)."""
+    """(baseline W8A8 ppl, summary rows): one per (component group, bits, BER, array, policy),
+    from the points run with the current parameter files (:func:`current`)."""
     header, done = read_results(path)
     base = header["baseline"]["w8a8"]["ppl"]
-    groups = {}
+    groups, cache = {}, {}
     for rec in done.values():
         p = rec["point"]
-        if "array" not in p:
+        if "array" not in p or not current(p, cache):
             continue
         key = ("+".join(p["components"]), "-".join(map(str, sorted(set(p["bits"])))), p["ber"],
                p["array"], p["policy"], p["experiment"])
