@@ -62,7 +62,7 @@ def test_linear_accumulator_matches_int64(per_tensor):
 
 def test_injected_element_and_requant_saturation():
     """A flipped bit 30 changes exactly one output; with re-quantization it saturates at the
-    clean output's absmax of that token (§2.2 item 4); without, it is acc·scale unclipped."""
+    clean output's absmax of that token (the authors' code); without, it is acc·scale unclipped."""
     for requant in (False, True):
         rt = quant.Runtime()
         lin = _linear(bias=False, seed=1)

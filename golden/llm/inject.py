@@ -6,15 +6,15 @@ Three modes:
 
 ``bitflip``
     Each accumulator element flips, independently, with probability ``ber`` (this is the paper's
-    BER: a per-INT32-element probability, §2.2 "Meaning of BER"). The flipped bit is ``bit`` (the
-    characterization uses 30, §2.1) or uniform in ``bits=(lo, hi)`` inclusive (the evaluation uses
-    0..29, §2.2). For small BER the number of flips is drawn from Binomial(numel, ber) and the
-    positions uniformly without replacement, which has the same law as one Bernoulli per element
-    but costs O(flips) instead of O(numel).
+    BER: a per-INT32-element probability, as in the authors' code). The flipped bit is ``bit`` (the
+    paper's characterization uses 30) or uniform in ``bits=(lo, hi)`` inclusive (the evaluation
+    uses 0..29, as the authors' code does). For small BER the number of flips is drawn from
+    Binomial(numel, ber) and the positions uniformly without replacement, which has the same law
+    as one Bernoulli per element but costs O(flips) instead of O(numel).
 ``msd``
     The paper's Q1.4: exactly ``freq`` distinct elements per GEMM call each receive
-    ``+round(msd / freq)`` in INT32 units, saturated to the INT32 range (§2.2 "Gap", resolved as
-    recommended there).
+    ``+round(msd / freq)`` in INT32 units, saturated to the INT32 range (the paper leaves the
+    split of MSD over the elements open; this is the even split).
 ``faults``
     Replay of an explicit fault list (``gemm.acc`` entries of :mod:`golden.faults`).
 

@@ -1,6 +1,6 @@
 """Task metrics on the W8A8 model (paper Sec. IV): perplexity and next-token top-1 accuracy on the
-same teacher-forced pass, and greedy generation with a KV cache for the prefill/decode study (§2.2
-"Stage split": prefill is the first forward, decode the single-token steps).
+same teacher-forced pass, and greedy generation with a KV cache for the prefill/decode study (the
+authors' code's stage split: prefill is the first forward, decode the single-token steps).
 
 :class:`Evaluator` makes injected runs cheap. Its clean pass records, per window, the output of
 every decoder layer and the shape of every GEMM call. An injected run first asks the injector which

@@ -6,13 +6,14 @@ the authors' public code, smoothquant/error_inject.py).
   multiplied by s. max|X_j| comes from :func:`calibrate` on calibration text.
 * Every GEMM is INT8 × INT8 → INT32 through ``torch._int_mm`` (:func:`int_mm`), exact; the FP
   output is the accumulator times the two scales. Weights are per output channel and activations
-  per token (or both per tensor, ``per_tensor=True``, the OPT setting of §2.2).
+  per token (or both per tensor, ``per_tensor=True``, the OPT setting of the authors' code).
 * The two attention BMMs run in our own attention function (:func:`int8_attention`), registered
   with transformers as ``realm_int8``: QKᵀ with per-token Q and K scales, SV with per-row P and
-  per-channel V scales (V "permuted before quantizing", §2.2), so each scale factors out.
-* Output re-quantization (§2.2 item 4): outputs named in ``requant`` are fake-quantized to INT8
-  per row with the scale of the *clean* output, so injected errors saturate at the clean absmax.
-  The default follows the authors' code (``"authors"``): q/k/v, the SV BMM (their ``matmul2`` is
+  per-channel V scales (V "permuted before quantizing" in the authors' code), so each scale
+  factors out.
+* Output re-quantization (as the authors' code does it): outputs named in ``requant`` are
+  fake-quantized to INT8 per row with the scale of the *clean* output, so injected errors
+  saturate at the clean absmax. The default follows the authors' code (``"authors"``): q/k/v, the SV BMM (their ``matmul2`` is
   built with ``quantize_output=True``, per token over head_dim) and, for LLaMA-like models,
   gate/up/down; O and QKᵀ never. ``"linear-only"`` is the placement of our first
   characterization (the linear outputs only, SV not re-quantized), kept for the ablation.
@@ -37,7 +38,7 @@ ARCHS = {
     # Gemma's RMSNorm multiplies by (1 + w); the MLP's norm is pre_feedforward_layernorm.
     "gemma3_text": dict(_LLAMA, norm="rms1", smooth=[
         ("input_layernorm", ("q", "k", "v")), ("pre_feedforward_layernorm", ("gate", "up"))]),
-    # OPT: the BMM inputs q/k/v and the SV output are re-quantized (§2.2, OPT scripts).
+    # OPT: the BMM inputs q/k/v and the SV output are re-quantized (the authors' OPT scripts).
     "opt": dict(layers="model.decoder.layers",
                 linears={"q": "self_attn.q_proj", "k": "self_attn.k_proj",
                          "v": "self_attn.v_proj", "o": "self_attn.out_proj", "fc1": "fc1",
@@ -237,7 +238,7 @@ class W8A8Linear(nn.Module):
         hit = self.rt.hook(self.component, self.layer, acc, self.wq.shape[0])
         if not self.rt.per_tensor:
             y, s = K["linear_out"](acc, self.ws, xs, self.bias, self.requant)
-            if hit is not None:  # the clean output's scale s (§2.2 item 4)
+            if hit is not None:  # the clean output's scale s (authors' code)
                 idx, new = hit
                 r, c = idx // n, idx % n
                 v = new.float() * self.ws.reshape(-1)[c]
@@ -252,7 +253,7 @@ class W8A8Linear(nn.Module):
         y = K["dequant"](acc, self.ws, xs)
         if self.bias is not None:
             y.add_(self.bias)
-        if self.requant:  # the clean output's scale (§2.2 item 4)
+        if self.requant:  # the clean output's scale (authors' code)
             s = (y.abs().amax().clamp(min=1e-8).div(127) if self.rt.per_tensor
                  else K["row_scale"](y))
         if hit is not None:
@@ -295,7 +296,7 @@ def _bmm_out(acc, row_scale, col_scale, hit, only_hits=False, requant=False):
     [B, H, T, 1] (either may be a per-tensor scalar), with the injected elements replaced (or,
     with ``only_hits``, just the values of the injected elements). With ``requant`` (``"rows"``
     or ``"tensor"``) the result is fake-quantized to INT8 per row (over N) or per tensor with the
-    *clean* output's scale (§2.2 item 4)."""
+    *clean* output's scale (as the authors' code does)."""
     idx, new = hit if hit is not None else (None, None)
     if idx is not None:
         _, _, t, n = acc.shape
@@ -319,7 +320,7 @@ def int8_attention(module, query, key, value, attention_mask, scaling, dropout=0
 
     query [B, H, T, d]; key, value [B, Hkv, S, d] (after RoPE and the KV-cache update). The
     additive mask, if given, is [B, 1, T, S'] with S' >= S; without one, a causal mask is built.
-    Softmax runs in FP32 (§2.1: nonlinear functions stay in FP)."""
+    Softmax runs in FP32 (the paper: nonlinear functions stay in FP)."""
     rt, layer = module._realm_rt, module.layer_idx
     per_tensor = rt.per_tensor
     qf = quant_tensor if per_tensor else K["quant_rows"]
@@ -353,7 +354,8 @@ def int8_attention(module, query, key, value, attention_mask, scaling, dropout=0
             keep &= torch.arange(s_len)[None, :] > pos - sliding_window
         scores = scores.masked_fill(~keep, float("-inf"))
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
-    # SV: P per row; V per channel, i.e. quantized along its reduction axis S ("permuted", §2.2).
+    # SV: P per row; V per channel, i.e. quantized along its reduction axis S ("permuted", as in
+    # the authors' code).
     p8, ps = qf(probs)
     if per_tensor:
         v8, vs = quant_tensor(value)
