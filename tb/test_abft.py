@@ -185,7 +185,7 @@ REALM += [ArrayConfig(rows=3, cols=5, dataflow="ws", abft="realm", fault_port=Tr
           ArrayConfig(rows=5, cols=3, dataflow="os", abft="realm", fault_port=True)]
 VARIANTS = [ArrayConfig(rows=4, cols=4, dataflow=d, abft=a, fault_port=True)
             for d in ("ws", "os") for a in ("classic", "approx")]
-TILES = {3: 600, 4: 700, 5: 600, 8: 700, 16: 300}
+TILES = {3: 600, 4: 700, 5: 600, 8: 400, 16: 300}
 
 
 @pytest.mark.parametrize("config", REALM + VARIANTS,
