@@ -36,6 +36,11 @@ def _gemm_args(p):
     p.add_argument("--seed", type=int, default=1, help="seed of the operands and stimulus "
                    "(default 1)")
     p.add_argument("--faults", help="JSON fault list to inject (see README)")
+    p.add_argument("--params", metavar="FILE", help="program the statistical unit's parameter "
+                   "sets from a realm-params/1 file (realm llm fit writes them; the array must "
+                   "be the file's)")
+    p.add_argument("--component", help="whose parameter set the tiles use (default: the "
+                   "file's first component)")
     p.add_argument("--waves", action="store_true",
                    help="build with tracing and write the waveform to "
                    "build/sim/waves/<id>-waves-gemm.vcd (also WAVES=1)")
@@ -43,23 +48,33 @@ def _gemm_args(p):
 
 
 def _sim_config(parser, args):
-    """The configuration and parsed fault list of a ``sim``/``run`` command line."""
+    """The configuration, parsed fault list and parameter program of a ``sim``/``run`` command
+    line, every argument checked before anything is built."""
+    from hw.config import Abft
     config = config_from_args(parser, args)
-    faults = None
+    faults = params = None
     if args.seed < 0:
         parser.error(f"--seed must be a non-negative integer, not {args.seed}")
+    if args.component and not args.params:
+        parser.error("--component needs --params")
+    if (args.faults or args.params) and config.abft is Abft.NONE:
+        config = config.replace(abft=Abft.REALM)
+        print(f"note        {'--faults' if args.faults else '--params'}: using the realm ABFT "
+              "variant (set --abft to choose)")
+    if args.params:
+        from .simulate import param_program
+        try:
+            config, params = param_program(args.params, config, args.component)
+        except ValueError as e:
+            parser.error(str(e))
     if args.faults:
         from golden.faults import FaultListError, load_faults
-        from hw.config import Abft
-        if config.abft is Abft.NONE:
-            config = config.replace(abft=Abft.REALM)
-            print("note        --faults: using the realm ABFT variant (set --abft to choose)")
         config = config.replace(fault_port=True)
         try:
             faults = load_faults(args.faults, config)
         except FaultListError as e:
             parser.error(str(e))
-    return config, faults
+    return config, faults, params
 
 
 def _output(args, config, stem="result"):
@@ -70,10 +85,11 @@ def _output(args, config, stem="result"):
 
 def cmd_sim(parser, args):
     from .simulate import report, run_gemm
-    config, faults = _sim_config(parser, args)
+    config, faults, params = _sim_config(parser, args)
     out = _output(args, config)
     t0 = time.perf_counter()
-    r = run_gemm(config, args.gemm, args.seed, out, waves=args.waves, faults=args.faults)
+    r = run_gemm(config, args.gemm, args.seed, out, waves=args.waves, faults=args.faults,
+                 params=params)
     return report(config, r, out, t0, faults)
 
 
@@ -81,7 +97,7 @@ def cmd_run(parser, args):
     import numpy as np
 
     from .simulate import check_operands, load_matrix, report, run_gemm
-    config, faults = _sim_config(parser, args)
+    config, faults, params = _sim_config(parser, args)
     try:
         x, w = load_matrix(args.a, "A"), load_matrix(args.b, "B")
         check_operands(config, x, w)
@@ -96,7 +112,8 @@ def cmd_run(parser, args):
     raw = out.with_suffix(".product.npy")
     t0 = time.perf_counter()
     r = run_gemm(config, [x.shape[0], x.shape[1], w.shape[1]], args.seed, out,
-                 waves=args.waves, faults=args.faults, operands=operands, product=raw)
+                 waves=args.waves, faults=args.faults, operands=operands, product=raw,
+                 params=params)
     c = np.load(raw)
     product.parent.mkdir(parents=True, exist_ok=True)
     if product.suffix == ".npy":

@@ -8,10 +8,11 @@ import time
 
 
 def run_gemm(config, gemm, seed, result_path, waves=False, faults=None, operands=None,
-             product=None):
+             product=None, params=None):
     """Build ``config`` and run the GEMM cocotb module; return its JSON result. ``operands``
     names a ``.npz`` of ``x`` and ``w`` to use instead of seeded LLM-like ones; ``product``
-    where the RTL's product is written (``.npy``)."""
+    where the RTL's product is written (``.npy``); ``params`` the parameter sets to program
+    (:func:`param_program`)."""
     from tb import sim
     waves = waves or sim.waves_requested()
     build_dir = sim.build(config, waves=waves)
@@ -25,6 +26,8 @@ def run_gemm(config, gemm, seed, result_path, waves=False, faults=None, operands
             env["REALM_OPERANDS"] = str(pathlib.Path(operands).resolve())
         if product:
             env["REALM_PRODUCT"] = str(pathlib.Path(product).resolve())
+        if params:
+            env["REALM_PARAMS"] = json.dumps(params)
         log = pathlib.Path(result_path).with_suffix(".log").resolve()
         try:
             sim.run(build_dir, "tb.tb_gemm", "gemm", env, seed=seed, test_dir=tmp, waves=waves,
@@ -48,6 +51,10 @@ def report(config, r, out, t0, faults=None, own=False):
     print(f"workload    GEMM {r['gemm'][0]}x{r['gemm'][1]} @ {r['gemm'][1]}x{r['gemm'][2]}, "
           f"{what}")
     print(f"tiles       {r['tiles']}")
+    if r.get("params"):
+        pr = r["params"]
+        print(f"params      {pr['file']}: component {pr['component']}'s set ({pr['select']}) "
+              "decides every tile")
     print(f"cycles      {r['cycles']}  ({r['macs'] / r['cycles']:.1f} useful MAC/cycle of "
           f"{config.rows * config.cols} PEs)")
     print(f"simulated   {r['rtl_macs_per_s']:,.0f} MAC/s in Verilator+cocotb "
@@ -84,6 +91,28 @@ def _print_faults(faults, r):
               f"realm {'RECOMPUTE' if d['realm'] else 'tolerate'}")
     print(f"decided     {c['tiles_flagged']} tile(s) flagged for recompute by the selected "
           f"policy (realm); histogram of floor(log2|d|): {c['hist']}")
+
+
+def param_program(path, config, component=None):
+    """``(config, program)``: the parameter sets of the ``realm-params/1`` file ``path`` for
+    ``config``'s array, the set the tiles use (``component``'s, default the file's first), and
+    ``config`` with room for every set. ``ValueError`` with one line if the file does not fit."""
+    from golden.llm.abft import ParamsError, read_params
+    try:
+        sets = read_params(path, config.replace(param_sets=16))
+    except ParamsError as e:
+        raise ValueError(str(e)) from None
+    if not sets:
+        raise ValueError(f"parameter file {path!r} holds no parameter set")
+    component = component or next(iter(sets))
+    if component not in sets:
+        raise ValueError(f"parameter file {path!r} has no set for component {component!r} "
+                         f"(it has {', '.join(sets)})")
+    need = max(s for s, _ in sets.values()) + 1
+    config = config.replace(param_sets=max(config.param_sets, need))
+    program = {"file": str(path), "component": component, "select": sets[component][0],
+               "sets": [[s, vars(p)] for s, p in sorted(sets.values(), key=lambda e: e[0])]}
+    return config, program
 
 
 def load_matrix(path, name):

@@ -17,6 +17,23 @@ from tb.common import ArrayTB, compare_traces, log_seed
 from tb.scenarios import suite_seed
 
 
+def decisions(trace):
+    """Every tile's decision in ``trace`` with its checksum differences ``d`` (those the unit
+    took in up to :data:`hw.facts.DECISION_LATENCY` cycles before the decision)."""
+    from hw.facts import DECISION_LATENCY
+    ds = [(t, o["o_d"]) for t, o in enumerate(trace) if o["o_d_valid"]]
+    out, first = [], 0
+    for t in (t for t, o in enumerate(trace) if o["o_done"]):
+        o, last = trace[t], t - DECISION_LATENCY
+        out.append({"tile": len(out), "d": [d for c, d in ds if first <= c <= last],
+                    "mismatch": bool(o["o_mismatch"]), "msd": o["o_msd"],
+                    "theta_log2": o["o_theta"] / 16, "freq_eff": o["o_freq_eff"],
+                    "classic": bool(o["o_flags"] & 1), "approx": bool(o["o_flags"] & 2),
+                    "realm": bool(o["o_flags"] & 4), "recompute": bool(o["o_recompute"])})
+        first = last + 1
+    return out
+
+
 @cocotb.test()
 async def gemm(dut):
     config = ArrayConfig.from_json(os.environ["REALM_CONFIG"])
@@ -35,8 +52,14 @@ async def gemm(dut):
     faults = []
     if os.environ.get("REALM_FAULTS"):
         from golden.faults import load_faults
-        from golden.stats import policy_sets
         faults = load_faults(os.environ["REALM_FAULTS"], config)
+    params = json.loads(os.environ.get("REALM_PARAMS") or "null")
+    if params:  # the sets of a parameter file; tiles use the chosen component's
+        from golden.stats import StatParams
+        program = ([("params", s, StatParams(**p)) for s, p in params["sets"]]
+                   + [("select", params["select"])] + program)
+    elif faults:
+        from golden.stats import policy_sets
         # Parameter sets 0-3: classic, approx, realm, realm with |d| MSD; tiles use realm.
         program = policy_sets(config) + [("select", 2)] + program
 
@@ -62,14 +85,10 @@ async def gemm(dut):
         "matches_golden_every_cycle": True,
         "faults": [f.to_dict() for f in faults],
     }
+    if params:
+        result["params"] = {k: params[k] for k in ("file", "component", "select")}
     if config.abft.value != "none":
-        done = [o for o in got if o["o_done"]]
-        result["decisions"] = [
-            {"tile": i, "mismatch": bool(o["o_mismatch"]), "msd": o["o_msd"],
-             "theta_log2": o["o_theta"] / 16, "freq_eff": o["o_freq_eff"],
-             "classic": bool(o["o_flags"] & 1), "approx": bool(o["o_flags"] & 2),
-             "realm": bool(o["o_flags"] & 4), "recompute": bool(o["o_recompute"])}
-            for i, o in enumerate(done)]
+        result["decisions"] = decisions(got)
         last = got[-1]
         result["counters"] = {k[2:]: last[k] for k in last if k.startswith("c_")}
     try:

@@ -75,3 +75,58 @@ def test_run_multiplies_your_matrices(tmp_path, dataflow):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "match       YES" in r.stdout
     assert (np.loadtxt(out, delimiter=",", dtype=np.int64, ndmin=2) == a @ b).all()
+
+
+def test_run_with_a_parameter_file_reports_each_tile(tmp_path):
+    """`realm run --params F --component o --faults L`: the unit runs on the file's set for 'o',
+    and every tile's reported differences (read from the o_d port), MSD, θ, freq_eff and
+    flags equal the transaction-level model `golden.stats.decide` on those differences."""
+    import json
+
+    from golden.llm import abft
+    from golden.stats import StatParams, decide
+    g = np.random.default_rng(5)
+    a, b = g.integers(-128, 128, (6, 3)), g.integers(-128, 128, (3, 2))
+    config = abft.parse_array("2x2-ws")
+    sets = {"k": StatParams.from_paper(1.273, 20.076, 0.5),
+            "o": StatParams.from_paper(1.5, 24.0, 0.0, sensitive=True)}
+    abft.write_params(tmp_path / "p.json", config, {c: (p, None) for c, p in sets.items()},
+                      model="test")
+    faults = {"format": "realm-faults/1", "faults": [
+        {"site": "pe.acc", "row": r, "col": c, "cycle": t, "kind": "flip", "bit": 20}
+        for r, c, t in ((1, 1, 9), (0, 0, 12), (1, 0, 16))]}
+    (tmp_path / "f.json").write_text(json.dumps(faults))
+    r = realm("run", "--rows", "2", "--cols", "2", *_matrices(tmp_path, a, b),
+              "--params", str(tmp_path / "p.json"), "--component", "o",
+              "--faults", str(tmp_path / "f.json"), "-o", str(tmp_path / "run.json"))
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads((tmp_path / "run.json").read_text())
+    assert res["params"]["component"] == "o" and res["params"]["select"] == 1
+    dec = res["decisions"]
+    # one difference per streamed vector per weight tile: 6 vectors x 2 K-chunks x 1 N-chunk
+    assert sum(len(t["d"]) for t in dec) == 6 * 2 and any(t["mismatch"] for t in dec)
+    for t in dec:
+        want = decide(t["d"], sets["o"])
+        assert (t["msd"], t["freq_eff"], t["mismatch"], t["classic"], t["approx"],
+                t["realm"]) == (want.msd, want.freq_eff, want.mismatch, want.flag_classic,
+                                want.flag_approx, want.flag_realm), t
+        assert t["theta_log2"] * 16 == want.theta
+
+
+def test_run_parameter_file_errors(tmp_path):
+    from golden.llm import abft
+    from golden.stats import StatParams
+    p = StatParams.from_paper(1.273, 20.076, 0.5)
+    abft.write_params(tmp_path / "p.json", abft.parse_array("4x4-os"), {"k": (p, None)},
+                      model="test")
+    a = tmp_path / "a.csv"
+    a.write_text("1,2\n3,4\n")
+    base = ["run", "--a", str(a), "--b", str(a), "--params", str(tmp_path / "p.json")]
+    for extra, msg in ((["--rows", "2", "--cols", "2"], "is for the 4x4-os array, not 2x2-ws"),
+                       (["--rows", "4", "--cols", "4", "--dataflow", "os", "--component", "q"],
+                        "has no set for component 'q' (it has k)")):
+        r = realm(*base, *extra)
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and msg in r.stderr, \
+            r.stderr
+    r = realm("run", "--a", str(a), "--b", str(a), "--component", "k")
+    assert r.returncode == 2 and "--component needs --params" in r.stderr
