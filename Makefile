@@ -14,7 +14,7 @@ FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
 
-.PHONY: setup sim test test-slow bench synth characterize abft clean
+.PHONY: setup sim run test test-slow bench synth characterize abft clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,17 @@ $(STAMP): pyproject.toml
 sim: $(STAMP)
 	$(PY) -m realm sim --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --abft $(ABFT) \
 		--seed $(SEED) $(if $(FAULTS),--faults $(FAULTS))
+
+# Your own matrices through the RTL (examples/: a 64x40 @ 40x24 INT8 GEMM and a fault list for
+# an 8x8 array); A=, B=, RUN_FAULTS= (empty: none) and PARAMS= point elsewhere.
+A ?= examples/a.csv
+B ?= examples/b.csv
+RUN_FAULTS ?= examples/faults-8x8.json
+PARAMS ?=
+run: $(STAMP)
+	$(PY) -m realm run --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --abft realm \
+		--a $(A) --b $(B) --product build/sim/product.csv --seed $(SEED) \
+		$(if $(RUN_FAULTS),--faults $(RUN_FAULTS)) $(if $(PARAMS),--params $(PARAMS))
 
 test: $(STAMP)
 	$(PY) -m pytest tb/ -n $(JOBS)
