@@ -42,22 +42,46 @@ async def abft_clean(dut, scenario):
     assert got[-1]["c_tiles_flagged"] == got[-1]["c_tiles_mismatch"] == 0
 
 
+def _flip_d(value, bit, aw):
+    """The difference a flip of ``bit`` makes to an ``aw``-bit register about to hold
+    ``value``: +2**bit if that bit of ``value`` is 0, -2**bit if it is 1, wrapped to ``aw``
+    bits (the same checksum difference whatever is added after it)."""
+    delta = -(1 << bit) if (int(value) >> bit) & 1 else 1 << bit
+    half = 1 << (aw - 1)
+    return (delta + half) % (1 << aw) - half
+
+
+def single_flip_ds(config, program, faults):
+    """The signed difference of each fault of :func:`tb.faultgen.single_flip_campaign`, from
+    the program's operands alone (int64 products, not the array or its model). WS: the flip
+    lands on PE (r, c)'s new partial sum sum_{j<=r} x[j] W[j][c] of the faulted vector; OS: on
+    the first product A[r][0] B[0][c] of the faulted tile."""
+    aw = config.acc_width
+    if config.dataflow.value == "ws":
+        (w,) = [op[1].long() for op in program if op[0] == "load"]
+        (x,) = [op[1].long() for op in program if op[0] == "stream"]
+        return [_flip_d((x[i, :f.row + 1] * w[:f.row + 1, f.col]).sum(), f.mask.bit_length() - 1,
+                        aw) for i, f in enumerate(faults)]
+    tiles = [op for op in program if op[0] == "tile"]
+    return [_flip_d(tiles[i // config.cols][1][f.row, 0].long()
+                    * tiles[i // config.cols][2][0, f.col].long(), f.mask.bit_length() - 1, aw)
+            for i, f in enumerate(faults)]
+
+
 @cocotb.test()
 async def abft_single_flips(dut):
     """A flip in every PE accumulator at every bit position is detected by classic ABFT: each
-    difference it produces is exactly +-2**bit."""
+    difference it produces is exactly the +-2**bit the operands say (computed without the
+    array)."""
     seed = suite_seed()
     config = config_from_env()
     program, faults = single_flip_campaign(config, seed)
     got = await run_and_compare(dut, config, lambda: Driver(config, program), faults, seed)
     done = _decisions(got)
     ds = [o["o_d"] for o in got if o["o_d_valid"]]
-    if config.dataflow.value == "ws":
-        assert len(done) == len(faults)
-        assert [abs(d) for d in ds] == [f.mask for f in faults]
-    else:
-        assert len(done) == len(faults) // config.cols
-        assert [abs(d) for d in ds] == [f.mask for f in faults]
+    per_tile = 1 if config.dataflow.value == "ws" else config.cols
+    assert len(done) == len(faults) // per_tile
+    assert ds == single_flip_ds(config, program, faults)
     assert all(o["o_flags"] & 1 for o in done)  # classic ABFT detects every flip
     if config.abft.value != "approx":  # (the approx variant recomputes on MSD alone)
         assert all(o["o_recompute"] for o in done)  # set 0 selects classic
