@@ -104,31 +104,27 @@ def test_published_parameters_quantize():
     assert K.msd_th == math.floor(2 ** (26.027 / 1.273)) == 1427841  # 2**20.4454 = 1.3617 * 2**20
 
 
-@pytest.mark.parametrize("count, log_mag, recompute", [
+@pytest.mark.parametrize("count, log_mag, theta, freq_eff, recompute", [
     # 62 errors of 2**15: MSD = 62 * 2**15 = 2**20.954 (log2q: p = 20, frac = 15 -> 335/16
     # = 20.9375); theta = 20.0742 - 0.2734 * 20.9375 = 14.35, floor(16 * theta) = 229
     # (exactly (16 * 5139 - 70 * 335) >> 8 = 229); log2q(2**15) = 240 > 229: all 62 count,
     # 62 > 61: recompute.
-    (62, 15, True),
-    # 61 such errors: 61 > 61 is false: tolerated.
-    (61, 15, False),
+    (62, 15, 229, 62, True),
+    # 61 such errors: MSD = 61 * 2**15 (log2q 20 + 14/16 = 334): theta = (82224 - 23380) >> 8
+    # = 229 again; 61 > 61 is false: tolerated.
+    (61, 15, 229, 61, False),
     # 200 errors of 2**9: MSD = 200 * 2**9 = 2**16.64 (log2q 16 + 9/16 = 265/16);
     # theta = (82224 - 18550) >> 8 = 248 (15.5): 2**9 (log2q 144) is not above it: freq_eff = 0.
-    (200, 9, False),
+    (200, 9, 248, 0, False),
     # One error of 2**30 alone: MSD = 2**30, theta = (82224 - 70 * 480) >> 8 = 189 (11.8);
     # 480 > 189: freq_eff = 1 <= 61: the statistical policy tolerates what classic flags.
-    (1, 30, False),
+    (1, 30, 189, 1, False),
 ])
-def test_published_parameters_hand_cases(count, log_mag, recompute):
-    d = [1 << log_mag] * count + [0] * (256 - count)
-    dec = decide(d, K)
-    assert dec.recompute is recompute
-    assert dec.flag_classic is True
-    msd = count << log_mag
-    assert dec.msd == msd and dec.theta == theta_grid(msd, K)
-    expected_theta = (16 * 5139 - 70 * log2q(msd)) >> 8
-    assert dec.theta == expected_theta
-    assert dec.freq_eff == (count if 16 * log_mag > expected_theta else 0)
+def test_published_parameters_hand_cases(count, log_mag, theta, freq_eff, recompute):
+    """Every figure worked out by hand above (none from the code under test)."""
+    dec = decide([1 << log_mag] * count + [0] * (256 - count), K)
+    assert (dec.msd, dec.theta, dec.freq_eff, dec.flag_classic, dec.recompute) == (
+        count << log_mag, theta, freq_eff, True, recompute)
 
 
 def test_hand_case_values():
