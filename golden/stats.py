@@ -19,6 +19,12 @@ Fixed-point conventions (shared with the RTL through :mod:`hw.facts`; paper Fig.
   recomputes when ``|MSD| > msd_th``.
 * MSD is the signed sum of the differences (the paper's) or, with ``msd_mode = 1``, the sum of
   their magnitudes (two large errors of opposite sign cannot cancel).
+* **MSD = 0 while some d is not** (errors that cancel in the signed sum): log2|MSD| is taken as
+  0 (``log2q(0) = 0``, as for |MSD| = 1), so ``theta = b``, the threshold's largest value.
+  The errors are not hidden from the statistical policy: each one above 2**b still counts in
+  ``freq_eff``, and more than ``freq_th`` of them recompute. The MSD threshold never flags
+  such a tile (|MSD| = 0), classic ABFT always does. The sum of magnitudes (``msd_mode = 1``)
+  avoids the case. ``tb/test_stats.py`` checks it for every policy, RTL and this model.
 """
 import dataclasses
 import math

@@ -48,11 +48,51 @@ async def stats_random(dut):
     abft, n = os.environ["REALM_ABFT"], int(os.environ["REALM_N"])
     seed = suite_seed()
     model = StatUnitModel(n, AW, abft, SETS, BINS, CW)
+    done = sum(o["o_done"] for o in await drive(dut, model, stimulus(seed, abft, n), seed))
+    assert done > 100, "too few tiles decided to be a test"
+    cocotb.log.info("%d tiles decided, counters %s", done,
+                    {k: model.counters[k] for k in COUNTERS})
+
+
+# Two errors of 2**30 of opposite sign in one tile: the signed MSD is 0. Semantics (documented
+# in golden.stats): log2|MSD| is taken as 0, so theta = b (its largest value); each error is
+# above 2**b and counts. One set per policy, realm twice (freq_th 1: 2 > 1 recomputes;
+# freq_th 2: tolerates).
+CANCEL_D = [1 << 30, -(1 << 30)] + [0] * 6
+CANCEL_SETS = [StatParams(am1=70, b_q=5139, freq_th=ft, msd_th=1 << 20, policy=pol)
+               for pol, ft in ((0, 1), (1, 1), (2, 1), (2, 2))]
+# msd, theta = (16 * 5139) >> 8, freq_eff, (classic, approx, realm) flags, recompute
+CANCEL_WANT = [(0, 321, 2, (1, 0, 1), 1), (0, 321, 2, (1, 0, 1), 0),
+               (0, 321, 2, (1, 0, 1), 1), (0, 321, 2, (1, 0, 0), 0)]
+
+
+def cancel_stimulus():
+    out = [{"valid": 0, "end": 0, "sel": 0, "d": 0, "cfg": (s, p)}
+           for s, p in enumerate(CANCEL_SETS)]
+    for s in range(len(CANCEL_SETS)):
+        out += [{"valid": 1, "end": int(i == len(CANCEL_D) - 1), "sel": s, "d": d}
+                for i, d in enumerate(CANCEL_D)]
+        out += [{"valid": 0, "end": 0, "sel": s, "d": 0}] * 16
+    return out
+
+
+@cocotb.test()
+async def stats_cancelling(dut):
+    model = StatUnitModel(len(CANCEL_D), AW, "realm", SETS, BINS, CW)
+    outs = [o for o in await drive(dut, model, cancel_stimulus(), suite_seed()) if o["o_done"]]
+    got = [(o["o_msd"], o["o_theta"], o["o_freq_eff"],
+            tuple((o["o_flags"] >> i) & 1 for i in range(3)), o["o_recompute"]) for o in outs]
+    assert got == CANCEL_WANT, got
+
+
+async def drive(dut, model, inputs, seed):
+    """Play ``inputs`` (one dict per cycle) on the unit and on ``model``; require equal outputs
+    every cycle; return the outputs."""
     Clock(dut.clk, 10, unit="ns").start()
     dut.rst.value = 1
     await RisingEdge(dut.clk)
-    done = 0
-    for cycle, inp in enumerate(stimulus(seed, abft, n)):
+    outs = []
+    for cycle, inp in enumerate(inputs):
         await FallingEdge(dut.clk)
         dut.rst.value = 0
         dut.i_d.value, dut.i_valid.value = inp["d"], inp["valid"]
@@ -70,12 +110,10 @@ async def stats_random(dut):
         got = {k: (v.to_signed() if k in ("o_msd", "o_theta") else int(v)) for k, v in got.items()}
         hist = dut.c_hist.value.to_unsigned()
         got["c_hist"] = [(hist >> (i * CW)) & ((1 << CW) - 1) for i in range(BINS)]
-        assert got == want, f"cycle {cycle}: {abft} unit differs (seed {seed}): " + str(
+        assert got == want, f"cycle {cycle}: unit differs (seed {seed}): " + str(
             {k: (got[k], want[k]) for k in want if got[k] != want[k]})
-        done += want["o_done"]
-    assert done > 100, "too few tiles decided to be a test"
-    cocotb.log.info("%d tiles decided, counters %s", done,
-                    {k: model.counters[k] for k in COUNTERS})
+        outs.append(got)
+    return outs
 
 
 # n = 40: three popcount groups of POP_GROUP = 16 (the last one partial) in S2b.
@@ -90,6 +128,27 @@ def test_stats(abft, n, tmp_path):
             seed=suite_seed(), test_dir=tmp_path)
     from cocotb_tools.check_results import get_results
     assert get_results(tmp_path / "results.xml") == (1, 0)
+
+
+def test_stats_cancelling_errors(tmp_path):
+    """The RTL unit on a tile whose errors cancel in the signed MSD, under every policy."""
+    from hw.config import ArrayConfig
+    n = len(CANCEL_D)
+    unit = StatisticalUnit(n=n, acc_width=AW, abft="realm", param_sets=SETS, hist_bins=BINS,
+                           counter_width=CW)
+    build_dir = sim.build(ArrayConfig(rows=1, cols=n, abft="realm"), name="stats", component=unit)
+    sim.run(build_dir, "tb.test_stats", "stats_cancelling", {}, seed=suite_seed(),
+            test_dir=tmp_path)
+    from cocotb_tools.check_results import get_results
+    assert get_results(tmp_path / "results.xml") == (1, 0)
+
+
+def test_decide_cancelling_errors():
+    """golden.stats.decide on the same tile gives the same hand-worked figures."""
+    got = [decide(CANCEL_D, p) for p in CANCEL_SETS]
+    assert [(x.msd, x.theta, x.freq_eff, (int(x.flag_classic), int(x.flag_approx),
+                                          int(x.flag_realm)), int(x.recompute))
+            for x in got] == CANCEL_WANT
 
 
 # Hand-computed cases, authors' K parameters: a = 1.273, b = 20.076, theta_freq = 5.951
