@@ -301,19 +301,24 @@ def test_cli_bad_input_one_line(tmp_path, args, msg):
     assert not (tmp_path / "r.jsonl").exists()  # nothing ran
 
 
+def _refit_setup(tmp_path):
+    """(spec, parameter file, array, parameter set): a realm campaign of 'q' and 'o' on a tiny
+    model whose parameter file the test rewrites."""
+    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
+    text = str(tmp_path / "tiny" / "text.txt")
+    path = tmp_path / "p.json"
+    spec = {"model": tiny, "text": text, "calib_text": text, "windows": 2, "length": 32,
+            "experiments": [{"name": "a", "components": ["q", "o"], "bers": [1e-3],
+                             "arrays": ["5x7-os"], "params": str(path), "policies": ["realm"]}]}
+    return spec, path, abft.parse_array("5x7-os"), StatParams.from_paper(1.273, 20.076, 0.0)
+
+
 def test_refit_reruns_only_the_changed_component(tmp_path):
     """A point's identity holds the digest of its own component's parameter set: refitting 'o'
     (or adding a component to the file) leaves the key of every 'q' point unchanged."""
     from golden.llm import campaign
 
-    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
-    text = str(tmp_path / "tiny" / "text.txt")
-    path = tmp_path / "p.json"
-    config = abft.parse_array("5x7-os")
-    p = StatParams.from_paper(1.273, 20.076, 0.0)
-    spec = {"model": tiny, "text": text, "calib_text": text, "windows": 2, "length": 32,
-            "experiments": [{"name": "a", "components": ["q", "o"], "bers": [1e-3],
-                             "arrays": ["5x7-os"], "params": str(path), "policies": ["realm"]}]}
+    spec, path, config, p = _refit_setup(tmp_path)
     keys = []
     for params in ({"q": (p, None), "o": (p, None)},
                    {"q": (p, None), "k": (p, None), "o": (p.__class__(**{**p.__dict__,
@@ -330,14 +335,7 @@ def test_summary_uses_only_points_of_the_current_parameters(tmp_path):
     'q' keeps its points."""
     from golden.llm import campaign
 
-    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
-    text = str(tmp_path / "tiny" / "text.txt")
-    path = tmp_path / "p.json"
-    config = abft.parse_array("5x7-os")
-    p = StatParams.from_paper(1.273, 20.076, 0.0)
-    spec = {"model": tiny, "text": text, "calib_text": text, "windows": 2, "length": 32,
-            "experiments": [{"name": "a", "components": ["q", "o"], "bers": [1e-3],
-                             "arrays": ["5x7-os"], "params": str(path), "policies": ["realm"]}]}
+    spec, path, config, p = _refit_setup(tmp_path)
     abft.write_params(path, config, {"q": (p, None), "o": (p, None)}, model="tiny")
     points = campaign.expand(spec)[1]
     header = {"baseline": {"w8a8": {"ppl": 10.0}}}
