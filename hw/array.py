@@ -33,7 +33,8 @@ from .stats import StatisticalUnit, StatPorts
 
 __all__ = ["SystolicArray", "WSArray", "OSArray", "fault_signature", "abft_signature",
            "fault_sites", "fault_mask_width", "skew", "skew_registers", "ws_control",
-           "os_control", "pe_positions", "pe_spec", "pe_sources", "pe_reads", "resolve"]
+           "os_control", "grid_positions", "pe_positions", "pe_spec", "pe_sources", "pe_reads",
+           "resolve"]
 
 
 def _lanes(width, n):
@@ -101,11 +102,15 @@ def skew_registers(n):
 # PEs from these tables and :mod:`hw.parts` reads the same tables to tell which inputs are
 # tied and which outputs nobody reads.
 
+def grid_positions(config):
+    """The array PEs' positions, row by row."""
+    return [(r, col) for r in range(config.rows) for col in range(config.cols)]
+
+
 def pe_positions(config):
     """Every PE position of ``config``, array PEs first (row by row), then the checksum PEs."""
     c = config
-    grid = [(r, col) for r in range(c.rows) for col in range(c.cols)]
-    return grid + (check_positions(c) if c.abft is not Abft.NONE else [])
+    return grid_positions(c) + (check_positions(c) if c.abft is not Abft.NONE else [])
 
 
 def _is_check(config, pos):
@@ -277,11 +282,10 @@ class _Array(wiring.Component):
         c = self._config
         self._m = m
         pes = {}
-        for r in range(c.rows):
-            for col in range(c.cols):
-                pes[r, col] = pe = self.new_pe((r, col))
-                m.submodules[f"pe_{r}_{col}"] = pe
-                self.connect_fault(m, pe, "pe", r, col)
+        for r, col in grid_positions(c):
+            pes[r, col] = pe = self.new_pe((r, col))
+            m.submodules[f"pe_{r}_{col}"] = pe
+            self.connect_fault(m, pe, "pe", r, col)
         return pes
 
     def new_pe(self, pos):
@@ -361,7 +365,7 @@ class WSArray(_Array):
         # Shift activations east along each row; partial sums south along each column;
         # weights north along each column.
         self._wire(m, pes, {"a_skew": a_skewed, "i_w": self.i_w.payload, "w_accept": w_accept},
-                   [(r, col) for r in range(c.rows) for col in range(c.cols)])
+                   grid_positions(c))
 
         # Align the columns: column ``col`` leaves ``cols - 1 - col`` cycles early.
         bottom = [pes[c.rows - 1, col].o_p for col in range(c.cols)]
@@ -428,7 +432,7 @@ class OSArray(_Array):
 
         # Shift A east along rows and B south along columns; accumulators drain south.
         self._wire(m, pes, {"a_skew": a_skewed, "b_skew": b_skewed, "drain": drain},
-                   [(r, col) for r in range(c.rows) for col in range(c.cols)])
+                   grid_positions(c))
         for col in range(c.cols):
             m.d.comb += self.o_c[col].eq(pes[c.rows - 1, col].o_c)
 
