@@ -70,6 +70,16 @@ def abft_signature(config):
     }
 
 
+class _View:
+    """``obj``'s members of ``signature``, as an interface of that signature (a component's
+    flat ports seen as one sub-interface, for :func:`wiring.connect`)."""
+
+    def __init__(self, signature, obj):
+        self.signature = signature
+        for name in signature.members:
+            setattr(self, name, getattr(obj, name))
+
+
 def stat_ports(config):
     """The :class:`hw.stats.StatPorts` of ``config``'s statistical unit."""
     return StatPorts(n=config.stat_n, acc_width=config.acc_width, param_sets=config.param_sets,
@@ -308,12 +318,10 @@ class _Array(wiring.Component):
         m.submodules.stats = unit
         m.d.comb += [unit.i_d.eq(d), unit.i_valid.eq(d_valid), unit.i_end.eq(d_end),
                      unit.i_sel.eq(self.param_sel), self.o_d.eq(d), self.o_d_valid.eq(d_valid)]
-        # The unit's ports of StatPorts are the array's own, member by member (inputs in,
-        # outputs out). Not wiring.connect: it emits the same assignments in another order,
-        # which renumbers the Verilog's internal wires (the Verilog stays byte-identical so).
-        for name, member in stat_ports(c).members.items():
-            sink, source = ((unit, self) if member.flow is In else (self, unit))
-            m.d.comb += getattr(sink, name).eq(getattr(source, name))
+        # The unit's ports of StatPorts are the array's own (inputs in, outputs out): one
+        # signature, forwarded by wiring.connect between the two views of it.
+        ports = stat_ports(c)
+        wiring.connect(m, wiring.flipped(_View(ports, self)), _View(ports, unit))
         if c.fault_port:
             m.d.comb += [unit.fi_msd.eq(self._hit(m, "stat.msd", 0, 0)),
                          unit.fi_kind.eq(self.fi_kind), unit.fi_mask.eq(self.fi_mask)]
