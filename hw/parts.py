@@ -48,7 +48,6 @@ class Part:
     tie: frozenset = frozenset()
     drop: frozenset = frozenset()
     sums: tuple = ()
-    adds: int = None
     duplicate: bool = False
     at: tuple = ()
 
@@ -77,18 +76,17 @@ def _pe_parts(c):
             outputs[ident] = _outputs(cls, kw)
         tie = frozenset(p for p, s in sources[pos].items() if isinstance(s, int) and s == 0)
         drop = frozenset(o for o in outputs[ident] if (*pos, o) not in read)
-        sums, adds = (), None
+        sums = ()
         if ws:  # row r adds its product to the partial sum of rows 0..r-1
             bits = c.data_width + (c.checksum_weight_width if pos[1] == c.cols
                                    else c.data_width)
             sums = (("i_p", (bits, pos[0] - 1)),) if pos[0] else ()
-            adds = pos[0]
-        key = (ident, tie, drop, sums, adds)
+        key = (ident, tie, drop, sums)
         groups.setdefault(key, []).append(pos)
-    for ((cls, kw), tie, drop, sums, adds), at in groups.items():
+    for ((cls, kw), tie, drop, sums), at in groups.items():
         kind = "check pe" if at[0][0] == c.rows or at[0][1] == c.cols else "pe"
         yield Part(kind, cls.__name__, len(at), lambda cls=cls, kw=kw: cls(**dict(kw)),
-                   params=kw, tie=tie, drop=drop, sums=sums, adds=adds, at=tuple(at))
+                   params=kw, tie=tie, drop=drop, sums=sums, at=tuple(at))
 
 
 def _reg(count, width, sums=()):
@@ -130,7 +128,6 @@ def inventory(config):
             parts.append(Part("y cell", "ycell-ws-first" if col == 0 else "ycell-ws", 1,
                               lambda first=col == 0: YCell(c, first=first),
                               params=(("a", aw),), sums=sums,
-                              adds=bottom + col if col else None,
                               duplicate=col == 0 and cols > 1, at=((rows, col),)))
         parts.append(Part("difference", f"wsdiff-{stat}", 1,
                           lambda: WSDiff(c, StatisticalUnit(**unit)),

@@ -58,7 +58,27 @@ def liberty_source():
 
 
 #: Bumped when the flow changes in a way the cached results (``result.json``) must not survive.
-FLOW_VERSION = 2
+FLOW_VERSION = 3
+
+#: A line of our Yosys scripts that :func:`_yosys` expands: ``wreduce; opt_clean`` repeated
+#: until ``wreduce`` removes no more bits (at most :data:`WREDUCE_ROUNDS` rounds).
+WREDUCE_FIXPOINT = "wreduce_fixpoint"
+WREDUCE_ROUNDS = 64
+
+
+def synth_steps(top):
+    """Yosys' ``synth -flatten -top top`` with its one ``wreduce`` run to a fixed point.
+
+    One ``wreduce`` pass narrows a chain of sums only as far as its work list happens to
+    reach (cells are visited by name: four rows of a WS column, or fewer where ``pe_10``
+    sorts before ``pe_2``), so the flip-flops of a sum depended on names and on what else
+    was in the design. At the fixed point every sum of sign-extended operands keeps only its
+    significant bits, whatever the design around it: the flat netlist and the composed
+    leaves (:mod:`synth.leaves`) then agree by construction."""
+    return [f"hierarchy -check -top {top}", "proc", "check", "flatten", "opt_expr", "check",
+            "opt_clean", "opt -nodffe -nosdff", "fsm", "opt", WREDUCE_FIXPOINT, "peepopt",
+            "opt_clean", "alumacc", "share", "opt", "memory -nomap", "opt_clean",
+            f"synth -top {top} -run fine:check"]
 
 
 def synthesize(verilog_path, workdir, top=TOP):
@@ -74,7 +94,7 @@ def synthesize(verilog_path, workdir, top=TOP):
     workdir = pathlib.Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     script = [f"read_verilog {pathlib.Path(verilog_path).resolve()}",
-              f"synth -flatten -top {top}", f"dfflibmap -liberty {lib}",
+              *synth_steps(top), f"dfflibmap -liberty {lib}",
               f"tee -q -o abc.log abc -liberty {lib} -script {ABC_SCRIPT}",
               "opt_clean", f"tee -q -o stat.json stat -json -liberty {lib}",
               "write_json netlist.json"]
@@ -83,14 +103,30 @@ def synthesize(verilog_path, workdir, top=TOP):
     return figures(workdir)
 
 
+#: Runs a script line by line in one design, expanding :data:`WREDUCE_FIXPOINT`.
+_RUNNER = f"""
+import sys
+from pyosys import libyosys as ys
+design = ys.Design()
+for line in open(sys.argv[1]).read().splitlines():
+    if line != {WREDUCE_FIXPOINT!r}:
+        ys.run_pass(line, design)
+        continue
+    for _ in range({WREDUCE_ROUNDS}):
+        ys.run_pass("tee -q -o wreduce.log wreduce", design)
+        ys.run_pass("opt_clean", design)
+        if "Removed top" not in open("wreduce.log").read():
+            break
+"""
+
+
 def _yosys(workdir, name, what):
     """Run ``workdir/<name>.ys`` in a fresh Python process (log ``<name>.log``, or ``yosys.log``
     for the main flow); ``RuntimeError`` with the log's tail if Yosys fails."""
     log_path = workdir / ("yosys.log" if name == "synth" else f"{name}.log")
-    code = f"from pyosys import libyosys as ys; ys.run_pass('script {name}.ys', ys.Design())"
     with open(log_path, "w") as log:
-        r = subprocess.run([sys.executable, "-c", code], cwd=workdir, stdout=log,
-                           stderr=subprocess.STDOUT)
+        r = subprocess.run([sys.executable, "-c", _RUNNER, f"{name}.ys"], cwd=workdir,
+                           stdout=log, stderr=subprocess.STDOUT)
     if r.returncode != 0:
         tail = log_path.read_text().splitlines()[-15:]
         raise RuntimeError(f"Yosys failed on {what} (log: {log_path}):\n" + "\n".join(tail))
@@ -103,8 +139,8 @@ def count_flops(verilog_text, workdir, top=TOP):
     workdir = pathlib.Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / f"{top}.v").write_text(verilog_text)
-    (workdir / "flops.ys").write_text(f"read_verilog {top}.v\nsynth -flatten -top {top}\n"
-                                      "tee -q -o flops.json stat -json\n")
+    script = [f"read_verilog {top}.v", *synth_steps(top), "tee -q -o flops.json stat -json"]
+    (workdir / "flops.ys").write_text("\n".join(script) + "\n")
     _yosys(workdir, "flops", workdir / f"{top}.v")
     cells = json.loads((workdir / "flops.json").read_text())["design"]["num_cells_by_type"]
     return sum(n for cell, n in cells.items() if "DFF" in cell.upper())

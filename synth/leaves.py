@@ -52,18 +52,10 @@ class Wrap(wiring.Component):
         return m
 
 
-#: How many chained additions flat synthesis narrows. Measured on the flat netlists: the WS
-#: partial sums of rows 0-3 keep only their significant bits (16, 17, 18, 19 flip-flops); from
-#: row 4 on every partial sum has all 32 (Yosys stops propagating the sign copies).
-NARROWED_ADDS = 4
-
-
 def significant(config, bits, adds):
-    """Significant bits of a WS sum of products after ``adds`` chained additions (``bits`` for
-    one product, one more per addition) as flat synthesis keeps them: ``acc_width`` from
-    :data:`NARROWED_ADDS` additions on."""
-    if adds >= NARROWED_ADDS:
-        return config.acc_width
+    """Significant bits of a WS sum of products after ``adds`` chained additions: ``bits`` for
+    one product, one more per addition, at most ``acc_width`` (what the flow's ``wreduce``
+    fixed point keeps, :func:`synth.flow.synth_steps`)."""
     return min(config.acc_width, bits + adds)
 
 
@@ -75,12 +67,8 @@ def _key(name, tie=(), drop=(), narrow=None, **widths):
 
 
 def narrowing(config, part):
-    """``{input: significant bits}`` of ``part``'s inputs as flat synthesis narrows them. An
-    adder's inputs are narrowed only while its own sum is (flat synthesis keeps the sum of
-    row 4 of a WS column at full width though row 3's has 19 bits; a leaf given 19 bits would
-    narrow its sum to 20)."""
-    if part.adds is not None and part.adds >= NARROWED_ADDS:
-        return {}
+    """``{input: significant bits}`` of ``part``'s inputs that carry fewer than
+    ``acc_width`` significant bits."""
     out = {}
     for port, (bits, adds) in part.sums:
         w = significant(config, bits, adds)

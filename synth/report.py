@@ -18,7 +18,7 @@ def _header():
         "Reproduce with `make synth` (or `python -m synth --help`). Every figure below comes "
         "from open tools:", "",
         f"* **Synthesis**: Yosys {importlib.metadata.version('pyosys')} (the `pyosys` wheel), "
-        "`synth -flatten`, `dfflibmap`, then ABC with the Liberty (script "
+        "`synth -flatten` with `wreduce` run to a fixed point, `dfflibmap`, then ABC with the Liberty (script "
         f"`{ABC_SCRIPT}`), `stat -liberty`. Areas are cell areas at minimum drive strength "
         "(no timing-driven sizing, no wires, no placement).",
         f"* **Library**: `{LIBERTY.name}` from Debian's `{liberty_source()}` (OSU 0.18 um, "
