@@ -19,6 +19,7 @@ A beat is held (``valid`` high) until it is accepted, as a stream source must.
 import torch
 
 from hw.config import Dataflow
+from hw.facts import DECISION_LATENCY
 
 
 class Driver:
@@ -177,3 +178,19 @@ def expected(config, program):
             results.extend(matmul(torch.as_tensor(op[1]), torch.as_tensor(op[2]),
                                   config).tolist())
     return results
+
+
+def decisions(trace):
+    """Every tile's decision in ``trace`` with its checksum differences ``d`` (those the unit
+    took in up to :data:`hw.facts.DECISION_LATENCY` cycles before the decision)."""
+    ds = [(t, o["o_d"]) for t, o in enumerate(trace) if o["o_d_valid"]]
+    out, first = [], 0
+    for t in (t for t, o in enumerate(trace) if o["o_done"]):
+        o, last = trace[t], t - DECISION_LATENCY
+        out.append({"tile": len(out), "d": [d for c, d in ds if first <= c <= last],
+                    "mismatch": bool(o["o_mismatch"]), "msd": o["o_msd"],
+                    "theta_log2": o["o_theta"] / 16, "freq_eff": o["o_freq_eff"],
+                    "classic": bool(o["o_flags"] & 1), "approx": bool(o["o_flags"] & 2),
+                    "realm": bool(o["o_flags"] & 4), "recompute": bool(o["o_recompute"])})
+        first = last + 1
+    return out

@@ -5,6 +5,8 @@
                 against the golden model and against an int64 oracle; --faults injects a list
   run           the same with your own matrices (A and B as .npy or .csv); writes A @ B
   bench         simulated MAC/s of Verilator, Amaranth's simulator and the golden model
+  crosslayer    real SmolLM2 tiles through the RTL with the LLM injector's errors as hardware
+                faults, checked against every model (docs/results/crosslayer)
   synth         area, timing and power of every ABFT variant (= python -m synth)
   characterize  regenerate the LLM resilience results docs/results/ (= python -m golden.llm
                 characterize)
@@ -130,6 +132,42 @@ def cmd_bench(parser, args):
     return bench(args)
 
 
+def cmd_crosslayer(parser, args):
+    from golden.llm.crosslayer import COMPONENTS
+    from hw.config import ArrayConfig
+    try:
+        ArrayConfig(rows=args.rows, cols=args.cols, abft="realm", fault_port=True)
+    except ValueError as e:
+        parser.error(str(e))
+    bad = [c for c in args.components if c not in COMPONENTS]
+    if bad:
+        parser.error(f"--components: {bad[0]!r} is not one of {', '.join(COMPONENTS)}")
+    bad = [d for d in args.dataflow if d not in ("ws", "os")]
+    if bad:
+        parser.error(f"--dataflow: {bad[0]!r} is not ws or os")
+    if not 0 < args.ber <= 1e-2:
+        parser.error(f"--ber must be in (0, 0.01], not {args.ber}")
+    lo, hi = args.bits
+    if not 0 <= lo <= hi <= 31:
+        parser.error(f"--bits must be LO,HI with 0 <= LO <= HI <= 31, not {lo},{hi}")
+    if args.length < 16 or args.length % 8:
+        parser.error(f"--length must be a multiple of 8 from 16 on, not {args.length}")
+    if min(args.clean, args.seed, args.layer, args.min_tiles) < 0 or args.jobs < 1:
+        parser.error("--clean, --min-tiles, --seed and --layer must be >= 0 and --jobs >= 1")
+    from golden.llm.abft import params_path
+    from golden.llm.campaign import model_shape
+    args.fit = params_path(args.fit, "")
+    if not pathlib.Path(args.fit).is_file():
+        parser.error(f"--fit: file {args.fit!r} does not exist")
+    layers = model_shape("smollm2-135m")[1]
+    if args.layer >= layers:
+        parser.error(f"--layer must be below the model's {layers} layers, not {args.layer}")
+    args.command_line = "realm crosslayer " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 \
+        else "realm crosslayer"
+    from .crosslayer import main
+    return main(args)
+
+
 def parser():
     """The ``realm`` argument parser (one subparser per command)."""
     p = Parser(prog=PROG, description=__doc__, formatter_class=RawDescriptionHelpFormatter)
@@ -167,6 +205,41 @@ def parser():
                    help="square array sizes, comma-separated (default 8,16)")
     b.add_argument("-o", "--output", default="build/bench/array.json", help="JSON result")
     b.set_defaults(func=cmd_bench)
+
+    x = sub.add_parser("crosslayer", help="real LLM tiles and faults through the RTL",
+                       description="Capture the INT8 operands of the W8A8 SmolLM2's GEMMs on "
+                       "one WikiText-2 window, draw errors with the LLM injector (as the "
+                       "closed loop does), cut every call into blocks the array runs whole, "
+                       "inject the errors as pe.acc flips through the fault port, run them on "
+                       "the RTL (Verilator) and check outputs, checksum differences and "
+                       "decisions against the golden cycle model, the transaction-level "
+                       "statistical model, the closed loop's records and the model's own "
+                       "accumulators. Exit status 1 on any mismatch.")
+    x.add_argument("--rows", type=int, default=8, help="array rows (default 8)")
+    x.add_argument("--cols", type=int, default=8, help="array columns (default 8)")
+    x.add_argument("--dataflow", type=lambda t: t.split(","), default=["ws", "os"],
+                   help="dataflows, comma-separated (default ws,os)")
+    x.add_argument("--components", type=lambda t: t.split(","),
+                   default=["q", "k", "v", "qk", "sv", "o", "gate", "up", "down"],
+                   help="components, comma-separated (default all nine)")
+    x.add_argument("--layer", type=int, default=14, help="decoder layer (default 14)")
+    x.add_argument("--length", type=int, default=512, help="window length in tokens "
+                   "(default 512)")
+    x.add_argument("--ber", type=float, default=1e-5, help="injector BER (default 1e-5)")
+    x.add_argument("--bits", type=int_list(2, lo=0), default=[0, 30], metavar="LO,HI",
+                   help="flipped bit range (default 0,30)")
+    x.add_argument("--clean", type=int, default=4, help="clean blocks per GEMM call "
+                   "(default 4)")
+    x.add_argument("--min-tiles", type=int, default=1000, help="add clean blocks, one per "
+                   "call in turn, until each dataflow has this many tiles (default 1000)")
+    x.add_argument("--seed", type=int, default=0, help="seed of the errors and blocks")
+    x.add_argument("--fit", default="docs/results/abft/params/fit.json",
+                   help="critical-region fits the parameter sets come from")
+    x.add_argument("--jobs", type=int, default=2, help="simulations side by side (default 2)")
+    x.add_argument("--out", default="docs/results/crosslayer", help="summary directory")
+    x.add_argument("--workdir", default="build/crosslayer", help="jobs, raw results and "
+                   "simulator logs (default build/crosslayer)")
+    x.set_defaults(func=cmd_crosslayer)
 
     sub.add_parser("synth", help="area, timing and power of every ABFT variant",
                    add_help=False)

@@ -35,6 +35,16 @@ class ArrayTB:
     async def start(self):
         """Start the clock and hold reset for two cycles."""
         Clock(self.dut.clk, 10, unit="ns").start()
+        await self._hold_reset()
+
+    async def reset(self):
+        """After :meth:`run`: hold reset for two cycles from the next falling edge (the array
+        returns to its power-on state) and count cycles from 0 again."""
+        await FallingEdge(self.dut.clk)
+        await self._hold_reset()
+        self.cycle = 0
+
+    async def _hold_reset(self):
         self.drive({**idle_inputs(self.config), "rst": 1})
         self._clear_faults()
         for _ in range(2):

@@ -10,28 +10,11 @@ import time
 import cocotb
 
 from golden.array import ArrayModel
-from golden.stimulus import Driver, collect
+from golden.stimulus import Driver, collect, decisions
 from golden.workload import TiledGemm, llm_like_operands
 from hw.config import ArrayConfig
 from tb.common import ArrayTB, compare_traces, log_seed
 from tb.scenarios import suite_seed
-
-
-def decisions(trace):
-    """Every tile's decision in ``trace`` with its checksum differences ``d`` (those the unit
-    took in up to :data:`hw.facts.DECISION_LATENCY` cycles before the decision)."""
-    from hw.facts import DECISION_LATENCY
-    ds = [(t, o["o_d"]) for t, o in enumerate(trace) if o["o_d_valid"]]
-    out, first = [], 0
-    for t in (t for t, o in enumerate(trace) if o["o_done"]):
-        o, last = trace[t], t - DECISION_LATENCY
-        out.append({"tile": len(out), "d": [d for c, d in ds if first <= c <= last],
-                    "mismatch": bool(o["o_mismatch"]), "msd": o["o_msd"],
-                    "theta_log2": o["o_theta"] / 16, "freq_eff": o["o_freq_eff"],
-                    "classic": bool(o["o_flags"] & 1), "approx": bool(o["o_flags"] & 2),
-                    "realm": bool(o["o_flags"] & 4), "recompute": bool(o["o_recompute"])})
-        first = last + 1
-    return out
 
 
 @cocotb.test()

@@ -35,6 +35,15 @@ def realm(*args, cwd=ROOT):
      "up, down, fc1, fc2, not 'zz'"),
     (["llm", "eval", "--components", "o"],
      "realm llm: error: --components target an injection: add --ber or --msd"),
+    (["crosslayer", "--components", "q,zz"],
+     "realm: error: --components: 'zz' is not one of q, k, v, qk, sv, o, gate, up, "
+     "down"),
+    (["crosslayer", "--layer", "30"],
+     "realm: error: --layer must be below the model's 30 layers, not 30"),
+    (["crosslayer", "--ber", "0.5"], "realm: error: --ber must be in (0, 0.01], "
+     "not 0.5"),
+    (["crosslayer", "--length", "60"],
+     "realm: error: --length must be a multiple of 8 from 16 on, not 60"),
     (["characterize", "--workers", "0"],
      "realm characterize: error: argument --workers: must be an integer of at least 1, "
      "not '0'"),

@@ -69,7 +69,7 @@ def test_injected_element_and_requant_saturation():
         q = quant.W8A8Linear(lin, "k", 2, rt, requant=requant)
         x = torch.randn(20, 48)
         clean = q(x).clone()
-        acc, xs = q.accumulate(x)
+        acc, xs, _ = q.accumulate(x)
         row, col = 3, 7
         idx = torch.tensor([row * 40 + col])
         rt.injector = lambda c, l, call, st, w, a: (idx, a.reshape(-1)[idx] ^ (1 << 30))

@@ -29,6 +29,7 @@ programs it into the array, and the fit it came from (:mod:`golden.llm.fit`).
 """
 import json
 import os
+from typing import NamedTuple
 
 import torch
 
@@ -166,6 +167,18 @@ def read_params(path, config, components=None):
     return out
 
 
+class Errors(NamedTuple):
+    """One call's errors as :meth:`AbftInjector.errors` places them."""
+    idx: torch.Tensor
+    new: torch.Tensor
+    delta: torch.Tensor
+    g: torch.Tensor
+    row: torch.Tensor
+    col: torch.Tensor
+    kc: object
+    tiling: Tiling
+
+
 class AbftInjector:
     """An injector (:class:`golden.llm.inject.Injector`) behind the array's ABFT: draws the same
     errors, decides every tile they touch, and passes on only the errors of tiles the policy
@@ -199,13 +212,15 @@ class AbftInjector:
     def may_fault(self, *args):
         return self.base.may_fault(*args)
 
-    def __call__(self, component, layer, call, stage, window, acc):
+    def errors(self, component, layer, call, stage, window, acc):
+        """The base injector's errors in this call, placed on the array: ``None``, or
+        :class:`Errors` (elements, new values, additive changes, their GEMM coordinates and,
+        in WS, the K-chunk that carries each)."""
         hit = self.base(component, layer, call, stage, window, acc)
         if hit is None:
             return None
         idx, new = hit
-        flat = acc.reshape(-1)
-        delta = new.long() - flat[idx].long()
+        delta = new.long() - acc.reshape(-1)[idx].long()
         g, row, col = _coords(tuple(acc.shape), idx)
         tiling = gemm_tiling(self.config, tuple(acc.shape), self.rt.k)
         kc = None
@@ -214,6 +229,13 @@ class AbftInjector:
                 self.base.seed, window, layer, sum(map(ord, component)) * 7 + len(component),
                 call, _PLACE_SALT))
             kc = torch.randint(tiling.chunks[1], (idx.numel(),), generator=gen)
+        return Errors(idx, new, delta, g, row, col, kc, tiling)
+
+    def __call__(self, component, layer, call, stage, window, acc):
+        e = self.errors(component, layer, call, stage, window, acc)
+        if e is None:
+            return None
+        idx, new, delta, g, row, col, kc, tiling = e
         units, d = tiling.differences(g, row, col, delta, kc)
         lengths = tiling.unit_length(units).tolist()
         p = self.params[component]

@@ -187,6 +187,11 @@ class Runtime:
     def __init__(self, per_tensor=False):
         self.per_tensor = per_tensor
         self.injector = None
+        #: None, or a callable ``capture(component, layer, call, a, b, acc)`` given every
+        #: GEMM's INT8 operands and INT32 accumulator (:mod:`golden.llm.crosslayer`): linears
+        #: ``a`` [M, K] @ ``b`` [K, N]; attention BMMs ``a`` [B, H, T, K] @ ``b`` [B, G, K, N]
+        #: with head ``h`` using ``b[:, h // (H / G)]``.
+        self.capture = None
         self.stage = "prefill"
         self.window = 0
         self.calls = {}
@@ -198,13 +203,16 @@ class Runtime:
         """Begin a new sequence: reset call counters."""
         self.window, self.stage, self.calls = window, stage, {}
 
-    def hook(self, component, layer, acc, k):
-        """Called with every accumulator and its GEMM's reduction length ``k``; returns the
-        injector's (idx, new) or None."""
+    def hook(self, component, layer, acc, k, operands=None):
+        """Called with every accumulator, its GEMM's reduction length ``k`` and a function
+        returning its INT8 operands ``(a, b)`` (for :attr:`capture`); returns the injector's
+        (idx, new) or None."""
         key = (component, layer)
         call = self.calls.get(key, 0)
         self.calls[key] = call + 1
         self.k = k
+        if self.capture is not None and operands is not None:
+            self.capture(component, layer, call, *operands(), acc)
         if self.log is not None:
             self.log.append((component, layer, call, acc.numel(), tuple(acc.shape), k))
         if self.injector is None:
@@ -227,15 +235,17 @@ class W8A8Linear(nn.Module):
         self.out_features = w.shape[0]
 
     def accumulate(self, x2):
-        """(int32 accumulator [M, out], activation scale [M, 1]) for a 2-D input."""
+        """(int32 accumulator [M, out], activation scale [M, 1], INT8 activations [M, in]) for
+        a 2-D input."""
         xq, xs = quant_tensor(x2) if self.rt.per_tensor else K["quant_rows"](x2)
-        return int_mm(xq, self.wq), xs
+        return int_mm(xq, self.wq), xs, xq
 
     def forward(self, x):
         shape = x.shape
-        acc, xs = self.accumulate(x.reshape(-1, shape[-1]))
+        acc, xs, xq = self.accumulate(x.reshape(-1, shape[-1]))
         n = self.out_features
-        hit = self.rt.hook(self.component, self.layer, acc, self.wq.shape[0])
+        hit = self.rt.hook(self.component, self.layer, acc, self.wq.shape[0],
+                           lambda: (xq, self.wq))
         if not self.rt.per_tensor:
             y, s = K["linear_out"](acc, self.ws, xs, self.bias, self.requant)
             if hit is not None:  # the clean output's scale s (authors' code)
@@ -333,7 +343,7 @@ def int8_attention(module, query, key, value, attention_mask, scaling, dropout=0
     k8t = k8.transpose(-1, -2)
     acc = _bmm_batch(q8, k8t, g)  # [B, H, T, S]
     ks_h = ks if per_tensor else ks.transpose(-1, -2).repeat_interleave(rep, 1)
-    hit = rt.hook("qk", layer, acc, query.shape[-1])
+    hit = rt.hook("qk", layer, acc, query.shape[-1], lambda: (q8, k8t))
     m = None if attention_mask is None else attention_mask[..., :s_len]
     if m is not None and m.dtype != torch.bool:
         scores = K["scores"](acc, ks_h, qs, scaling, m)  # fused, same result as below
@@ -364,7 +374,7 @@ def int8_attention(module, query, key, value, attention_mask, scaling, dropout=0
         v8, vs = (value * (127 / a)).round_().to(torch.int8), a.div_(127)
     acc = _bmm_batch(p8, v8, g)  # [B, H, T, d]
     vs_h = vs if per_tensor else vs.repeat_interleave(rep, 1)
-    out = _bmm_out(acc, ps, vs_h, rt.hook("sv", layer, acc, s_len),
+    out = _bmm_out(acc, ps, vs_h, rt.hook("sv", layer, acc, s_len, lambda: (p8, v8)),
                    requant=rt.requant_sv and ("tensor" if per_tensor else "rows"))
     return out.transpose(1, 2).contiguous(), None
 
