@@ -579,6 +579,7 @@ class Waveform:
         self._group, self._t = group[order], t_rel[order]
         self._value = value[order]
         self._key = self._group * self._period + self._t
+        self._edges = self._groups = self._latched = None  # built by latched_bits()
         setups = []
         for edge in (setup_fall, setup_rise):  # indexed by the new value: 0 fell, 1 rose
             per_bit = edge or [0.0] * self.acc_width
@@ -630,27 +631,34 @@ class Waveform:
     def latched_bits(self, clock):
         """``[cycle, bit]``: what the flip-flops hold at the end of each cycle of ``clock``
         ps."""
+        if self._latched is not None and self._latched[0] == clock:
+            return self._latched[1]
         n_f = len(self._flops)
         if not n_f:
             return self._per_bit(np.zeros((self.cycles, 0), dtype=np.int64), None)
-        groups = np.arange(self.cycles * n_f, dtype=np.int64)
-        position = np.arange(len(self._key))
+        if self._edges is None:  # per new value (0: fell, 1: rose): sort keys and positions
+            position = np.arange(len(self._key))
+            self._edges = [(self._key[self._value == v], position[self._value == v])
+                           for v in (0, 1)]
+            self._groups = np.arange(self.cycles * n_f, dtype=np.int64)
+        groups = self._groups
         best = np.full(len(groups), -1, dtype=np.int64)  # the change latched, by position
-        for value in (0, 1):
-            mine = self._value == value
-            keys, at = self._key[mine], position[mine]
+        for value, (keys, at) in enumerate(self._edges):
+            if not len(keys):
+                continue
             # the latest change of this kind that meets setup (every change is before the
             # simulation's period)
             limit = np.clip(int(np.floor(clock * FS)) - self._setup[value], -1,
                             self._period - 1)
             i = np.searchsorted(keys, groups * self._period + limit[groups % n_f],
                                 side="right") - 1
-            ok = (i >= 0) & (self._group[at[np.maximum(i, 0)]] == groups) if len(keys) else \
-                np.zeros(len(groups), dtype=bool)
-            if len(keys):
-                best = np.maximum(best, np.where(ok, at[np.maximum(i, 0)], -1))
+            found = at[np.maximum(i, 0)]
+            ok = (i >= 0) & (self._group[found] == groups)
+            best = np.maximum(best, np.where(ok, found, -1))
         values = np.where(best >= 0, self._value[np.maximum(best, 0)], self._start_f.ravel())
-        return self._per_bit(values.reshape(self.cycles, n_f), None)
+        bits = self._per_bit(values.reshape(self.cycles, n_f), None)
+        self._latched = (clock, bits)
+        return bits
 
     def latched(self, clock):
         """Per cycle: the signed word latched with a ``clock`` ps period."""
