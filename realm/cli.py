@@ -294,7 +294,7 @@ synth/voltage.py; energy.md §4.1-§4.4).
 OpenSTA and Icarus come from Debian (apt-get download + dpkg-deb -x into build/tools/, not
 installed, not committed). Writes DIR/timing.json (everything), DIR/pv.csv (p per voltage),
 DIR/errors.npz (per-cycle errors per voltage), and the netlist, SDF and logs in DIR/work/.
-The INT8 PEs took 50-65 s each for the default 20,000 cycles on a 2-core machine.""")
+The INT8 PEs took 50-70 s each for the default 20,000 cycles on a shared 2-core machine.""")
     config_args(t)
     t.add_argument("--data-width", type=int, default=8, help="operand bits (default 8)")
     t.add_argument("--pe", choices=["array", "check"], default="array",
