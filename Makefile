@@ -14,7 +14,7 @@ FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
 
-.PHONY: setup sim run test test-slow bench synth characterize abft clean
+.PHONY: setup sim run test test-slow bench synth timing characterize abft clean
 
 setup: $(STAMP)
 
@@ -56,6 +56,11 @@ synth: $(STAMP)
 	@mkdir -p build
 	$(PY) -m realm synth --jobs $(JOBS) $(if $(filter command line,$(origin ROWS)),--rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)) > build/synth.log
 	@cat build/synth/report.md
+
+# One PE's timing errors vs supply voltage (synth/README.md): OpenSTA and Icarus are fetched
+# from Debian into build/tools/ on first use.
+timing: $(STAMP)
+	$(PY) -m realm timing --dataflow $(DATAFLOW) --out build/timing/$(DATAFLOW)
 
 characterize: $(STAMP)
 	$(PY) -m realm characterize

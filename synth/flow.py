@@ -2,25 +2,30 @@
 Yosys synthesis through pyosys, returning cells, flip-flops, area and the critical path.
 
 The Liberty comes from Debian's ``qflow-tech-osu018`` (GPL): ``apt-get download`` and
-``dpkg-deb -x`` into ``build/liberty/``, without installing the package.
+``dpkg-deb -x`` (:func:`synth.tools.fetch_deb`), copied into ``build/liberty/``, without
+installing the package.
 Areas are in um^2 of these cells, which are 3-4x larger than commercial 180 nm cells: use them
 for relative comparisons between variants. The delay is ABC's ``stime`` of the mapped logic
 (the longest register-to-register combinational path, Liberty timing, no wire load).
 """
 import functools
 import json
+import os
 import pathlib
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 
 from hw.generate import TOP, generate_verilog
+
+from .tools import ToolUnavailable, fetch_deb, source
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LIBDIR = ROOT / "build" / "liberty"
 LIBERTY = LIBDIR / "osu018_stdcells.lib"
+#: The Debian package of the OSU 0.18 um cells (Liberty, Verilog models, LEF).
+CELL_PACKAGE = "qflow-tech-osu018"
 
 
 #: Yosys' default ABC mapping for a Liberty library, then buffering of high-fanout nets and
@@ -32,23 +37,35 @@ ABC_SCRIPT = ("+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;&get,-n;&
 
 
 def fetch_liberty():
-    """Return the path of the OSU018 Liberty, downloading the Debian package once."""
+    """Return the path of the OSU018 Liberty, fetching the Debian package once
+    (:func:`synth.tools.fetch_deb`)."""
     if LIBERTY.exists():
         return LIBERTY
+    try:
+        d = fetch_deb(CELL_PACKAGE)
+    except ToolUnavailable as e:
+        raise SystemExit(str(e)) from None
     LIBDIR.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = ["apt-get", "download", "qflow-tech-osu018"]
-        if subprocess.run(cmd, cwd=tmp, capture_output=True).returncode != 0:
-            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
-            r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True)
-            if r.returncode != 0:
-                raise SystemExit(f"cannot download qflow-tech-osu018: {r.stderr.strip()}")
-        deb = next(pathlib.Path(tmp).glob("qflow-tech-osu018_*.deb"))
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(pathlib.Path(tmp) / "x")], check=True)
-        src = next((pathlib.Path(tmp) / "x").rglob("osu018_stdcells.lib"))
-        shutil.copy(src, LIBERTY)
-        (LIBDIR / "source.txt").write_text(deb.name + "\n")
+    shutil.copy(next(d.rglob("osu018_stdcells.lib")), LIBERTY)
+    (LIBDIR / "source.txt").write_text(source(CELL_PACKAGE) + "\n")
     return LIBERTY
+
+
+def fetch_cell_models():
+    """Return the path of the OSU018 cells' Verilog models (``specify`` blocks, UDP flops), from
+    the same package as the Liberty, with the cells' time precision raised from 10 ps to 1 fs
+    (SDF delays are rounded to the precision of the module they annotate; OpenSTA writes them
+    to 1 fs)."""
+    models = LIBDIR / "osu018_stdcells_1fs.v"
+    if models.exists():
+        return models
+    d = fetch_deb(CELL_PACKAGE)
+    text = next(d.rglob("osu018_stdcells.v")).read_text()
+    LIBDIR.mkdir(parents=True, exist_ok=True)
+    tmp = models.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(text.replace("`timescale 1ns/10ps", "`timescale 1ns/1fs"))
+    tmp.replace(models)
+    return models
 
 
 def liberty_source():
