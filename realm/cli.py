@@ -317,8 +317,8 @@ def parser():
     x.add_argument("--ber", type=float, default=1e-5, help="injector BER (default 1e-5)")
     x.add_argument("--bits", type=int_list(2, lo=0), default=[0, 30], metavar="LO,HI",
                    help="flipped bit range (default 0,30)")
-    x.add_argument("--clean", type=int, default=4, help="clean blocks per GEMM call "
-                   "(default 4)")
+    x.add_argument("--clean", type=int, default=1, help="clean blocks per GEMM call "
+                   "(default 1)")
     x.add_argument("--min-tiles", type=int, default=1000, help="add clean blocks, one per "
                    "call in turn, until each dataflow has this many tiles (default 1000)")
     x.add_argument("--seed", type=int, default=0, help="seed of the errors and blocks")
