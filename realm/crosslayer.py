@@ -1,7 +1,7 @@
 """``realm crosslayer``: real SmolLM2 GEMM tiles through the RTL with the LLM injector's errors
 as hardware faults, checked against the golden cycle model, the transaction-level statistical
 model, the closed loop's decisions and the model's own accumulators
-(:mod:`golden.llm.crosslayer`). Writes ``summary.json`` and ``summary.md`` to ``--out``."""
+(:mod:`golden.llm.crosslayer`). Writes ``summary.json`` and ``README.md`` to ``--out``."""
 import concurrent.futures
 import json
 import pathlib
@@ -170,8 +170,8 @@ def main(args):
                         "components": list(args.components), "model": settings["model"]},
            "rows": rows, "totals": totals, "problems": problems[:50]}
     (out / "summary.json").write_text(json.dumps(doc, indent=1) + "\n")
-    (out / "summary.md").write_text(summary_md(doc))
+    (out / "README.md").write_text(summary_md(doc))
     for p in problems[:10]:
         print("MISMATCH", p)
-    print(f"summary     {out / 'summary.md'} ({doc['seconds']:.0f} s)")
+    print(f"summary     {out / 'README.md'} ({doc['seconds']:.0f} s)")
     return 1 if problems else 0
