@@ -65,6 +65,10 @@ timing: $(STAMP)
 characterize: $(STAMP)
 	$(PY) -m realm characterize
 
+# Real SmolLM2 tiles and the LLM injector's errors through the RTL, checked against every model.
+crosslayer: $(STAMP)
+	$(PY) -m realm crosslayer --jobs $(JOBS)
+
 # Statistical ABFT on the real model (docs/results/abft/README.md): the MSD x freq grid, the
 # critical-region fit and parameter files per array, then the closed-loop evaluation. Each step
 # resumes from its results file.
