@@ -116,7 +116,8 @@ class _ArrayModel:
             raise ValueError("a batch needs at least one trial")
         self.batch = len(trials)
         self.faults = trials if batched else trials[0]
-        self._schedule = FaultSchedule(config, trials, batched)
+        self._schedule = FaultSchedule(config, trials, batched, {
+            "pe.a": _OPERAND, "pe.b": _OPERAND, "pe.acc": acc_dtype(config)})
         self.cycle = 0
         self.reset()
 
@@ -140,13 +141,14 @@ class _ArrayModel:
     def _apply_faults(self, nxt_pe, nxt_ck):
         """Apply this cycle's faults to the next register values; return the stat.msd fault."""
         faults, msd_fault = self._schedule.at(self.cycle)
-        for site, (index, keep, set_, flip, width) in faults.items():
+        for site, index, keep, set_, flip, width in faults:
             group, name = site.split(".", 1)
             regs = nxt_pe if group == "pe" else nxt_ck
             t = regs[name]
             if any(t is r for r in (*self.pe.values(), *self.ck.values())):  # holds its value
                 t = regs[name] = t.clone()
-            t[index] = apply_masks(t[index], keep, set_, flip, width).to(t.dtype)
+            flat = t.view(-1)
+            flat[index] = apply_masks(flat[index], keep, set_, flip, width).to(t.dtype)
         return msd_fault
 
     def _stat_step(self, inp, d, d_valid, d_end, msd_fault, rst):
