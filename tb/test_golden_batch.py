@@ -5,6 +5,7 @@ the batched statistical unit against ``golden.stats.StatUnitModel``."""
 import pytest
 import torch
 
+from golden import schedule
 from golden.array import ArrayModel, BatchedArrayModel, unbatch
 from golden.faults import Fault
 from golden.stats import StatParams, StatUnitModel
@@ -72,8 +73,9 @@ def test_campaign_equals_trials(config):
     assert sum(w != want[0] for w in want[1:]) >= len(want) // 2
 
 
+@pytest.mark.parametrize("chunk", [3, schedule.CHUNK])
 @pytest.mark.parametrize("config", CONFIGS[3::4] + CONFIGS[1::8], ids=lambda c: c.id)
-def test_overlapping_faults_compose_as_unbatched(config):
+def test_overlapping_faults_compose_as_unbatched(config, chunk, monkeypatch):
     """Faults sharing a cycle (and, by construction here, a register): list order decides, as
     in the unbatched model; of two MSD faults in one cycle the last one acts."""
     program, _ = random_campaign(config, suite_seed(), 3)
@@ -84,14 +86,17 @@ def test_overlapping_faults_compose_as_unbatched(config):
                        cycle=f.cycle, duration=f.duration) for i, f in enumerate(fs)]
         stacked.append([x for pair in zip(fs, extra) for x in pair])
     assert any(f.site == "stat.msd" for fs in stacked for f in fs) or config.abft.value == "none"
-    assert_same(batch_traces(config, program, stacked),
-                ref_traces(config, [program] * len(stacked), stacked))
+    want = ref_traces(config, [program] * len(stacked), stacked)  # in one chunk
+    monkeypatch.setattr(schedule, "CHUNK", chunk)
+    assert_same(batch_traces(config, program, stacked), want)
 
 
+@pytest.mark.parametrize("chunk", [5, schedule.CHUNK])
 @pytest.mark.parametrize("config", CONFIGS[3::4], ids=lambda c: c.id)
-def test_permanent_faults(config):
+def test_permanent_faults(config, chunk, monkeypatch):
     """Faults lasting longer than any run (stuck-at for 10**12 cycles), from the first cycle or
-    from the middle of the program, over the trials' other faults."""
+    from the middle of the program, over the trials' other faults; the schedule expanded in
+    chunks of 5 cycles too (faults across chunk boundaries)."""
     program, _ = random_campaign(config, suite_seed(), 3)
     faults = trial_faults(config, program, suite_seed(), 8)
     r, c = config.rows - 1, config.cols - 1
@@ -100,7 +105,8 @@ def test_permanent_faults(config):
                Fault("stat.msd", 0, 0, "stuck1", 1 << 20, cycle=30, duration=10**12),
                Fault("ck.y", 0, c, "flip", 1 << 3, cycle=35, duration=10**12)]
     faults = [fs + [forever[t % 4]] for t, fs in enumerate(faults)]
-    want = ref_traces(config, [program] * len(faults), faults)
+    want = ref_traces(config, [program] * len(faults), faults)  # in one chunk
+    monkeypatch.setattr(schedule, "CHUNK", chunk)
     assert_same(batch_traces(config, program, faults), want)
     clean = ArrayModel(config).run(Driver(config, program))
     assert sum(w != clean for w in want) >= len(want) // 2
