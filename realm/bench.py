@@ -80,21 +80,22 @@ def golden_batch(sizes, batch, threads, reps, out):
               f" {r['cpu_ratio']:>9.1f}x {r['pe_register_bytes'] / 2**20:>5.1f} MB"
               f" {'yes' if r['match'] else 'NO':>13}")
     load = os.getloadavg()
-    print(f"(MACs counted once per trial, per wall second: best of {reps} runs each; CPU ratio: "
-          f"the same from process CPU time; load average {load[0]:.2f} on {os.cpu_count()} "
-          f"CPUs; {out})")
+    print(f"(MACs per wall second, counted once per trial; B=1: {rows[0]['serial_trials']} trials "
+          f"one after the other; best of {reps} runs each; CPU ratio: the same from process CPU "
+          f"time; load average {load[0]:.2f} on {os.cpu_count()} CPUs; {out})")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(rows, indent=1) + "\n")
     return 0 if all(r["match"] for r in rows) else 1
 
 
-def _campaign(config, batch, reps):
+def _campaign(config, batch, reps, serial=32):
     """Time a fault campaign on one n x n tile program of ``config`` (load + n vectors in WS,
-    one tile of depth n in OS: n**3 MACs, after the test parameter sets with ABFT): the
-    unbatched model on trial 0, :func:`golden.array.BatchedArrayModel` on all ``batch``
-    trials, each trial with its own random faults (:func:`tb.faultgen.trial_faults`). Best
-    wall and CPU time of ``reps`` runs each, alternated, after one untimed run of each; the
-    first and last trial of the batch checked against the unbatched model, every cycle."""
+    one tile of depth n in OS: n**3 MACs, after the test parameter sets with ABFT), each trial
+    with its own random faults (:func:`tb.faultgen.trial_faults`): the unbatched model on
+    ``serial`` trials one after the other (per trial), :func:`golden.array.BatchedArrayModel`
+    on all ``batch`` trials at once. Best wall and CPU time of ``reps`` runs each, alternated,
+    after one untimed run of each; the first and last trial of the batch checked against the
+    unbatched model, every cycle."""
     from golden.array import ArrayModel, BatchedArrayModel, acc_dtype, unbatch
     from golden.stimulus import Driver
     from golden.workload import TiledGemm, llm_like_operands
@@ -105,14 +106,20 @@ def _campaign(config, batch, reps):
     head = policy_sets(config) + [("select", 2)] if str(config.abft) != "none" else []
     program = head + gemm.program()
     faults = trial_faults(config, program, 1, batch)
-    models = {"unbatched": lambda: ArrayModel(config, faults[0]),
-              "batched": lambda: BatchedArrayModel(config, faults)}
+    serial = min(serial, batch)
+
+    def unbatched():
+        return [ArrayModel(config, f).run(Driver(config, program)) for f in faults[:serial]]
+
+    def batched():
+        return BatchedArrayModel(config, faults).run(Driver(config, program))
+
     best, traces = {}, {}
     for i in range(reps + 1):
-        for key, make in models.items():
+        for key, run, trials in (("unbatched", unbatched, serial), ("batched", batched, 1)):
             t0, c0 = time.perf_counter(), time.process_time()
-            traces[key] = make().run(Driver(config, program))
-            times = (time.perf_counter() - t0, time.process_time() - c0)
+            traces[key] = run()
+            times = ((time.perf_counter() - t0) / trials, (time.process_time() - c0) / trials)
             if i:
                 best[key] = min(best.get(key, times), times)
     match = all([unbatch(o, t) for o in traces["batched"]] ==
@@ -120,10 +127,11 @@ def _campaign(config, batch, reps):
                 for t in (0, batch - 1))
     (one_wall, one_cpu), (many_wall, many_cpu) = best["unbatched"], best["batched"]
     return {"config": config.id, "macs_per_trial": gemm.macs, "cycles": len(traces["batched"]),
-            "batch": batch, "unbatched_macs_per_s": gemm.macs / one_wall,
+            "batch": batch, "serial_trials": serial,
+            "unbatched_macs_per_s": gemm.macs / one_wall,
             "batched_macs_per_s": batch * gemm.macs / many_wall,
             "ratio": batch * one_wall / many_wall, "cpu_ratio": batch * one_cpu / many_cpu,
-            "unbatched_wall_s": one_wall, "unbatched_cpu_s": one_cpu,
+            "unbatched_wall_s_per_trial": one_wall, "unbatched_cpu_s_per_trial": one_cpu,
             "batched_wall_s": many_wall, "batched_cpu_s": many_cpu,
             "pe_register_bytes": batch * n * n * (4 + 4 + acc_dtype(config).itemsize),
             "match": match, "loadavg": os.getloadavg()}
