@@ -28,7 +28,6 @@ from hw.facts import DECISION_LATENCY
 
 from .arith import apply_masks, wrap
 from .pe import os_pe_next, os_pe_pipelined_next, ws_pe_next, ws_pe_pipelined_next
-
 from .schedule import FaultSchedule
 from .stats import StatUnitModel
 from .stats_batch import BatchedStatUnitModel
