@@ -187,8 +187,51 @@ class StatUnitModel:
         return {**self.out, **{f"c_{k}": v for k, v in self.counters.items()},
                 "c_hist": list(self.hist)}
 
+    # What differs between one trial (Python ints, here) and a batch of trials
+    # (golden.stats_batch.BatchedStatUnitModel, tensors): the pipeline in step is written once.
+
+    def _value(self, x):
+        return int(x)
+
+    @staticmethod
+    def _bit(cond):
+        return int(cond)
+
     def _sat(self, v):
         return min(self.cmax, v)
+
+    @staticmethod
+    def _log2q(x):
+        return log2q(x)
+
+    def _bank_write(self, bank, idx, nz, mag):
+        banks = [list(b) for b in self.banks]
+        banks[bank][idx] = (nz, log2q(mag))
+        return banks
+
+    def _hist_add(self, d, nz):
+        if not nz:
+            return None
+        b = hist_bin(d, self.aw, self.bins)
+        hist = list(self.hist)
+        hist[b] = self._sat(hist[b] + 1)
+        return hist
+
+    def _hits(self, bank, cnt, theta):
+        return [int(j < cnt and e_nz and e_log > theta)
+                for j, (e_nz, e_log) in enumerate(self.banks[bank])]
+
+    def _parts(self, hits):
+        return [sum(hits[i:i + self.group]) for i in range(0, self.n, self.group)]
+
+    @staticmethod
+    def _total(parts):
+        return sum(parts)
+
+    def _msd_fault(self, pair, fault):
+        from .arith import apply_fault
+        w = self.widths["msd"]
+        return apply_fault(pair, fault[0], fault[1], w) & ((1 << w) - 1)
 
     @staticmethod
     def _load(reg, valid, **values):
@@ -198,17 +241,16 @@ class StatUnitModel:
     def step(self, inp, msd_fault=None):
         """``inp``: ``d``, ``valid``, ``end``, ``sel`` and optionally ``cfg`` = (set,
         StatParams) to write. ``msd_fault`` = (kind, mask) applies to the MSD register."""
-        from .arith import apply_fault
         out = self.outputs()
         n, w = self.n, self.widths
         valid = int(inp.get("valid", 0))
         nxt = {}
         # R0, R1.
-        nxt["r0"] = self._load(self.r0, valid, d=int(inp.get("d", 0)),
+        nxt["r0"] = self._load(self.r0, valid, d=self._value(inp.get("d", 0)),
                                end=int(inp.get("end", 0)), sel=int(inp.get("sel", 0)))
         r0 = self.r0
         nxt["r1"] = self._load(self.r1, r0["v"], d=r0["d"], mag=abs(r0["d"]),
-                               nz=int(r0["d"] != 0), end=r0["end"], sel=r0["sel"],
+                               nz=self._bit(r0["d"] != 0), end=r0["end"], sel=r0["sel"],
                                add=abs(r0["d"]) if self.sets[r0["sel"]].msd_mode else r0["d"])
         # E: MSD in a low and a lagging high half (hw.stats.msd_halves).
         r1 = self.r1
@@ -232,17 +274,11 @@ class StatUnitModel:
             nxt.update(hi=hi_sum, px=0, pc=0)
         if msd_fault is not None:
             pair = nxt.get("lo", self.lo) | nxt.get("hi", self.hi) << lw
-            pair = apply_fault(pair, msd_fault[0], msd_fault[1], w["msd"]) & (
-                (1 << w["msd"]) - 1)
+            pair = self._msd_fault(pair, msd_fault)
             nxt.update(lo=pair & ((1 << lw) - 1), hi=pair >> lw)
         if v and self.realm:
-            bank = [list(b) for b in self.banks]
-            bank[self.wbank][self.idx] = (nz, log2q(mag))
-            nxt["banks"] = bank
-            if nz:
-                b = hist_bin(d, self.aw, self.bins)
-                hist = list(self.hist)
-                hist[b] = self._sat(hist[b] + 1)
+            hist = self._hist_add(d, nz)
+            if hist is not None:
                 nxt["hist"] = hist
         # S0, S1a, S1b, S1c.
         h, h0, a, b, c = self.h, self.s0, self.s1a, self.s1b, self.s1c
@@ -254,8 +290,8 @@ class StatUnitModel:
                                 **{k: h0[k] for k in carry})
         nxt["s1b"] = self._load(
             b, a["v"], p=a["p"], **{k: a[k] for k in carry},
-            fa=int(a["abs"] > a["p"].msd_th) if self.approx else b["fa"],
-            log=log2q(a["abs"]) if self.realm else b["log"])
+            fa=self._bit(a["abs"] > a["p"].msd_th) if self.approx else b["fa"],
+            log=self._log2q(a["abs"]) if self.realm else b["log"])
         theta = (16 * b["p"].b_q - b["p"].am1 * b["log"]) >> 8 if self.realm else c["theta"]
         nxt["s1c"] = self._load(c, b["v"], msd=b["msd"], flags=(b["mm"], b["fa"]),
                                 freq_th=b["p"].freq_th, policy=b["p"].policy, cnt=b["cnt"],
@@ -263,20 +299,18 @@ class StatUnitModel:
         # S2a, S2b, S2c.
         tail = ("msd", "flags", "freq_th", "policy", "theta")
         e, f, g = self.s2a, self.s2b, self.s2c
-        hits = e["hits"]
-        if self.realm:
-            hits = [int(j < c["cnt"] and e_nz and e_log > c["theta"])
-                    for j, (e_nz, e_log) in enumerate(self.banks[c["bank"]])]
+        hits = self._hits(c["bank"], c["cnt"], c["theta"]) if self.realm and c["v"] else e["hits"]
         nxt["s2a"] = self._load(e, c["v"], hits=hits, **{k: c[k] for k in tail})
-        parts = f["parts"]
-        if self.realm:
-            parts = [sum(e["hits"][i:i + self.group]) for i in range(0, n, self.group)]
+        parts = self._parts(e["hits"]) if self.realm and e["v"] else f["parts"]
         nxt["s2b"] = self._load(f, e["v"], parts=parts, **{k: e[k] for k in tail})
-        nxt["s2c"] = self._load(g, f["v"], freq=sum(f["parts"]) if self.realm else g["freq"],
-                                **{k: f[k] for k in tail})
+        freq = self._total(f["parts"]) if self.realm and f["v"] else g["freq"]
+        nxt["s2c"] = self._load(g, f["v"], freq=freq, **{k: f[k] for k in tail})
+        if v and self.realm:
+            # E's write to the banks, after S2a's read (the batched unit writes in place).
+            nxt["banks"] = self._bank_write(self.wbank, self.idx, nz, mag)
         # S3.
         if g["v"]:
-            f_realm = int(g["freq"] > g["freq_th"]) if self.realm else 0
+            f_realm = self._bit(g["freq"] > g["freq_th"]) if self.realm else 0
             flags = (g["flags"][0], g["flags"][1], f_realm)
             if self.realm:
                 rec = flags[min(g["policy"], 2)]

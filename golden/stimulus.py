@@ -15,11 +15,38 @@ A program is a list of operations:
 * ``("select", set)``: select the parameter set of the following tiles (one idle cycle).
 
 A beat is held (``valid`` high) until it is accepted, as a stream source must.
+
+For :func:`golden.array.BatchedArrayModel`, the operand tensors of ``load``, ``stream`` and
+``tile`` may carry a leading trial dimension (one operand set per trial, see :func:`stack`);
+the driver then offers tensors of one lane vector per trial instead of lists.
 """
 import torch
 
 from hw.config import Dataflow
 from hw.facts import DECISION_LATENCY
+
+
+def _lanes(vec):
+    """One beat's lanes: a list, or a tensor of one vector per trial."""
+    return vec.tolist() if vec.dim() == 1 else vec
+
+
+def stack(programs):
+    """Merge programs that differ only in their operands (one per trial) into one program for
+    :func:`golden.array.BatchedArrayModel`: each operand tensor gains a leading trial
+    dimension."""
+    first = programs[0]
+    if any(len(p) != len(first) or [op[0] for op in p] != [op[0] for op in first]
+           for p in programs):
+        raise ValueError("programs to stack must have the same operations")
+    merged = []
+    for ops in zip(*programs):
+        kind, n = ops[0][0], {"load": 2, "stream": 2, "tile": 3}.get(ops[0][0], 1)
+        if any(op[n:] != ops[0][n:] for op in ops):
+            raise ValueError(f"programs to stack differ in a {kind!r} operation's parameters")
+        tensors = [torch.stack([torch.as_tensor(op[i]) for op in ops]) for i in range(1, n)]
+        merged.append((kind, *tensors, *ops[0][n:]))
+    return merged
 
 
 class Driver:
@@ -39,25 +66,27 @@ class Driver:
             kind = op[0]
             if kind == "load" and ws:
                 w = torch.as_tensor(op[1])
-                if tuple(w.shape) != (c.rows, c.cols):
+                if tuple(w.shape[-2:]) != (c.rows, c.cols):
                     raise ValueError(f"weight tile must be {c.rows}x{c.cols}, not "
                                      f"{tuple(w.shape)}")
                 for r in range(c.rows):
-                    yield ("w", w[r].tolist())
+                    yield ("w", _lanes(w[..., r, :]))
             elif kind == "stream" and ws:
                 x, gap = torch.as_tensor(op[1]), op[2] if len(op) > 2 else 0
                 every = len(op) > 3 and op[3]
-                for i, vec in enumerate(x):
-                    yield ("a", vec.tolist(), int(every or i == len(x) - 1))
+                m = x.shape[-2]
+                for i in range(m):
+                    yield ("a", _lanes(x[..., i, :]), int(every or i == m - 1))
                     for _ in range(gap):
                         yield ("idle",)
             elif kind == "tile" and not ws:
                 a, b = torch.as_tensor(op[1]), torch.as_tensor(op[2])
                 gap = op[3] if len(op) > 3 else 0
                 last = op[4] if len(op) > 4 else True
-                k = a.shape[1]
+                k = a.shape[-1]
                 for i in range(k):
-                    yield ("ab", a[:, i].tolist(), b[i].tolist(), int(last and i == k - 1))
+                    yield ("ab", _lanes(a[..., i]), _lanes(b[..., i, :]),
+                           int(last and i == k - 1))
                     for _ in range(gap):
                         yield ("idle",)
             elif kind == "idle":

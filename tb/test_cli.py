@@ -26,6 +26,7 @@ def realm(*args, cwd=ROOT):
     (["bench", "--sizes", "8,0"],
      "realm bench: error: argument --sizes: must be comma-separated sizes from 1 to 256, "
      "not '8,0'"),
+    (["bench", "--batch", "0"], "realm: error: --batch must be a positive integer, not 0"),
     (["synth", "--jobs", "0"], "realm synth: error: --jobs must be at least 1, not 0"),
     (["llm", "eval", "--ber", "2"],
      "realm llm eval: error: argument --ber: must be a probability above 0 and at most 1, "

@@ -17,6 +17,35 @@ def test_wrap_known_values():
     assert wrap(t, 16).tolist() == [0, -1, 5, 49152 - 65536, -5]
 
 
+@pytest.mark.parametrize("width", [8, 16, 24, 32, 40])
+def test_wrap_equals_modular_reduction(width):
+    """Every path of ``wrap`` (narrowing casts at 8, 16 and 32 bits, arithmetic otherwise;
+    int64 and int32 tensors, Python ints) against Python's modulo."""
+    g = generator(suite_seed(), "wrap", width)
+    x = torch.cat([torch.randint(-2**62, 2**62, (4000,), generator=g),
+                   torch.tensor([2**63 - 1, -2**63, 0, -1, 2**31, -2**31 - 1, 2**15, -129])])
+    half = 1 << (width - 1)
+    want = [(v + half) % (1 << width) - half for v in x.tolist()]
+    assert wrap(x, width).tolist() == want
+    assert [wrap(v, width) for v in x.tolist()] == want
+    x32 = x.to(torch.int32)
+    assert wrap(x32, width).dtype == torch.int32
+    assert wrap(x32, width).tolist() == [(v + half) % (1 << width) - half
+                                         for v in x32.tolist()]
+
+
+def test_int32_arithmetic_wraps():
+    """The PE accumulators are int32 tensors up to acc_width 32 (golden.array.acc_dtype): sums
+    and products of int32 tensors must wrap modulo 2**32, as two's complement hardware does."""
+    g = generator(suite_seed(), "int32")
+    a = torch.randint(-2**31, 2**31, (5000,), generator=g)
+    b = torch.randint(-2**31, 2**31, (5000,), generator=g)
+    for got, exact in [(a.int() + b.int(), a + b), (a.int() * b.int(), a * b),
+                       (a.int() - b.int(), a - b)]:
+        assert got.dtype == torch.int32
+        assert got.tolist() == wrap(exact, 32).tolist()
+
+
 def test_pack_unpack_roundtrip():
     lanes = [-128, 127, 0, -1, 5]
     assert unpack(pack(lanes, 8), 8, 5) == lanes
@@ -41,7 +70,7 @@ def test_skew_delays_lane_i_by_i():
     for t in range(5):
         lanes = torch.tensor([10 * t, 10 * t + 1, 10 * t + 2])
         outs.append(s.out(lanes).tolist())
-        s.regs = s.next(lanes)
+        s.push(lanes)
     assert outs[4] == [40, 31, 22]
     assert outs[0] == [0, 0, 0]
 
