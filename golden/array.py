@@ -218,7 +218,7 @@ class WSArrayModel(_ArrayModel):
 
     @property
     def drain_cycles(self):
-        return self.config.latency + 1 + (DECISION_LATENCY + 3 if self.abft else 0)
+        return drain_cycles(self.config)
 
     def step(self, inp):
         c, b = self.config, self.batch
@@ -311,8 +311,7 @@ class OSArrayModel(_ArrayModel):
 
     @property
     def drain_cycles(self):
-        c = self.config
-        return 2 * c.rows + c.cols + (c.cols + DECISION_LATENCY + 2 if self.abft else 0)
+        return drain_cycles(self.config)
 
     def step(self, inp):
         c, b = self.config, self.batch
@@ -392,6 +391,15 @@ class OSArrayModel(_ArrayModel):
 
 
 _MODELS = {Dataflow.WS: WSArrayModel, Dataflow.OS: OSArrayModel}
+
+
+def drain_cycles(config):
+    """Idle cycles :meth:`_ArrayModel.run` plays after a program: until the last result (and,
+    with ABFT, the last decision) has left the array."""
+    c, abft = config, config.abft is not Abft.NONE
+    if c.dataflow is Dataflow.WS:
+        return c.latency + 1 + (DECISION_LATENCY + 3 if abft else 0)
+    return 2 * c.rows + c.cols + (c.cols + DECISION_LATENCY + 2 if abft else 0)
 
 
 def ArrayModel(config, faults=()):

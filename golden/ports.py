@@ -9,6 +9,8 @@ gate-level power simulation (:mod:`synth.power`). Each supplies only how to set 
 Verilog name; a port that is absent (zero-width ones vanish in Verilog) is skipped when set and
 reads as 0.
 """
+import functools
+
 from amaranth import Shape
 from amaranth.lib import data
 from amaranth.lib.wiring import Flow
@@ -34,22 +36,39 @@ def cfg_ports(index, params):
             "cfg_policy": params.policy, "cfg_msd_mode": params.msd_mode}
 
 
+def input_fields(config):
+    """``{port: [(key, lanes, width, offset), ...]}``: the fields of a cycle's inputs (the keys
+    of :meth:`golden.stimulus.Driver.inputs`) each input port carries, every cycle, ``lanes``
+    lanes of ``width`` bits (None: one scalar) from bit ``offset``, lane 0 lowest. The
+    parameter-set ports, which only some cycles set, are :func:`input_ports`' own."""
+    c, dw = config, config.data_width
+    fields = {"rst": [("rst", None, 1, 0)]}
+    if c.dataflow is Dataflow.WS:
+        fields.update({
+            "i_w__valid": [("w_valid", None, 1, 0)],
+            "i_w__payload": [("w", c.cols, dw, 0)],
+            "i_a__valid": [("a_valid", None, 1, 0)],
+            "i_a__payload": [("a", c.rows, dw, 0), ("a_last", None, 1, c.rows * dw)]})
+    else:
+        fields.update({
+            "i_ab__valid": [("ab_valid", None, 1, 0)],
+            "i_ab__payload": [("a", c.rows, dw, 0), ("b", c.cols, dw, c.rows * dw),
+                              ("last", None, 1, (c.rows + c.cols) * dw)]})
+    if c.abft is not Abft.NONE:
+        fields["param_sel"] = [("sel", None, (c.param_sets - 1).bit_length(), 0)]
+    return fields
+
+
 def input_ports(config, inp):
     """Port values (unsigned ints, by Verilog name, ``rst`` included) of one cycle's inputs
     ``inp``. The parameter-set port is set only in a cycle that writes a set."""
-    c, dw = config, config.data_width
-    ports = {"rst": inp["rst"]}
-    if c.dataflow is Dataflow.WS:
-        ports.update(i_w__valid=inp["w_valid"], i_w__payload=pack(inp["w"], dw),
-                     i_a__valid=inp["a_valid"],
-                     i_a__payload=pack(inp["a"], dw) | inp["a_last"] << (c.rows * dw))
-    else:
-        a, b = pack(inp["a"], dw), pack(inp["b"], dw)
-        ports.update(i_ab__valid=inp["ab_valid"],
-                     i_ab__payload=a | (b << (c.rows * dw))
-                     | (inp["last"] << ((c.rows + c.cols) * dw)))
-    if c.abft is not Abft.NONE:
-        ports["param_sel"] = inp.get("sel", 0)
+    ports = {}
+    for port, fields in input_fields(config).items():
+        value = 0
+        for key, lanes, width, offset in fields:
+            value |= (pack(inp[key], width) if lanes else int(inp.get(key, 0))) << offset
+        ports[port] = value
+    if config.abft is not Abft.NONE:
         cfg = inp.get("cfg")
         ports["cfg_we"] = int(cfg is not None)
         if cfg is not None:
@@ -94,25 +113,40 @@ def _abft_outputs(config):
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def output_fields(config):
+    """``[(key, port, kind, lanes), ...]``: how :func:`output_dict` reads each key of the
+    golden model's output dict, in its order. ``kind``: ``"flag"`` (a bool), ``"unsigned"`` or
+    ``"signed"`` (the port's value), ``"lanes"`` or ``"signed lanes"`` (a list of ``lanes =
+    (count, width)`` lanes, lane 0 lowest)."""
+    c = config
+    fields = [("busy", "busy", "flag", None), ("o_valid", "o_valid", "flag", None),
+              ("o_c", "o_c", "signed lanes", (c.cols, c.acc_width))]
+    if c.dataflow is Dataflow.WS:
+        fields += [("w_ready", "i_w__ready", "flag", None),
+                   ("a_ready", "i_a__ready", "flag", None)]
+    else:
+        fields += [("ab_ready", "i_ab__ready", "flag", None),
+                   ("o_row", "o_row", "unsigned", None), ("o_last", "o_last", "flag", None)]
+    if c.abft is not Abft.NONE:
+        for name, kind, width, n in _abft_outputs(c):
+            fields.append((name, name, kind, (n, width) if kind == "lanes" else None))
+    return tuple(fields)
+
+
 def output_dict(config, get):
     """The golden model's output dict of one cycle, read through ``get(name, signed)`` (the
     value of the port named ``name``, 0 if absent)."""
-    c = config
-    out = {"busy": bool(get("busy", False)), "o_valid": bool(get("o_valid", False)),
-           "o_c": unpack(get("o_c", False), c.acc_width, c.cols)}
-    if c.dataflow is Dataflow.WS:
-        out.update(w_ready=bool(get("i_w__ready", False)),
-                   a_ready=bool(get("i_a__ready", False)))
-    else:
-        out.update(ab_ready=bool(get("i_ab__ready", False)), o_row=get("o_row", False),
-                   o_last=bool(get("o_last", False)))
-    if c.abft is not Abft.NONE:
-        for name, kind, width, n in _abft_outputs(c):
-            if kind == "lanes":
-                v = get(name, False)
-                out[name] = [(v >> (i * width)) & ((1 << width) - 1) for i in range(n)]
-            elif kind == "flag":
-                out[name] = bool(get(name, False))
-            else:
-                out[name] = get(name, kind == "signed")
+    out = {}
+    for key, port, kind, lanes in output_fields(config):
+        if kind == "flag":
+            out[key] = bool(get(port, False))
+        elif kind in ("unsigned", "signed"):
+            out[key] = get(port, kind == "signed")
+        elif kind == "signed lanes":
+            out[key] = unpack(get(port, False), lanes[1], lanes[0])
+        else:
+            n, width = lanes
+            v = get(port, False)
+            out[key] = [(v >> (i * width)) & ((1 << width) - 1) for i in range(n)]
     return out

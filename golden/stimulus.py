@@ -49,9 +49,35 @@ def stack(programs):
     return merged
 
 
+def _operation(config, op):
+    """``op`` with its defaults filled in and its operands as tensors: ``("load", W)``,
+    ``("stream", X, gap, every)``, ``("tile", A, B, gap, last)``, or ``op`` itself; a
+    ``ValueError`` if it does not apply to ``config``'s array or its operands do not fit."""
+    c, ws, kind = config, config.dataflow is Dataflow.WS, op[0]
+    if kind == "load" and ws:
+        w = torch.as_tensor(op[1])
+        if tuple(w.shape[-2:]) != (c.rows, c.cols):
+            raise ValueError(f"weight tile must be {c.rows}x{c.cols}, not {tuple(w.shape)}")
+        return ("load", w)
+    if kind == "stream" and ws:
+        return ("stream", torch.as_tensor(op[1]), op[2] if len(op) > 2 else 0,
+                bool(len(op) > 3 and op[3]))
+    if kind == "tile" and not ws:
+        a, b = torch.as_tensor(op[1]), torch.as_tensor(op[2])
+        if b.shape[-2] != a.shape[-1]:
+            raise ValueError(f"tile: A has {a.shape[-1]} columns but B has {b.shape[-2]} rows")
+        return ("tile", a, b, op[3] if len(op) > 3 else 0, bool(op[4]) if len(op) > 4 else True)
+    if kind in ("idle", "reset", "params", "select"):
+        return tuple(op)
+    raise ValueError(f"operation {kind!r} does not apply to a {c.dataflow} array")
+
+
 class Driver:
     """Play a program cycle by cycle: :meth:`inputs` gives this cycle's inputs, :meth:`update`
     takes this cycle's outputs (the ``*_ready`` flags) and advances."""
+
+    #: The output flag that accepts each kind of beat; other items last one cycle.
+    READY = {"w": "w_ready", "a": "a_ready", "ab": "ab_ready"}
 
     def __init__(self, config, program):
         self.config = config
@@ -60,29 +86,22 @@ class Driver:
         self._sel = 0
 
     def _expand(self, program):
-        c = self.config
-        ws = c.dataflow is Dataflow.WS
         for op in program:
+            op = _operation(self.config, op)
             kind = op[0]
-            if kind == "load" and ws:
-                w = torch.as_tensor(op[1])
-                if tuple(w.shape[-2:]) != (c.rows, c.cols):
-                    raise ValueError(f"weight tile must be {c.rows}x{c.cols}, not "
-                                     f"{tuple(w.shape)}")
-                for r in range(c.rows):
+            if kind == "load":
+                w = op[1]
+                for r in range(w.shape[-2]):
                     yield ("w", _lanes(w[..., r, :]))
-            elif kind == "stream" and ws:
-                x, gap = torch.as_tensor(op[1]), op[2] if len(op) > 2 else 0
-                every = len(op) > 3 and op[3]
+            elif kind == "stream":
+                _, x, gap, every = op
                 m = x.shape[-2]
                 for i in range(m):
                     yield ("a", _lanes(x[..., i, :]), int(every or i == m - 1))
                     for _ in range(gap):
                         yield ("idle",)
-            elif kind == "tile" and not ws:
-                a, b = torch.as_tensor(op[1]), torch.as_tensor(op[2])
-                gap = op[3] if len(op) > 3 else 0
-                last = op[4] if len(op) > 4 else True
+            elif kind == "tile":
+                _, a, b, gap, last = op
                 k = a.shape[-1]
                 for i in range(k):
                     yield ("ab", _lanes(a[..., i]), _lanes(b[..., i, :]),
@@ -95,10 +114,8 @@ class Driver:
                 yield from [("rst",)] * op[1]
             elif kind == "params":
                 yield ("cfg", op[1], op[2])
-            elif kind == "select":
-                yield ("sel", op[1])
             else:
-                raise ValueError(f"operation {kind!r} does not apply to a {c.dataflow} array")
+                yield ("sel", op[1])
 
     @property
     def done(self):
@@ -130,11 +147,83 @@ class Driver:
         if self.done:
             return
         kind = self._items[self._pos][0]
-        ready = {"w": "w_ready", "a": "a_ready", "ab": "ab_ready"}.get(kind)
+        ready = self.READY.get(kind)
         if ready is None or out[ready]:
             self._pos += 1
             return kind if ready else None
         return None
+
+
+def input_table(config, program):
+    """The inputs :meth:`Driver.inputs` gives for each item of ``program``, all at once, for a
+    simulator that plays the handshake itself (a beat is one item however long it waits).
+
+    Returns a dict with the keys of :meth:`Driver.inputs`, each an int64 array with one row
+    per item (``a``, ``b`` and ``w`` one column per lane) and a last row for the idle inputs
+    once the program is done; except ``cfg``: ``{row: (set, params)}`` of the rows that write
+    a parameter set. ``ready`` lists the flag (a value of :attr:`Driver.READY`) that accepts
+    each row's item, None for an item that lasts one cycle. Built operation by operation
+    (``tb/test_fastsim.py`` holds it to :class:`Driver`, row by row)."""
+    import numpy as np
+    c, ws = config, config.dataflow is Dataflow.WS
+    ops = [_operation(c, op) for op in program]
+
+    def length(op):
+        if op[0] == "load":
+            return c.rows
+        if op[0] == "stream":
+            return len(op[1]) * (1 + op[2])
+        if op[0] == "tile":
+            return op[1].shape[1] * (1 + op[3])
+        return op[1] if op[0] in ("idle", "reset") else 1
+    n = sum(length(op) for op in ops) + 1
+
+    def zeros(lanes=None):
+        return np.zeros((n, lanes) if lanes else n, dtype=np.int64)
+    table = {"rst": zeros()}
+    if ws:
+        table.update(w_valid=zeros(), w=zeros(c.cols), a_valid=zeros(), a=zeros(c.rows),
+                     a_last=zeros())
+    else:
+        table.update(ab_valid=zeros(), a=zeros(c.rows), b=zeros(c.cols), last=zeros())
+    sel = np.full(n, -1, dtype=np.int64)
+    cfg, ready = {}, [None] * n
+    at = 0
+    for op in ops:
+        kind, size = op[0], length(op)
+        if kind == "load":
+            table["w_valid"][at:at + size] = 1
+            table["w"][at:at + size] = op[1].numpy()
+            ready[at:at + size] = [Driver.READY["w"]] * size
+        elif kind in ("stream", "tile"):
+            gap = op[2] if kind == "stream" else op[3]
+            beats = slice(at, at + size, 1 + gap)
+            count = size // (1 + gap)
+            ready[beats] = [Driver.READY["a" if ws else "ab"]] * count
+            if kind == "stream":
+                table["a_valid"][beats] = 1
+                table["a"][beats] = op[1].numpy()
+                table["a_last"][beats] = 1 if op[3] else 0
+                if count:
+                    table["a_last"][at + size - 1 - gap] = 1
+            else:
+                table["ab_valid"][beats] = 1
+                table["a"][beats] = op[1].T.numpy()
+                table["b"][beats] = op[2].numpy()
+                if count and op[4]:
+                    table["last"][at + size - 1 - gap] = 1
+        elif kind == "reset":
+            table["rst"][at:at + size] = 1
+        elif kind == "params":
+            cfg[at] = (op[1], op[2])
+        elif kind == "select":
+            sel[at] = op[1]
+        at += size
+    # The selected set holds from its "select" on (0 before any).
+    latest = np.maximum.accumulate(np.where(sel >= 0, np.arange(n), -1))
+    table["sel"] = np.where(latest >= 0, sel[np.maximum(latest, 0)], 0)
+    table["cfg"], table["ready"] = cfg, ready
+    return table
 
 
 class RecoveryDriver(Driver):

@@ -2,10 +2,11 @@
 
   generate      write the Verilog of one array configuration (= python -m hw generate)
   sim           run a seeded LLM-like GEMM through the RTL (Verilator), checked every cycle
-                against the golden model and against an int64 oracle; --faults injects a list
+                against the golden model and against an int64 oracle; --faults injects a list;
+                --fast runs a compiled harness instead of cocotb (no per-cycle golden check)
   run           the same with your own matrices (A and B as .npy or .csv); writes A @ B
-  bench         simulated MAC/s of Verilator, Amaranth's simulator and the golden model (one
-                trial, and a batch of fault-campaign trials)
+  bench         simulated MAC/s of Verilator (cocotb and the fast path), Amaranth's simulator
+                and the golden model (one trial, and a batch of fault-campaign trials)
   crosslayer    real SmolLM2 tiles through the RTL with the LLM injector's errors as hardware
                 faults, checked against every model (docs/results/crosslayer)
   synth         area, timing and power of every ABFT variant (= python -m synth)
@@ -26,7 +27,7 @@ import time
 from argparse import RawDescriptionHelpFormatter
 
 from hw.__main__ import add_generate
-from hw.cli import Parser, config_args, config_from_args, int_list
+from hw.cli import Parser, config_args, config_from_args, fail, int_list
 
 PROG = "realm"
 #: Commands handed whole to another package's command line: name -> (module, prefix args).
@@ -46,6 +47,10 @@ def _gemm_args(p):
                    "be the file's)")
     p.add_argument("--component", help="whose parameter set the tiles use (default: the "
                    "file's first component)")
+    p.add_argument("--fast", action="store_true",
+                   help="simulate in a compiled Verilator harness with no Python per cycle "
+                   "(tb.fastsim; built once per configuration) instead of cocotb; the "
+                   "golden model is not run, the product is still checked")
     p.add_argument("--waves", action="store_true",
                    help="build with tracing and write the waveform to "
                    "build/sim/waves/<id>-waves-gemm.vcd (also WAVES=1)")
@@ -62,6 +67,8 @@ def _sim_config(parser, args):
         parser.error(f"--seed must be a non-negative integer, not {args.seed}")
     if args.component and not args.params:
         parser.error("--component needs --params")
+    if args.fast and args.waves:
+        parser.error("--fast writes no waveform: drop --waves or --fast")
     if (args.faults or args.params) and config.abft is Abft.NONE:
         config = config.replace(abft=Abft.REALM)
         print(f"note        {'--faults' if args.faults else '--params'}: using the realm ABFT "
@@ -82,6 +89,19 @@ def _sim_config(parser, args):
     return config, faults, params
 
 
+def _gemm(config, args, out, gemm, **kw):
+    """Run the GEMM through cocotb or, with ``--fast``, the compiled harness; a harness that
+    cannot be built is one error line."""
+    from .simulate import SimulationError, run_gemm, run_gemm_fast
+    if not args.fast:
+        return run_gemm(config, gemm, args.seed, out, waves=args.waves, faults=args.faults,
+                        **kw)
+    try:
+        return run_gemm_fast(config, gemm, args.seed, out, faults=args.faults, **kw)
+    except SimulationError as e:
+        fail(PROG, str(e))
+
+
 def _output(args, config, stem="result"):
     out = pathlib.Path(args.output or f"build/sim/{stem}-{config.id}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -89,19 +109,18 @@ def _output(args, config, stem="result"):
 
 
 def cmd_sim(parser, args):
-    from .simulate import report, run_gemm
+    from .simulate import report
     config, faults, params = _sim_config(parser, args)
     out = _output(args, config)
     t0 = time.perf_counter()
-    r = run_gemm(config, args.gemm, args.seed, out, waves=args.waves, faults=args.faults,
-                 params=params)
+    r = _gemm(config, args, out, args.gemm, params=params)
     return report(config, r, out, t0, faults)
 
 
 def cmd_run(parser, args):
     import numpy as np
 
-    from .simulate import check_operands, load_matrix, report, run_gemm
+    from .simulate import check_operands, load_matrix, report
     config, faults, params = _sim_config(parser, args)
     try:
         x, w = load_matrix(args.a, "A"), load_matrix(args.b, "B")
@@ -116,9 +135,8 @@ def cmd_run(parser, args):
     np.savez(operands, x=x, w=w)
     raw = out.with_suffix(".product.npy")
     t0 = time.perf_counter()
-    r = run_gemm(config, [x.shape[0], x.shape[1], w.shape[1]], args.seed, out,
-                 waves=args.waves, faults=args.faults, operands=operands, product=raw,
-                 params=params)
+    r = _gemm(config, args, out, [x.shape[0], x.shape[1], w.shape[1]], operands=operands,
+              product=raw, params=params)
     c = np.load(raw)
     product.parent.mkdir(parents=True, exist_ok=True)
     if product.suffix == ".npy":

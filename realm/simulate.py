@@ -1,18 +1,23 @@
-"""Run a GEMM through the generated RTL under Verilator (the cocotb module
-:mod:`tb.tb_gemm`, through the runner :mod:`tb.sim`) and print what happened: ``realm sim``
-(LLM-like operands) and ``realm run`` (a user's own matrices)."""
+"""Run a GEMM through the generated RTL under Verilator and print what happened: ``realm sim``
+(LLM-like operands) and ``realm run`` (a user's own matrices). By default through cocotb (the
+module :mod:`tb.tb_gemm`, run by :mod:`tb.sim`), every cycle checked against the golden model;
+with ``--fast`` through the compiled harness of :mod:`tb.fastsim` (no Python per cycle)."""
 import json
 import pathlib
 import tempfile
 import time
 
 
+class SimulationError(RuntimeError):
+    """The simulator could not be built or run; the message is one line."""
+
+
 def run_gemm(config, gemm, seed, result_path, waves=False, faults=None, operands=None,
-             product=None, params=None):
+             product=None, params=None, trace=None):
     """Build ``config`` and run the GEMM cocotb module; return its JSON result. ``operands``
     names a ``.npz`` of ``x`` and ``w`` to use instead of seeded LLM-like ones; ``product``
     where the RTL's product is written (``.npy``); ``params`` the parameter sets to program
-    (:func:`param_program`)."""
+    (:func:`param_program`); ``trace`` where the RTL's per-cycle outputs are written (JSON)."""
     from tb import sim
     waves = waves or sim.waves_requested()
     build_dir = sim.build(config, waves=waves)
@@ -28,6 +33,8 @@ def run_gemm(config, gemm, seed, result_path, waves=False, faults=None, operands
             env["REALM_PRODUCT"] = str(pathlib.Path(product).resolve())
         if params:
             env["REALM_PARAMS"] = json.dumps(params)
+        if trace:
+            env["REALM_TRACE"] = str(pathlib.Path(trace).resolve())
         log = pathlib.Path(result_path).with_suffix(".log").resolve()
         try:
             sim.run(build_dir, "tb.tb_gemm", "gemm", env, seed=seed, test_dir=tmp, waves=waves,
@@ -42,9 +49,37 @@ def run_gemm(config, gemm, seed, result_path, waves=False, faults=None, operands
     return result
 
 
+def run_gemm_fast(config, gemm, seed, result_path, faults=None, operands=None, product=None,
+                  params=None):
+    """:func:`run_gemm` through the fast path (:func:`tb.fastsim.run_program`): the same
+    program and JSON result, without the golden model (``matches_golden_every_cycle`` is
+    None: not checked). Raises :class:`SimulationError` (one line) if the harness cannot be
+    built or run."""
+    from tb import fastsim
+    from tb.gemm import gemm_program, gemm_result
+    gemm_, program, fault_list = gemm_program(config, gemm, seed, operands, faults, params)
+    try:
+        t0 = time.perf_counter()
+        fastsim.build(config)
+        t_build = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        got = fastsim.run_program(config, program, fault_list)
+        t_rtl = time.perf_counter() - t0
+    except fastsim.FastSimError as e:
+        raise SimulationError(str(e)) from None
+    result, c = gemm_result(config, seed, gemm_, fault_list, got, t_rtl, "fast", params)
+    result.update(build_seconds=t_build, matches_golden_every_cycle=None)
+    if product:
+        import numpy as np
+        np.save(product, c.numpy())
+    pathlib.Path(result_path).write_text(json.dumps(result, indent=1))
+    return result
+
+
 def report(config, r, out, t0, faults=None, own=False):
     """Print the summary of a GEMM result ``r``; return the exit status (0 if it matched)."""
-    ok = r["matches_golden_every_cycle"] and (r["matches_oracle"] or faults)
+    golden = r["matches_golden_every_cycle"]
+    ok = golden is not False and (r["matches_oracle"] or faults)
     print(f"config      {config.id} ({config.rows}x{config.cols} {config.dataflow}, "
           f"INT{config.data_width} x INT{config.data_width} -> INT{config.acc_width})")
     what = "your operands" if own else f"LLM-like operands, seed {r['seed']}"
@@ -57,12 +92,18 @@ def report(config, r, out, t0, faults=None, own=False):
               "decides every tile")
     print(f"cycles      {r['cycles']}  ({r['macs'] / r['cycles']:.1f} useful MAC/cycle of "
           f"{config.rows * config.cols} PEs)")
-    print(f"simulated   {r['rtl_macs_per_s']:,.0f} MAC/s in Verilator+cocotb "
-          f"({r['rtl_seconds']:.2f} s); golden cycle model {r['golden_macs_per_s']:,.0f} MAC/s")
+    if r.get("simulator") == "fast":
+        print(f"simulated   {r['rtl_macs_per_s']:,.0f} MAC/s in the compiled Verilator harness "
+              f"({r['rtl_seconds']:.2f} s; build {r['build_seconds']:.1f} s)")
+    else:
+        print(f"simulated   {r['rtl_macs_per_s']:,.0f} MAC/s in Verilator+cocotb "
+              f"({r['rtl_seconds']:.2f} s); golden cycle model "
+              f"{r['golden_macs_per_s']:,.0f} MAC/s")
     if faults:
         _print_faults(faults, r)
+    every = {True: "equal", False: "DIFFERENT", None: "not run (--fast)"}[golden]
     print(f"match       {'YES' if ok else 'NO'}: RTL vs golden model on every output, every "
-          f"cycle: {'equal' if r['matches_golden_every_cycle'] else 'DIFFERENT'}; product vs "
+          f"cycle: {every}; product vs "
           f"int64 oracle: " + ("equal" if r["matches_oracle"] else
                                f"{r['wrong_elements']} wrong elements"
                                + (" (the faults' effect)" if faults else "")))
