@@ -4,10 +4,11 @@
 (``{"a": [...], "a_valid": 1, ...}`` in, ``{"o_c": [...], "o_valid": True, ...}`` out). The RTL
 has Amaranth's flattened ports (``i_a__payload``, ``cfg_am1``, ``c_hist`` ...), lanes packed
 lane 0 lowest. Every bench that drives the RTL goes through this module: the cocotb bench
-(:class:`tb.common.ArrayTB`), the Amaranth-simulator bench (:mod:`tb.pysim`) and the
-gate-level power simulation (:mod:`synth.power`). Each supplies only how to set and read a port by its
-Verilog name; a port that is absent (zero-width ones vanish in Verilog) is skipped when set and
-reads as 0.
+(:class:`tb.common.ArrayTB`), the Amaranth-simulator bench (:mod:`tb.pysim`), the gate-level
+power simulation (:mod:`synth.power`) and the fast path (:mod:`tb.fastsim`, which packs and
+reads all cycles at once from :func:`input_fields` and :func:`output_fields`). Each supplies
+only how to set and read a port by its Verilog name; a port that is absent (zero-width ones
+vanish in Verilog) is skipped when set and reads as 0.
 """
 import functools
 

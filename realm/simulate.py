@@ -62,12 +62,13 @@ def run_gemm_fast(config, gemm, seed, result_path, faults=None, operands=None, p
         t0 = time.perf_counter()
         fastsim.build(config)
         t_build = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         got = fastsim.run_program(config, program, fault_list)
-        t_rtl = time.perf_counter() - t0
+        t_rtl, c_rtl = time.perf_counter() - t0, time.process_time() - c0
     except fastsim.FastSimError as e:
         raise SimulationError(str(e)) from None
-    result, c = gemm_result(config, seed, gemm_, fault_list, got, t_rtl, "fast", params)
+    result, c = gemm_result(config, seed, gemm_, fault_list, got, t_rtl, "fast", params,
+                            cpu_seconds=c_rtl)
     result.update(build_seconds=t_build, matches_golden_every_cycle=None)
     if product:
         import numpy as np

@@ -39,6 +39,7 @@ once, under ``build/sim/fast/<config id>``, with a lock so parallel workers shar
 import ctypes
 import fcntl
 import functools
+import gc
 import hashlib
 import pathlib
 import re
@@ -55,7 +56,7 @@ from golden.stimulus import Driver
 from . import sim
 
 __all__ = ["FastSimError", "port_list", "verilated_name", "harness_source", "build_path",
-           "build", "encode_program", "simulate", "decode_trace", "run_program"]
+           "is_built", "build", "encode_program", "simulate", "decode_trace", "run_program"]
 
 #: Name of the harness library in the build directory.
 LIB = "libfastsim.so"
@@ -251,6 +252,13 @@ def _check_tools():
 def build_path(config):
     """The build directory of ``config``'s harness."""
     return sim.BUILD / "fast" / config.id
+
+
+def is_built(config):
+    """Whether ``config``'s harness is built and current (:func:`build` would return at once)."""
+    stamp = build_path(config) / ".built"
+    return ((build_path(config) / "obj" / LIB).exists() and stamp.exists()
+            and stamp.read_text() == _build_key(config, harness_source(config)))
 
 
 def build(config):
@@ -520,8 +528,16 @@ def decode_trace(config, table):
                 col = _unpack_field(w, lanes[1], lanes[0], kind == "signed lanes")
             else:
                 col = _unpack_field(w, width, 1, kind == "signed")[:, 0]
-        columns.append(col.tolist())
-    return [dict(zip(keys, values)) for values in zip(*columns)]
+        columns.append(col)
+    # Millions of new objects, none cyclic: garbage collection passes over them (and over a
+    # large heap) would cost a quarter of the decoding.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return [dict(zip(keys, values)) for values in zip(*(c.tolist() for c in columns))]
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def run_program(config, program, faults=()):
@@ -535,6 +551,12 @@ def run_program(config, program, faults=()):
     two-cycle reset to the end of its drain. The first call for a configuration builds the
     harness (see :func:`build`). Raises :class:`FastSimError` with one line if the harness
     cannot be built or run, ``ValueError`` for faults without the fault port or two faults
-    in one cycle."""
+    in one cycle. The build is checked once per process."""
     data = encode_program(config, program, faults)
-    return decode_trace(config, simulate(build(config), data))
+    return decode_trace(config, simulate(_built(config), data))
+
+
+@functools.lru_cache(maxsize=None)
+def _built(config):
+    """:func:`build`, checked once per process."""
+    return build(config)

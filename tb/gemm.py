@@ -36,10 +36,12 @@ def gemm_program(config, shape, seed, operands=None, faults=None, params=None):
     return gemm, program, fault_list
 
 
-def gemm_result(config, seed, gemm, faults, got, rtl_seconds, simulator, params=None):
+def gemm_result(config, seed, gemm, faults, got, rtl_seconds, simulator, params=None,
+                cpu_seconds=None):
     """``(result, product)``: the JSON result of a GEMM whose RTL trace is ``got`` (taking
-    ``rtl_seconds`` in ``simulator``), and the product the array computed. The golden-model
-    figures are the caller's to add."""
+    ``rtl_seconds`` of wall-clock time and ``cpu_seconds`` of this process's CPU time in
+    ``simulator``), and the product the array computed. The golden-model figures are the
+    caller's to add."""
     product = gemm.assemble(collect(config, got))
     reference = gemm.reference()
     result = {
@@ -48,6 +50,8 @@ def gemm_result(config, seed, gemm, faults, got, rtl_seconds, simulator, params=
         "seed": seed, "tiles": gemm.tiles, "cycles": len(got), "macs": gemm.macs,
         "simulator": simulator, "rtl_seconds": rtl_seconds,
         "rtl_macs_per_s": gemm.macs / rtl_seconds,
+        **({"rtl_cpu_seconds": cpu_seconds, "rtl_cpu_macs_per_s": gemm.macs / cpu_seconds}
+           if cpu_seconds else {}),
         "matches_oracle": bool((product == reference).all()),
         "wrong_elements": int((product != reference).sum()),
         "faults": [f.to_dict() for f in faults],

@@ -34,10 +34,11 @@ async def gemm(dut):
     t0 = time.perf_counter()
     want = ArrayModel(config, faults).run(Driver(config, program))
     t_golden = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     got = await tb.run(Driver(config, program), len(want), faults)
-    t_rtl = time.perf_counter() - t0
-    result, product = gemm_result(config, seed, gemm, faults, got, t_rtl, "cocotb", params)
+    t_rtl, c_rtl = time.perf_counter() - t0, time.process_time() - c0
+    result, product = gemm_result(config, seed, gemm, faults, got, t_rtl, "cocotb", params,
+                                  cpu_seconds=c_rtl)
     if os.environ.get("REALM_PRODUCT"):
         import numpy as np
         np.save(os.environ["REALM_PRODUCT"], product.numpy())
