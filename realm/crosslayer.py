@@ -144,24 +144,23 @@ def main(args):
     rows, problems, totals = [], [], {}
     tmp = pathlib.Path(args.workdir)
     tmp.mkdir(parents=True, exist_ok=True)
-    if True:
-        for df in args.dataflow:
-            config = ArrayConfig(rows=args.rows, cols=args.cols, dataflow=df, abft="realm",
-                                 fault_port=True)
-            params = xl.component_params(config, args.fit, settings["model"], args.length)
-            r, p = campaign(config, model, rt, windows[0], params, args.components, args.layer,
-                            ber=args.ber, bits=tuple(args.bits), seed=args.seed,
-                            clean=args.clean, workdir=tmp, parts=args.jobs,
-                            min_tiles=args.min_tiles)
-            rows += r
-            problems += p
-            totals[df] = {k: sum(x[k] for x in r) for k in
-                          ("jobs_faulty", "jobs_clean", "tiles", "faults", "cycles",
-                           "mismatching_jobs", "skipped")}
-            totals[df]["jobs"] = totals[df]["jobs_faulty"] + totals[df]["jobs_clean"]
-            print(f"{df}: {totals[df]['tiles']} tiles, {totals[df]['jobs']} jobs, "
-                  f"{totals[df]['faults']} faults, {totals[df]['mismatching_jobs']} "
-                  "mismatching jobs", flush=True)
+    for df in args.dataflow:
+        config = ArrayConfig(rows=args.rows, cols=args.cols, dataflow=df, abft="realm",
+                             fault_port=True)
+        params = xl.component_params(config, args.fit, settings["model"], args.length)
+        r, p = campaign(config, model, rt, windows[0], params, args.components, args.layer,
+                        ber=args.ber, bits=tuple(args.bits), seed=args.seed,
+                        clean=args.clean, workdir=tmp, parts=args.jobs,
+                        min_tiles=args.min_tiles)
+        rows += r
+        problems += p
+        totals[df] = {k: sum(x[k] for x in r) for k in
+                      ("jobs_faulty", "jobs_clean", "tiles", "faults", "cycles",
+                       "mismatching_jobs", "skipped")}
+        totals[df]["jobs"] = totals[df]["jobs_faulty"] + totals[df]["jobs_clean"]
+        print(f"{df}: {totals[df]['tiles']} tiles, {totals[df]['jobs']} jobs, "
+              f"{totals[df]['faults']} faults, {totals[df]['mismatching_jobs']} "
+              "mismatching jobs", flush=True)
     doc = {"command": args.command_line, "seconds": time.perf_counter() - t0,
            "settings": {"array": f"{args.rows}x{args.cols}", "length": args.length,
                         "layer": args.layer, "ber": args.ber, "bits": list(args.bits),
