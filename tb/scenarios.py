@@ -100,3 +100,13 @@ def check_results(config, program, results):
                                    f"{len(after)} to {len(after) + len(before)}")
     assert results[n:] == after, "results differ from the int64 oracle"
     assert results[:n] == before[:n], "results before the reset differ from the int64 oracle"
+
+
+def random_param_set(rnd, sets, n):
+    """``(set index, StatParams)`` drawn with ``rnd(hi)`` (an integer below ``hi``) for a unit
+    of ``sets`` parameter sets and ``n``-difference tiles: every field over its range."""
+    from golden.stats import StatParams
+    a = 1 + rnd(1000) / 500
+    return rnd(sets), StatParams(am1=round((a - 1) * 256), b_q=rnd(40 * 256) - 8 * 256,
+                                 freq_th=rnd(n + 1), msd_th=rnd(1 << rnd(36)), policy=rnd(4),
+                                 msd_mode=rnd(2))

@@ -8,13 +8,13 @@ import torch
 from golden import schedule
 from golden.array import ArrayModel, BatchedArrayModel, unbatch
 from golden.faults import Fault
-from golden.stats import StatParams, StatUnitModel
+from golden.stats import StatUnitModel
 from golden.stats_batch import BatchedStatUnitModel
 from golden.stimulus import Driver, stack
 from hw.config import ArrayConfig
 from hw.facts import FAULT_KINDS, fault_sites
 from tb.faultgen import policy_sets, random_campaign, trial_faults
-from tb.scenarios import generator, make_program, suite_seed
+from tb.scenarios import generator, make_program, random_param_set, suite_seed
 
 CONFIGS = [ArrayConfig(rows=r, cols=c, dataflow=d, abft=a)
            for (r, c) in [(3, 3), (2, 5), (5, 7)] for d in ("ws", "os")
@@ -172,10 +172,7 @@ def stat_stimulus(seed, n, trials, cycles=600, aw=32, sets=4):
                      (rnd(2) * 2 - 1) * rnd(1 << rnd(aw - 1) + 1))
         inp["d"] = d
         if cycle < 8 or rnd(50) == 0:
-            a = 1 + rnd(1000) / 500
-            inp["cfg"] = (rnd(sets), StatParams(
-                am1=round((a - 1) * 256), b_q=rnd(40 * 256) - 8 * 256, freq_th=rnd(n + 1),
-                msd_th=rnd(1 << rnd(36)), policy=rnd(4), msd_mode=rnd(2)))
+            inp["cfg"] = random_param_set(rnd, sets, n)
         faulted = [t for t in range(trials) if rnd(12) == 0]
         inp["msd"] = {t: (FAULT_KINDS[rnd(3)], 1 << rnd(32 + 5)) for t in faulted}
         out.append(inp)

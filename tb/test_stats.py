@@ -12,7 +12,7 @@ from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 from golden.stats import (LOG_FRAC, StatParams, StatUnitModel, decide, log2q, theta_grid)
 from hw.stats import COUNTERS, StatisticalUnit
 from tb import sim
-from tb.scenarios import generator, suite_seed
+from tb.scenarios import generator, random_param_set, suite_seed
 
 AW, SETS, BINS, CW = 32, 4, 8, 10  # 10-bit counters so the campaign saturates them
 
@@ -35,10 +35,7 @@ def stimulus(seed, abft, n=8, cycles=1500):
             d = (rnd(2) * 2 - 1) * rnd(1 << rnd(AW - 1) + 1)
         inp["d"] = d
         if cycle < 8 or rnd(50) == 0:
-            a = 1 + rnd(1000) / 500
-            inp["cfg"] = (rnd(SETS), StatParams(
-                am1=round((a - 1) * 256), b_q=rnd(40 * 256) - 8 * 256, freq_th=rnd(n + 1),
-                msd_th=rnd(1 << rnd(36)), policy=rnd(4), msd_mode=rnd(2)))
+            inp["cfg"] = random_param_set(rnd, SETS, n)
         out.append(inp)
     return out
 
