@@ -199,6 +199,7 @@ class AbftInjector:
         self.params, self.rt = params, rt
         self.stats = dict.fromkeys(self.KEYS, 0)
         self.decisions = []  # (component, layer, call, unit, d list, TileDecision) if recorded
+        self.placed = {}  # (component, layer, call) -> Errors, if recorded
         self.record = False
 
     @property
@@ -235,6 +236,8 @@ class AbftInjector:
         e = self.errors(component, layer, call, stage, window, acc)
         if e is None:
             return None
+        if self.record:
+            self.placed[(component, layer, call)] = e
         idx, new, delta, g, row, col, kc, tiling = e
         units, d = tiling.differences(g, row, col, delta, kc)
         lengths = tiling.unit_length(units).tolist()

@@ -79,9 +79,8 @@ def capture(model, rt, window, config, params, components, layer, *, ber, bits, 
     def keep(component, lay, call, a, b, acc):
         if not base.targets(component, lay, rt.stage):
             return
-        errors = inj.errors(component, lay, call, rt.stage, rt.window, acc)
         calls.append(Call(component, lay, call, *(t.long() for t in _gemms(a, b, acc)),
-                          errors, {}))
+                          None, {}))
 
     rt.capture, rt.injector = keep, inj
     try:
@@ -89,6 +88,8 @@ def capture(model, rt, window, config, params, components, layer, *, ber, bits, 
         model(window[None])
     finally:
         rt.capture, rt.injector = None, None
+    for c in calls:  # the errors the injector drew and placed in each call
+        c.errors = inj.placed.get((c.component, c.layer, c.call))
     for comp, lay, call, unit, d, dec in inj.decisions:
         c = next(c for c in calls if (c.component, c.layer, c.call) == (comp, lay, call))
         c.decisions[unit] = (d, dec)
