@@ -1,0 +1,136 @@
+"""Sweet spots per component and policy from a timing campaign (energy.md §4.7, §4.8): the
+energy and quality of every policy at every voltage, the lowest-energy voltage whose upper
+confidence bound of the perplexity degradation stays within the tolerance, savings vs nominal
+and vs the best other policy, and the same under every other timing setting and leakage share.
+
+Quality per (component, policy, voltage): ``dPPL`` per seed (the point's perplexity minus the
+clean W8A8 baseline of the results file's header), its mean, and its upper 95 % bound ``mean +
+t(0.975, S-1) sd / sqrt(S)`` over the ``S`` seeds (the value itself for one seed). Every policy
+saw the same error draws (common random numbers: the injector is seeded per call from the
+seed). DMR has no error left (its points carry the clean metrics). Nominal voltage is always
+available, error-free: ``E = 1 + o_P``.
+
+Other timing settings (delay curve, margin) are remapped, not rerun: at voltage ``V`` a
+setting's table gives the component's ``p``; the quality and recompute ratio are those the
+campaign measured at the smallest ``p`` at least as large (more errors: conservative), clean
+where ``p = 0``, failing past the campaign's largest ``p``. The error values of the rows are
+close (tail rows share them), so this reads the campaign as a function of ``p``.
+"""
+import math
+
+from .energy import POLICIES, EnergyModel
+
+#: Two-sided 95 % Student t quantiles by degrees of freedom.
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+        9: 2.262, 10: 2.228}
+NOMINAL = 0.9
+
+
+def upper(values):
+    """(mean, upper 95 % bound) of a list of degradations (inf if any is inf or NaN)."""
+    if any(not math.isfinite(v) for v in values):
+        return math.inf, math.inf
+    n = len(values)
+    mean = sum(values) / n
+    if n == 1:
+        return mean, mean
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+    return mean, mean + T975.get(n - 1, 1.96) * sd / math.sqrt(n)
+
+
+def collect(records, baseline):
+    """{component: {policy: {voltage: {"dppl": [...], "r": [...], "p": float}}}} from a
+    campaign's timing records (single-component points)."""
+    out = {}
+    for rec in records:
+        pt = rec["point"]
+        if pt.get("mode") != "timing" or len(pt["components"]) != 1:
+            continue
+        comp, pol = pt["components"][0], pt.get("policy", "none")
+        cell = out.setdefault(comp, {}).setdefault(pol, {}).setdefault(
+            pt["voltage"], {"dppl": [], "r": [], "seeds": []})
+        ppl = rec.get("ppl", math.inf)
+        cell["dppl"].append(ppl - baseline if ppl is not None else math.inf)
+        macs = rec.get("macs") or 0
+        cell["r"].append((rec.get("macs_recomputed") or 0) / macs if macs else 0.0)
+        cell["seeds"].append(pt["seed"])
+    return out
+
+
+def curves(cells, overheads, model, p_of=None):
+    """Per policy, rows ``{"v", "dppl", "upper", "r", "energy"}`` in decreasing voltage,
+    nominal first. ``cells``: one component's :func:`collect` entry."""
+    out = {}
+    for pol in POLICIES:
+        if pol not in cells:
+            continue
+        o = overheads[pol]
+        rows = [{"v": NOMINAL, "dppl": 0.0, "upper": 0.0, "r": 0.0,
+                 "energy": model.energy(NOMINAL, o, 0.0)}]
+        for v in sorted(cells[pol], reverse=True):
+            if v >= NOMINAL:
+                continue
+            c = cells[pol][v]
+            mean, up = upper(c["dppl"])
+            r = sum(c["r"]) / len(c["r"])
+            rows.append({"v": v, "dppl": mean, "upper": up, "r": r,
+                         "energy": model.energy(v, o, min(r, 1.0))})
+        out[pol] = rows
+    return out
+
+
+def sweet_spot(rows, tol):
+    """The row of lowest energy whose upper bound is within ``tol`` (nominal if none)."""
+    ok = [r for r in rows if r["upper"] <= tol]
+    return min(ok, key=lambda r: (r["energy"], -r["v"])) if ok else rows[0]
+
+
+def table2(curves_by_comp, tol, focus="realm"):
+    """Per component: the sweet spot of every policy, the saving of ``focus`` vs nominal and
+    vs the best other policy (energy.md §4.7 item 4)."""
+    out = {}
+    for comp, cur in curves_by_comp.items():
+        spots = {pol: sweet_spot(rows, tol) for pol, rows in cur.items()}
+        if focus not in spots:
+            continue
+        f = spots[focus]
+        others = {p: s for p, s in spots.items() if p != focus}
+        best = min(others, key=lambda p: others[p]["energy"]) if others else None
+        out[comp] = {"spots": spots, "v": f["v"], "energy": f["energy"], "r": f["r"],
+                     "upper": f["upper"], "saving_nominal": 1 - f["energy"],
+                     "best_other": best,
+                     "saving_vs_best": (1 - f["energy"] / others[best]["energy"]) if best
+                     else None}
+    return out
+
+
+def remap(cells_comp, table, comp, voltages):
+    """A component's :func:`collect` entry under another timing setting: per policy and
+    voltage of ``voltages``, the campaign cell at the smallest measured ``p`` at least the
+    setting's (see the module docstring). ``table``: the setting's
+    :class:`golden.llm.vtable.VoltageTable`; the campaign's ``p`` per voltage are in
+    ``cells_comp["_p"]``."""
+    measured = sorted((p, v) for v, p in cells_comp["_p"].items())
+    out = {}
+    for pol, cells in cells_comp.items():
+        if pol == "_p":
+            continue
+        res = {}
+        for v in voltages:
+            try:
+                p = table.row(comp, v).p
+            except ValueError:
+                p = 1.0  # below the setting's table: every element fails
+            if p == 0.0:
+                n = len(next(iter(cells.values()))["dppl"])
+                res[v] = {"dppl": [0.0] * n, "r": [0.0] * n}
+                continue
+            hit = next((mv for mp, mv in measured if mp >= p and mv in cells), None)
+            res[v] = (cells[hit] if hit is not None
+                      else {"dppl": [math.inf], "r": [1.0]})
+        out[pol] = res
+    return out
+
+
+def model_for(leak_frac):
+    return EnergyModel(leak_frac=leak_frac)
