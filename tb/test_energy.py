@@ -134,6 +134,8 @@ def test_sweet_spot_and_savings():
             "realm": [{"v": 0.9, "upper": 0.0, "energy": 1.01, "r": 0.0},
                       {"v": 0.7, "upper": 0.2, "energy": 0.65, "r": 0.01}]}
     assert energy_report.sweet_spot(rows["none"], 0.3)["v"] == 0.8
+    island = rows["none"] + [{"v": 0.6, "upper": 0.0, "energy": 0.4, "r": 0.0}]
+    assert energy_report.sweet_spot(island, 0.3)["v"] == 0.8  # not below a failing voltage
     t = energy_report.table2({"k": rows}, 0.3)["k"]
     assert t["v"] == 0.7 and t["best_other"] == "none"
     assert t["saving_nominal"] == pytest.approx(0.35)

@@ -3,6 +3,10 @@ energy and quality of every policy at every voltage, the lowest-energy voltage w
 confidence bound of the perplexity degradation stays within the tolerance, savings vs nominal
 and vs the best other policy, and the same under every other timing setting and leakage share.
 
+The sweet spot of a policy (:func:`sweet_spot`): its lowest-energy voltage among those, from
+nominal down to the first voltage whose upper bound exceeds the tolerance, whose upper bound is
+within it.
+
 Quality per (component, policy, voltage): ``dPPL`` per seed (the point's perplexity minus the
 clean W8A8 baseline of the results file's header), its mean, and its upper 95 % bound ``mean +
 t(0.975, S-1) sd / sqrt(S)`` over the ``S`` seeds (the value itself for one seed). Every policy
@@ -82,8 +86,15 @@ def curves(cells, overheads, model, p_of=None):
 
 
 def sweet_spot(rows, tol):
-    """The row of lowest energy whose upper bound is within ``tol`` (nominal if none)."""
-    ok = [r for r in rows if r["upper"] <= tol]
+    """The row of lowest energy among those whose upper bound is within ``tol``, going down
+    from nominal and stopping at the first that is not: degradation grows as the voltage
+    drops, so a tolerable voltage below an intolerable one is sampling noise (two seeds that
+    happen to agree), not a sweet spot."""
+    ok = []
+    for r in sorted(rows, key=lambda r: -r["v"]):
+        if r["upper"] > tol:
+            break
+        ok.append(r)
     return min(ok, key=lambda r: (r["energy"], -r["v"])) if ok else rows[0]
 
 
@@ -112,10 +123,12 @@ def table2(curves_by_comp, tol, focus="realm"):
     return out
 
 
-def remap(cells_comp, table, comp, voltages):
+def remap(cells_comp, table, comp, voltages, clean=lambda p: p == 0.0):
     """A component's :func:`collect` entry under another timing setting: per policy and
     voltage of ``voltages``, the campaign cell at the smallest measured ``p`` at least the
-    setting's (see the module docstring). ``table``: the setting's
+    setting's (see the module docstring), or the clean model where ``clean(p)`` (default:
+    ``p = 0``; the report also counts as clean a ``p`` at which one pass expects fewer than
+    0.05 erroneous elements, the campaign spec's threshold). ``table``: the setting's
     :class:`golden.llm.vtable.VoltageTable`; the campaign's ``p`` per voltage are in
     ``cells_comp["_p"]``."""
     measured = sorted((p, v) for v, p in cells_comp["_p"].items())
@@ -129,7 +142,7 @@ def remap(cells_comp, table, comp, voltages):
                 p = table.row(comp, v).p
             except ValueError:
                 p = 1.0  # below the setting's table: every element fails
-            if p == 0.0:
+            if clean(p):
                 n = len(next(iter(cells.values()))["dppl"])
                 res[v] = {"dppl": [0.0] * n, "r": [0.0] * n}
                 continue
