@@ -11,6 +11,7 @@
 ``make energy`` runs the three in turn. Bad input is one line, exit status 2.
 """
 import argparse
+import json
 import pathlib
 import sys
 from argparse import RawDescriptionHelpFormatter
@@ -77,14 +78,12 @@ def cmd_spec(p, a):
         spec = make_spec(table, a.table, a.seeds, a.policies, every=a.every,
                          components=a.components, params=a.params,
                          max_p_element=a.max_p_element)
-        campaign.expand(spec)
+        n = len(campaign.expand(spec)[1])
     except (ValueError, campaign.SpecError) as e:
         p.error(str(e))
     out = pathlib.Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    import json
     out.write_text(json.dumps(spec, indent=1) + "\n")
-    n = len(campaign.expand(spec)[1])
     print(f"wrote       {out} ({n} points)")
     return 0
 
@@ -104,8 +103,6 @@ def cmd_campaign(p, a):
 
 
 def cmd_report(p, a):
-    import json
-
     from golden.llm import campaign, energy_write
 
     header, done = campaign.read_results(a.results)

@@ -22,7 +22,7 @@ close (tail rows share them), so this reads the campaign as a function of ``p``.
 """
 import math
 
-from .energy import POLICIES, EnergyModel
+from .energy import POLICIES
 
 #: Two-sided 95 % Student t quantiles by degrees of freedom.
 T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
@@ -151,7 +151,3 @@ def remap(cells_comp, table, comp, voltages, clean=lambda p: p == 0.0):
                       else {"dppl": [math.inf], "r": [1.0]})
         out[pol] = res
     return out
-
-
-def model_for(leak_frac):
-    return EnergyModel(leak_frac=leak_frac)

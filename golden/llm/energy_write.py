@@ -8,8 +8,8 @@ import math
 import pathlib
 
 from . import energy_report as er
-from .energy import POLICIES, overheads
-from .vtable import VoltageTable, p_element
+from .energy import POLICIES, EnergyModel, overheads
+from .vtable import p_element
 
 #: Fewer expected erroneous elements per pass than this count as the clean model when another
 #: timing setting is remapped (the campaign spec's threshold, realm.energy_spec.MIN_ERRORS).
@@ -66,13 +66,13 @@ def analyse(records, baseline, table, others, dataflow, tol, leak=(0.0, 0.1, 0.3
                 c[pol].setdefault(v, {"dppl": [0.0], "r": [0.0], "seeds": []})
         c["_p"] = {v: table.row(comp, v).p for pol in c if pol != "_p" for v in c[pol]}
     ovh, src = overheads(dataflow)
-    model = er.EnergyModel()
+    model = EnergyModel()
     cur = {comp: er.curves({k: v for k, v in c.items() if k != "_p"}, ovh, model)
            for comp, c in cells.items()}
     t2 = er.table2(cur, tol)
     sens = []
     for lf in leak:
-        m = er.EnergyModel(leak_frac=lf)
+        m = EnergyModel(leak_frac=lf)
         t = er.table2({comp: er.curves({k: v for k, v in c.items() if k != "_p"}, ovh, m)
                        for comp, c in cells.items()}, tol)
         sens.append((table.doc.get("setting", "default"), f"leakage {lf:g}", tol, t))
@@ -257,9 +257,3 @@ def fig9(path, comp, cur, tol, row):
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
-
-
-def read_others(paths):
-    """{setting name: VoltageTable} of the other timing settings' tables."""
-    return {VoltageTable.read(str(p)).doc.get("setting", pathlib.Path(p).stem):
-            VoltageTable.read(str(p)) for p in paths}
