@@ -69,6 +69,7 @@ timing: $(STAMP)
 ENERGY_DIR := docs/results/energy
 ENERGY_SPEC ?= $(ENERGY_DIR)/spec_reduced.json
 ENERGY_TABLES := $(ENERGY_DIR)/tables/256x256-ws
+ENERGY_OS := $(ENERGY_DIR)/tables/256x256-os
 energy: $(STAMP)
 	$(PY) -m realm energy characterize --dataflow ws --cycles 40000
 	$(PY) -m realm energy characterize --dataflow os --cycles 40000
@@ -76,6 +77,11 @@ energy: $(STAMP)
 		--workers $(JOBS) --no-progress
 	$(PY) -m realm energy report $(ENERGY_DIR)/campaign.jsonl --table $(ENERGY_TABLES)-A-on0.84.json \
 		--others $(filter-out $(ENERGY_TABLES)-A-on0.84.json,$(wildcard $(ENERGY_TABLES)-*.json))
+	$(PY) -m realm energy campaign $(ENERGY_DIR)/spec_os_reduced.json \
+		--out $(ENERGY_DIR)/os/campaign.jsonl --workers $(JOBS) --no-progress
+	$(PY) -m realm energy report $(ENERGY_DIR)/os/campaign.jsonl --out $(ENERGY_DIR)/os \
+		--table $(ENERGY_OS)-A-on0.84.json \
+		--others $(filter-out $(ENERGY_OS)-A-on0.84.json,$(wildcard $(ENERGY_OS)-*.json))
 
 characterize: $(STAMP)
 	$(PY) -m realm characterize
