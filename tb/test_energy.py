@@ -1,8 +1,9 @@
-"""Voltage tables and the energy model (issue 11 steps 2-4; energy.md §4.4-§4.7): the bounded
-tail's closed-form fit recovers a known exponent; table rows count the waveform's errors exactly
-where measured and continue them through the tail to zero at the endpoint; the energy of
-``none`` at nominal voltage is exactly the baseline; recompute ratios of the analytic unit
-model; sweet spots, the remapping of other timing settings; one-line errors of the CLI."""
+"""Voltage tables and the energy model (issue 11 steps 2-4; energy.md §4.1, §4.4-§4.7): PE
+operand streams cut from GEMMs feed the golden PE exactly those GEMMs' products and partial
+sums; the bounded tail's closed-form fit recovers a known exponent; table rows count the
+waveform's errors exactly where measured and continue them through the tail to zero at the
+endpoint; the energy of ``none`` at nominal voltage is exactly the baseline; recompute ratios
+of the analytic unit model; sweet spots; spec and CLI errors are one line."""
 import math
 
 import numpy as np
@@ -222,3 +223,48 @@ def test_timing_spec_errors_are_one_line(tmp_path):
     _, points = campaign.expand({"experiments": [{**ok, "voltages": [0.85, 0.8, 0.9]}]},
                                 shape=shape)
     assert [p["voltage"] for p in points] == [0.85, 0.8, 0.9] and "bits" not in points[0]
+
+
+@pytest.mark.parametrize("dataflow", ["ws", "os"])
+def test_streams_feed_the_pe_its_gemms(dataflow):
+    """A PE stream cut from GEMMs (golden.llm.streams): within the PE's port ranges, the
+    golden PE's accumulator adds exactly the stream's products, and a WS partial sum in is
+    the sum of the products of the rows above in the K-chunk."""
+    import torch
+
+    from golden.llm import streams
+    from hw.config import ArrayConfig
+    from synth import timing
+
+    pe = timing.select_pe(ArrayConfig(rows=32, cols=32, dataflow=dataflow))
+    g = torch.Generator().manual_seed(0)
+    gemms = [(torch.randint(-128, 128, (2, 40, 70), generator=g, dtype=torch.int8),
+              torch.randint(-128, 128, (2, 70, 9), generator=g, dtype=torch.int8))]
+    lo, hi = streams.leaf_rows(pe)
+    assert 0 <= lo <= pe.at[0] <= hi < 32
+    s = timing.check_stream(pe, streams.pe_stream(pe, gemms, 3000, 5, (lo, hi)))
+    acc = timing.expected_acc(pe, s)
+    prods = streams.products(pe, s)
+    a, b = (t.numpy().astype(np.int64) for t in gemms[0])
+    if dataflow == "ws":
+        assert np.array_equal(acc, s["i_p"] + prods)
+        # the first segment (a load, then all 40 vectors: M < the segment length) is some
+        # row r of some K-chunk kc, column n and head g of the GEMM, with its partial sums
+        seg = slice(1, 41)
+        assert s["w_load"][0] == 1 and s["w_load"][seg].sum() == 0 and s["w_load"][41] == 1
+        def fits(g_, kc, r, n):
+            k0, k = kc * 32, kc * 32 + r
+            x, w = (a[g_, :, k], b[g_, k, n]) if k < 70 else (np.zeros(40, np.int64), 0)
+            return (np.array_equal(s["i_a"][seg], x) and s["i_w"][0] == w
+                    and np.array_equal(s["i_p"][seg], a[g_, :, k0:min(k, 70)]
+                                       @ b[g_, k0:min(k, 70), n]))  # rows past K: padding
+        assert any(fits(g_, kc, r, n) for g_ in range(2) for kc in range(3)
+                   for r in range(lo, hi + 1) for n in range(9))
+    else:
+        prev = np.r_[0, acc[:-1]]
+        assert np.array_equal(np.where(s["drain"] == 1, s["i_c"], prev + prods), acc)
+        # the first element: a drain, then the 70 products of one row of a and column of b
+        assert s["drain"][0] == 1 and s["drain"][1:71].sum() == 0 and s["drain"][71] == 1
+        assert any(np.array_equal(s["i_a"][1:71], a[g_, i]) and
+                   np.array_equal(s["i_b"][1:71], b[g_, :, j])
+                   for g_ in range(2) for i in range(40) for j in range(9))
