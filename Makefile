@@ -14,7 +14,7 @@ FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
 
-.PHONY: setup sim run test test-slow bench synth timing characterize abft clean
+.PHONY: setup sim run test test-slow bench synth timing characterize abft energy clean
 
 setup: $(STAMP)
 
@@ -61,6 +61,27 @@ synth: $(STAMP)
 # from Debian into build/tools/ on first use.
 timing: $(STAMP)
 	$(PY) -m realm timing --dataflow $(DATAFLOW) --out build/timing/$(DATAFLOW)
+
+# Voltage underscaling end to end (docs/results/energy/README.md): per-component voltage tables
+# from real SmolLM2 operand streams (OpenSTA + Icarus; cached waveforms under build/energy/),
+# the Monte Carlo of every policy at every voltage (resumable), energy and sweet spots.
+# ENERGY_SPEC=$(ENERGY_DIR)/spec.json runs the full campaign instead of the reduced one.
+ENERGY_DIR := docs/results/energy
+ENERGY_SPEC ?= $(ENERGY_DIR)/spec_reduced.json
+ENERGY_TABLES := $(ENERGY_DIR)/tables/256x256-ws
+ENERGY_OS := $(ENERGY_DIR)/tables/256x256-os
+energy: $(STAMP)
+	$(PY) -m realm energy characterize --dataflow ws --cycles 40000
+	$(PY) -m realm energy characterize --dataflow os --cycles 40000
+	$(PY) -m realm energy campaign $(ENERGY_SPEC) --out $(ENERGY_DIR)/campaign.jsonl \
+		--workers $(JOBS) --no-progress
+	$(PY) -m realm energy report $(ENERGY_DIR)/campaign.jsonl --table $(ENERGY_TABLES)-A-on0.84.json \
+		--others $(filter-out $(ENERGY_TABLES)-A-on0.84.json,$(wildcard $(ENERGY_TABLES)-*.json))
+	$(PY) -m realm energy campaign $(ENERGY_DIR)/spec_os_reduced.json \
+		--out $(ENERGY_DIR)/os/campaign.jsonl --workers $(JOBS) --no-progress
+	$(PY) -m realm energy report $(ENERGY_DIR)/os/campaign.jsonl --out $(ENERGY_DIR)/os \
+		--table $(ENERGY_OS)-A-on0.84.json \
+		--others $(filter-out $(ENERGY_OS)-A-on0.84.json,$(wildcard $(ENERGY_OS)-*.json))
 
 characterize: $(STAMP)
 	$(PY) -m realm characterize

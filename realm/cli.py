@@ -12,6 +12,9 @@
   synth         area, timing and power of every ABFT variant (= python -m synth)
   timing        timing errors of one PE vs supply voltage: STA (OpenSTA), SDF-annotated
                 gate-level simulation (Icarus) of an operand stream, p(V) and f_e(V) table
+  energy        voltage underscaling end to end: per-component voltage tables from real
+                operand streams, the Monte Carlo of every protection policy, energy, sweet
+                spots (docs/results/energy; `realm energy --help`)
   characterize  regenerate the LLM resilience results docs/results/ (= python -m golden.llm
                 characterize)
   llm           the W8A8 LLM harness: convert, eval, bench, campaign, summarize, ... (= python
@@ -35,6 +38,7 @@ DELEGATED = {
     "synth": ("synth.__main__", []),
     "llm": ("golden.llm.__main__", []),
     "characterize": ("golden.llm.__main__", ["characterize"]),
+    "energy": ("realm.energy", []),
 }
 
 
@@ -378,6 +382,8 @@ def parser():
     sub.add_parser("synth", help="area, timing and power of every ABFT variant",
                    add_help=False)
     add_timing(sub)
+    sub.add_parser("energy", help="voltage tables, policy energy and sweet spots per component",
+                   add_help=False)
     sub.add_parser("characterize", help="regenerate the LLM resilience results (docs/results)",
                    add_help=False)
     sub.add_parser("llm", help="the W8A8 LLM harness (eval, campaign, bench, ...)",

@@ -679,16 +679,24 @@ class Waveform:
         """The simulation's clock period (ps)."""
         return self._period / FS
 
+    def requirement(self):
+        """Per cycle, the shortest clock period (ps) at which every bit's last change in
+        that cycle meets setup: the cycle latches the correct word at this period and any
+        longer one (0 if no flip-flop changes)."""
+        if not self._flops or not self.cycles:
+            return np.zeros(self.cycles)
+        changed = self._settled_f != self._start_f
+        changed |= self._settle_f > 0  # a glitch back to the start value counts too
+        need = self._settle_f + self._setup[self._settled_f, np.arange(len(self._flops))]
+        return np.where(changed, need, 0).max(axis=1) / FS
+
     @property
     def safe_clock(self):
         """The shortest clock period (ps) at which every bit's last change meets setup: no
         error at this period or any longer one."""
         if not self._flops or not self.cycles:
             return 0.0
-        changed = self._settled_f != self._start_f
-        changed |= self._settle_f > 0  # a glitch back to the start value counts too
-        need = self._settle_f + self._setup[self._settled_f, np.arange(len(self._flops))]
-        return float(np.where(changed, need, 0).max()) / FS
+        return float(self.requirement().max())
 
     @property
     def max_settle(self):

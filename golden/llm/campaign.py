@@ -24,10 +24,19 @@ Spec (JSON object; every key but ``experiments`` is optional)::
        {"name": "abft", "components": ["k"], "bers": [1e-6, 1e-4], "bits": [30, [0, 29]],
         "arrays": ["64x64-ws"],                        # ROWSxCOLS-DATAFLOW: statistical ABFT
         "policies": ["none", "classic", "approx", "realm"],   # in the loop (golden.llm.abft)
-        "params": "docs/results/abft/params/{array}.json"}]}  # from the repository root
+        "params": "docs/results/abft/params/{array}.json"},   # from the repository root
+       {"name": "volts", "mode": "timing", "components": ["k"],   # timing errors at a voltage
+        "voltages": [0.83, 0.82],                # rows of the voltage table (golden.llm.vtable)
+        "table": "docs/results/energy/tables/256x256-ws-A-on0.84.json",
+        "arrays": ["256x256-ws"], "params": "docs/results/abft/params/{array}.json",
+        "policies": ["none", "dmr", "thundervolt", "classic", "approx", "realm"]}]}
 
-A point is one (experiment, component group, layer group, stage, bits, BER or (MSD, freq), seed
-[, array, policy]). Its result line holds the point, the metrics (ppl/acc/nll for ``ppl``;
+A point is one (experiment, component group, layer group, stage, bits, BER or (MSD, freq) or
+voltage, seed [, array, policy]). A timing point draws its errors from the voltage table at its
+voltage (:class:`golden.llm.inject.Injector` mode ``timing``); its policies may also be ``dmr``
+(no evaluation: DMR leaves no error; the recompute ratio is computed from the table) and
+``thundervolt`` (the erroneous updates dropped: error values from the table's dropped
+products, no recomputation). Its result line holds the point, the metrics (ppl/acc/nll for ``ppl``;
 agree/prefix/exact for ``gen``), the number of corrupted elements and the wall time; with an
 array, also the ABFT counts (:class:`golden.llm.abft.AbftInjector`) and the tiles and MACs of the
 targeted GEMMs. A point names its parameter file and a digest of the sets its components use, so
@@ -50,7 +59,11 @@ GLOBAL = {"model": loader.DEFAULT_MODEL, "text": "wikitext-2:test", "windows": 4
 #: (files written before ``requant`` existed used the linear-only placement)
 GLOBAL_DEFAULTS = {"requant": "linear-only"}
 EXPERIMENT = {"name", "metric", "mode", "components", "layers", "stages", "bits", "bers",
-              "msd_log2", "freq_log2", "seeds", "plot", "arrays", "policies", "params"}
+              "msd_log2", "freq_log2", "seeds", "plot", "arrays", "policies", "params",
+              "voltages", "table"}
+#: Policies only a timing experiment has: DMR (duplicate, compare, recompute on mismatch) and
+#: ThUnderVolt (Razor flip-flops drop the erroneous updates).
+TIMING_POLICIES = ("dmr", "thundervolt")
 METRICS = ("ppl", "gen")
 
 
@@ -135,8 +148,9 @@ def expand(spec, shape=None):
             raise SpecError(f"experiment {name!r}: metric must be one of {', '.join(METRICS)}, "
                             f"not {metric!r}")
         mode = e.get("mode", "bitflip")
-        if mode not in ("bitflip", "msd"):
-            raise SpecError(f"experiment {name!r}: mode must be bitflip or msd, not {mode!r}")
+        if mode not in ("bitflip", "msd", "timing"):
+            raise SpecError(f"experiment {name!r}: mode must be bitflip, msd or timing, not "
+                            f"{mode!r}")
         cgroups = []
         for c in _groups(e.get("components", ["all"]), "components", name):
             grp = comps if c == "all" else ([c] if isinstance(c, str) else c)
@@ -171,7 +185,10 @@ def expand(spec, shape=None):
                 raise SpecError(f"experiment {name!r}: bit {b!r} must be 0..31 or [lo, hi]")
             bits.append([lo, hi])
         seeds = _groups(e.get("seeds", g["seeds"]), "seeds", name)
-        if mode == "bitflip":
+        if mode == "timing":
+            grid = _timing_grid(e, name, cgroups)
+            bits = [None]
+        elif mode == "bitflip":
             grid = []
             for ber in _groups(e.get("bers"), "bers", name):
                 if isinstance(ber, bool) or not isinstance(ber, (int, float)) or \
@@ -197,11 +214,14 @@ def expand(spec, shape=None):
                         raise SpecError(f"experiment {name!r}: freq 2^{max(freqs)} is larger than "
                                         f"the {n}-element {c} GEMM")
             grid = [{"msd_log2": m, "freq_log2": f} for m in msds for f in freqs]
-        abft = _abft_grid(e, name, cgroups)
+        abft = _abft_grid(e, name, cgroups, mode == "timing")
+        if mode == "timing":
+            _check_table_arrays(e, name, abft)
         for cg, lg, st, bt, gp, sd, ab in itertools.product(cgroups, lgroups, stages, bits, grid,
                                                             seeds, abft):
             p = {"experiment": name, "metric": metric, "mode": mode, "components": cg,
-                 "layers": lg, "stage": st, "bits": bt, **gp, "seed": int(sd), **ab}
+                 "layers": lg, "stage": st, **({"bits": bt} if bt is not None else {}), **gp,
+                 "seed": int(sd), **ab}
             if ab:  # the digests of this point's own components only
                 p["params_sha"] = {c: ab["params_sha"][c] for c in cg}
             if e.get("plot"):
@@ -211,10 +231,48 @@ def expand(spec, shape=None):
     return settings, points
 
 
-def _abft_grid(e, name, cgroups):
+def _timing_grid(e, name, cgroups):
+    """The voltage part of a timing experiment's points; the table is read and checked here
+    (every component of the experiment has a row at every voltage)."""
+    from golden.llm.vtable import TableError, VoltageTable
+
+    if not isinstance(e.get("table"), str):
+        raise SpecError(f"experiment {name!r}: a timing experiment needs 'table', the path of "
+                        "a voltage table (realm energy characterize)")
+    try:
+        table = VoltageTable.read(table_path(e["table"]))
+        volts = _groups(e.get("voltages"), "voltages", name)
+        for v in volts:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 2:
+                raise SpecError(f"experiment {name!r}: voltage {v!r} must be a number of volts")
+            for c in {c for g in cgroups for c in g}:
+                table.row(c, v)
+    except TableError as err:
+        raise SpecError(f"experiment {name!r}: {err}") from None
+    return [{"voltage": float(v), "table": e["table"]} for v in volts]
+
+
+def table_path(path):
+    """A voltage table's path, relative to the checkout's root unless absolute."""
+    from golden.llm.abft import params_path
+
+    return params_path(path, "{array}")  # taken literally
+
+
+def _check_table_arrays(e, name, abft):
+    from golden.llm.vtable import VoltageTable
+
+    table = VoltageTable.read(table_path(e["table"]))
+    for ab in abft:
+        if ab and ab["array"] != table.array:
+            raise SpecError(f"experiment {name!r}: the table is for the {table.array} array, "
+                            f"not {ab['array']}")
+
+
+def _abft_grid(e, name, cgroups, timing=False):
     """The (array, policy, parameter file) part of an experiment's points: [{}] without
     ``arrays``; every parameter file is read and checked against its array here, before any
-    model is loaded."""
+    model is loaded. Timing experiments also have the policies of :data:`TIMING_POLICIES`."""
     from golden.llm import abft
 
     keys = [k for k in ("arrays", "policies", "params") if k in e]
@@ -236,10 +294,11 @@ def _abft_grid(e, name, cgroups):
             sets = abft.read_params(path, config, sorted({c for g in cgroups for c in g}))
         except abft.ParamsError as err:
             raise SpecError(f"experiment {name!r}: {err}") from None
+        known = abft.POLICIES + (TIMING_POLICIES if timing else ())
         for pol in _groups(e["policies"], "policies", name):
-            if pol not in abft.POLICIES:
+            if pol not in known:
                 raise SpecError(f"experiment {name!r}: policy must be one of "
-                                f"{', '.join(abft.POLICIES)}, not {pol!r}")
+                                f"{', '.join(known)}, not {pol!r}")
             out.append({"array": arr, "policy": pol, "params": e["params"],
                         "params_sha": {c: _sha(sets[c]) for g in cgroups for c in g}})
     return out

@@ -17,6 +17,17 @@ Three modes:
     split of MSD over the elements open; this is the even split).
 ``faults``
     Replay of an explicit fault list (``gemm.acc`` entries of :mod:`golden.faults`).
+``timing``
+    Timing errors at supply voltage ``voltage`` (energy.md §4.5), from a voltage table
+    (:class:`golden.llm.vtable.VoltageTable`): each MAC cycle of an output element errs with the
+    table's ``p`` for the component at that voltage, so an element with ``K`` MAC cycles
+    (``K``: an int, a {component: int} dict, or None for the table's ``k_eff``) is wrong with
+    ``p_elem = 1 - (1 - p)^K``. The erroneous elements are drawn like ``bitflip``'s with
+    ``ber = p_elem``; each gets ``n >= 1`` erroneous cycles, ``n`` from the zero-truncated
+    Binomial(K, p), and the error ``e_1 + ... + e_n``, each ``e_i`` drawn from the table's
+    ``f_e`` (with ``values="drop"``: from its dropped products ``f_drop``, ThUnderVolt's
+    TE-drop); the accumulator becomes ``acc + e`` wrapped to INT32 (errors add in the
+    accumulator, to first order).
 
 Targeting: ``components`` (names from :data:`golden.faults.LLM_COMPONENTS`, or ``fc1``/``fc2``
 for OPT), ``layers`` (None = all) and ``stage`` (``prefill``, ``decode`` or ``both``).
@@ -36,7 +47,8 @@ from golden.arith import fault_op
 from golden.faults import GEMM_SITE
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
-MODES = ("bitflip", "msd", "faults")
+MODES = ("bitflip", "msd", "faults", "timing")
+VALUES = ("error", "drop")
 STAGES = ("prefill", "decode", "both")
 #: Above this BER the mask is drawn densely (one uniform per element).
 DENSE_BER = 0.05
@@ -96,9 +108,13 @@ class Injector:
     """Chooses the corrupted accumulator elements of each GEMM call (see the module docstring)."""
 
     def __init__(self, mode, components, layers=None, stage="both", ber=0.0, bit=30, bits=None,
-                 msd=0, freq=0, faults=None, seed=0):
+                 msd=0, freq=0, faults=None, seed=0, table=None, voltage=None, K=None,
+                 values="error"):
         if mode not in MODES:
             raise InjectionError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        self._timing = {}
+        if mode == "timing":
+            self._timing = _timing_setup(table, voltage, K, values, components)
         if stage not in STAGES:
             raise InjectionError(f"stage must be one of {', '.join(STAGES)}, not {stage!r}")
         if not 0.0 <= float(ber) <= 1.0:
@@ -110,6 +126,7 @@ class Injector:
             raise InjectionError(f"msd mode needs freq >= 1 and msd >= 0, not freq={freq}, "
                                  f"msd={msd}")
         self.mode, self.stage, self.ber = mode, stage, float(ber)
+        self.voltage, self.values = voltage, values
         self.bits = (int(lo), int(hi))
         self.msd, self.freq, self.seed = int(msd), int(freq), int(seed)
         self.mag = round(self.msd / self.freq) if mode == "msd" else 0
@@ -148,12 +165,29 @@ class Injector:
             return self._count(self._gen(window, layer, component, call), numel) > 0
         if self.mode == "msd":
             return self.msd > 0
+        if self.mode == "timing":
+            p_elem = self._timing[component][0]
+            if p_elem == 0.0:
+                return False
+            if p_elem > DENSE_BER:
+                return True
+            return self._count(self._gen(window, layer, component, call), numel, p_elem) > 0
         return (component, layer, call) in self.faults
 
-    def _count(self, gen, numel):
+    def _count(self, gen, numel, p=None):
+        if p is not None:
+            return int(torch.binomial(torch.tensor([float(numel)]), torch.tensor([p]),
+                                      generator=gen).item())
         if self._p is None:
             self._p = torch.tensor([self.ber])
         return int(torch.binomial(torch.tensor([float(numel)]), self._p, generator=gen).item())
+
+    def _positions(self, gen, numel, p):
+        """Distinct elements, each drawn with probability ``p`` (sparse or dense draw)."""
+        if p > DENSE_BER:
+            return (torch.rand(numel, generator=gen) < p).nonzero().view(-1)
+        n = self._count(gen, numel, p)
+        return distinct_positions(numel, n, gen) if n else None
 
     def __call__(self, component, layer, call, stage, window, acc):
         """Corruptions of one call's int32 accumulator ``acc``: None or (flat idx, new int32)."""
@@ -164,6 +198,8 @@ class Injector:
         if self.mode == "faults":
             return self._replay(component, layer, call, acc.shape, flat)
         gen = self._gen(window, layer, component, call)
+        if self.mode == "timing":
+            return self._timing_errors(component, flat, gen)
         if self.mode == "msd":
             if self.freq > numel:
                 raise InjectionError(f"freq {self.freq} is larger than the {numel}-element "
@@ -189,6 +225,25 @@ class Injector:
         self.count += idx.numel()
         return idx, new
 
+    def _timing_errors(self, component, flat, gen):
+        p_elem, pmf, values, weights = self._timing[component]
+        if p_elem == 0.0:
+            return None
+        idx = self._positions(gen, flat.numel(), p_elem)
+        if idx is None or not idx.numel():
+            return None
+        n = idx.numel()
+        cycles = (torch.multinomial(pmf, n, replacement=True, generator=gen) + 1
+                  if pmf.numel() > 1 else torch.ones(n, dtype=torch.int64))
+        draws = values[torch.multinomial(weights, int(cycles.sum()), replacement=True,
+                                         generator=gen)]
+        owner = torch.repeat_interleave(torch.arange(n), cycles)
+        e = torch.zeros(n, dtype=torch.int64).index_add_(0, owner, draws)
+        new = flat[idx].long() + e
+        new = ((new - INT32_MIN) % (1 << 32) + INT32_MIN).to(torch.int32)
+        self.count += n
+        return idx, new
+
     def _replay(self, component, layer, call, shape, flat):
         entries = self.faults.get((component, layer, call))
         if not entries:
@@ -206,6 +261,36 @@ class Injector:
         new = torch.cat([vals[k] for k in sorted(vals)])
         self.count += idx.numel()
         return idx, new
+
+
+def _timing_setup(table, voltage, K, values, components):
+    """{component: (p_elem, pmf of erroneous cycles, values, weights)} of a timing injector."""
+    from .vtable import TableError, VoltageTable, cycles_pmf, p_element
+
+    if not isinstance(table, VoltageTable):
+        raise InjectionError("timing mode needs a voltage table (golden.llm.vtable.VoltageTable)")
+    if values not in VALUES:
+        raise InjectionError(f"values must be one of {', '.join(VALUES)}, not {values!r}")
+    if isinstance(voltage, bool) or not isinstance(voltage, (int, float)):
+        raise InjectionError(f"timing mode needs a voltage, not {voltage!r}")
+    out = {}
+    for c in components:
+        try:
+            row = table.row(c, voltage)
+            k = K.get(c) if isinstance(K, dict) else K
+            k = table.k_eff(c) if k is None else k
+        except TableError as e:
+            raise InjectionError(str(e)) from None
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InjectionError(f"K must be a positive integer, not {k!r} (component {c!r})")
+        vals, weights = ((row.values, row.counts) if values == "error"
+                         else (row.drop_values, row.drop_counts))
+        if row.p > 0 and not len(vals):
+            what = "dropped products" if values == "drop" else "error values"
+            raise InjectionError(f"the table has no {what} for {c!r} at {voltage:g} V")
+        out[c] = (p_element(row.p, k), cycles_pmf(row.p, k) if row.p > 0 else None, vals,
+                  weights)
+    return out
 
 
 def _mask32(mask):

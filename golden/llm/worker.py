@@ -92,10 +92,26 @@ def _prompts():
     return _W["prompts"], _W["clean_gen"]
 
 
+def _table(path):
+    """The voltage table at ``path`` (read once per process)."""
+    from golden.llm.campaign import table_path
+    from golden.llm.vtable import VoltageTable
+
+    tables = _W.setdefault("tables", {})
+    if path not in tables:
+        tables[path] = VoltageTable.read(table_path(path))
+    return tables[path]
+
+
 def injector(point):
     """The :class:`~golden.llm.inject.Injector` of a campaign point."""
     kw = dict(components=point["components"], layers=point["layers"], stage=point["stage"],
-              bits=tuple(point["bits"]), seed=point["seed"])
+              seed=point["seed"])
+    if point["mode"] == "timing":
+        return inject.Injector("timing", table=_table(point["table"]), voltage=point["voltage"],
+                               values="drop" if point.get("policy") == "thundervolt"
+                               else "error", **kw)
+    kw["bits"] = tuple(point["bits"])
     if point["mode"] == "msd":
         return inject.Injector("msd", msd=2 ** point["msd_log2"], freq=2 ** point["freq_log2"],
                                **kw)
@@ -104,7 +120,7 @@ def injector(point):
 
 def _abft(point, base):
     """The ABFT injector of a point with an array (golden.llm.abft), or ``base``."""
-    if "array" not in point:
+    if "array" not in point or point["policy"] == "thundervolt":
         return base
     from golden.llm import abft
 
@@ -115,11 +131,64 @@ def _abft(point, base):
                              _W["rt"])
 
 
+def _dmr(point, base):
+    """A DMR point: no error survives (both copies wrong alike is neglected); the expected
+    fraction of MACs recomputed (:func:`golden.llm.energy.dmr_ratio`)."""
+    from golden.llm import abft, energy
+
+    config = abft.parse_array(point["array"])
+    table = _table(point["table"])
+    ratios, macs = 0.0, 0
+    for c in point["components"]:
+        p = table.row(c, point["voltage"]).p
+        logs = _W["ev"].logs if point["metric"] == "ppl" else _W["gen_log"]
+        r, m = energy.dmr_ratio(logs, config, lambda comp, layer, call, c=c: comp == c
+                                and base.targets(comp, layer, "prefill"), p)
+        ratios, macs = ratios + r * m, macs + m
+    clean = (dict(_W["ev"].baseline, faults=0, computed=0) if point["metric"] == "ppl"
+             else {"agree": 1.0, "prefix": 1.0, "exact": 1.0, "faults": 0})
+    return {**clean, "macs": macs, "macs_recomputed": ratios, "errors": None}
+
+
+def dry_run(inj, logs):
+    """Run ``inj`` (an :class:`~golden.llm.abft.AbftInjector`) over the GEMM calls of the clean
+    pass's ``logs`` without the model, on zero accumulators: its errors and decisions are those
+    of the real pass (a timing error's change is drawn independently of the accumulator, and
+    the checksum differences wrap alike), so its ``stats`` are too. Returns them."""
+    rt, k0 = inj.rt, inj.rt.k
+    try:
+        for w, log in enumerate(logs):
+            for comp, layer, call, _numel, shape, k in log:
+                if inj.base.targets(comp, layer, "prefill"):
+                    rt.k = k
+                    inj(comp, layer, call, "prefill", w, torch.zeros(shape, dtype=torch.int32))
+    finally:
+        rt.k = k0
+    return inj.stats
+
+
 def run_point(point):
     """Run one point in this worker; return its result record."""
     t = time.time()
     base = injector(point)
+    if point.get("policy") == "dmr":
+        res = _dmr(point, base)
+        return {"point": point, **res, "seconds": round(time.time() - t, 3), "pid": os.getpid()}
     inj = _abft(point, base)
+    if (point["mode"] == "timing" and point["metric"] == "ppl" and inj is not base
+            and point["policy"] != "none"):
+        # a timing point whose policy recomputes every erroneous tile is the clean model:
+        # decide it without the model (dry_run), evaluate only if an error is kept
+        stats = dry_run(_abft(point, injector(point)), _W["ev"].logs)
+        if stats["errors_kept"] == 0:
+            from golden.llm import abft
+
+            tiles, macs = abft.totals(_W["ev"].logs, inj.config, lambda c, layer, call:
+                                      base.targets(c, layer, "prefill"))
+            res = {**_W["ev"].baseline, "faults": stats["errors"], "computed": 0, **stats,
+                   "tiles": tiles, "macs": macs, "dry": True}
+            return {"point": point, **res, "seconds": round(time.time() - t, 3),
+                    "pid": os.getpid()}
     if point["metric"] == "ppl":
         res = _W["ev"].run(inj)
     else:

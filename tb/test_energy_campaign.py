@@ -1,0 +1,75 @@
+"""A timing campaign end to end on a tiny LLaMA (issue 11 steps 2-4): every policy at a voltage
+sees the same error draws (common random numbers), ``none`` equals a plain timing run, classic
+ABFT (decided without the model) is the clean perplexity, DMR is clean with the recompute ratio
+of the unit model, ThUnderVolt drops products; the energy report reads the results, and ``none``
+at nominal costs exactly the baseline."""
+import json
+
+from golden.llm import abft, campaign, energy, energy_write, testing
+from golden.llm.vtable import FORMAT, VoltageTable
+from golden.stats import StatParams
+
+COMPS = ["q", "k", "v", "qk", "sv", "o", "gate", "up", "down"]
+
+
+def _table(path, array):
+    rows = [{"v": 0.85, "clock_ps": 3000.0, "p": 0.0, "source": "zero"},
+            {"v": 0.8, "clock_ps": 2800.0, "p": 2e-4, "source": "tail",
+             "f_e": {"values": [1 << 30, -(1 << 31), 1 << 24], "counts": [3, 2, 1]},
+             "f_drop": {"values": [-300, 41], "counts": [1, 1]}}]
+    doc = {"format": FORMAT, "array": array, "dataflow": array.rsplit("-", 1)[1],
+           "setting": "test", "components": {c: {"k": 64, "k_eff": 64, "rows": rows}
+                                               for c in COMPS}}
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_timing_campaign_policies_and_report(tmp_path):
+    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
+    text = str(tmp_path / "tiny" / "text.txt")
+    array = "5x7-os"
+    config = abft.parse_array(array)
+    params = str(tmp_path / "p.json")
+    p = StatParams.from_paper(1.273, 20.076 - 9 * 0.273, 2.0)
+    abft.write_params(params, config, {c: (p, None) for c in COMPS}, model="tiny")
+    table = _table(tmp_path / "t.json", array)
+    exp = {"mode": "timing", "components": ["q"], "voltages": [0.85, 0.8], "table": table}
+    spec = {"model": tiny, "text": text, "calib_text": text, "windows": 2, "length": 32,
+            "calib_windows": 2, "calib_length": 32, "seeds": [0, 1],
+            "experiments": [{"name": "plain", **exp},
+                            {"name": "volts", **exp, "arrays": [array], "params": params,
+                             "policies": list(energy.POLICIES)}]}
+    out = tmp_path / "r.jsonl"
+    assert campaign.run(spec, str(out), workers=1, threads=1, progress=False,
+                        compile=False) == 2 * 2 + 2 * 2 * 6
+    header, done = campaign.read_results(str(out))
+    clean = header["baseline"]["w8a8"]["ppl"]
+    recs = list(done.values())
+    for seed in (0, 1):
+        mine = [r for r in recs if r["point"]["seed"] == seed and r["point"]["voltage"] == 0.8]
+        plain = next(r for r in mine if "policy" not in r["point"])
+        pol = {r["point"]["policy"]: r for r in mine if "policy" in r["point"]}
+        assert plain["faults"] > 0 and pol["none"]["ppl"] == plain["ppl"] != clean
+        assert {pol[x]["errors"] for x in ("none", "classic", "approx", "realm")} == {
+            plain["faults"]}
+        assert pol["thundervolt"]["faults"] == plain["faults"]  # same elements, dropped values
+        assert pol["thundervolt"]["ppl"] != plain["ppl"]
+        c = pol["classic"]
+        assert c["tiles_aliased"] == 0 and c["errors_kept"] == 0 and c["ppl"] == clean
+        assert c.get("dry") is True  # decided without evaluating the model
+        assert c["macs_recomputed"] <= c["macs"] == pol["none"]["macs"]
+        d = pol["dmr"]
+        assert d["ppl"] == clean and d["errors"] is None
+        logs = [[("q", layer, 0, 32 * 64, (32, 64), 64) for layer in range(2)]] * 2
+        r, macs = energy.dmr_ratio(logs, config, lambda *a: True, 2e-4)
+        assert d["macs"] == macs and abs(d["macs_recomputed"] / macs - r) < 1e-12
+        # at 0.85 V the table has no error: every policy is the clean model
+        hi = [x for x in recs if x["point"]["seed"] == seed and x["point"]["voltage"] == 0.85]
+        assert all(x["ppl"] == clean for x in hi)
+    res = energy_write.analyse(recs, clean, VoltageTable.read(table), {}, "os", 0.3)
+    cur = res["curves"]["q"]
+    assert set(cur) == set(energy.POLICIES)
+    assert cur["none"][0] == {"v": 0.9, "dppl": 0.0, "upper": 0.0, "r": 0.0, "energy": 1.0}
+    assert cur["classic"][-1]["dppl"] == 0.0
+    paths = energy_write.write(tmp_path / "rep", res, VoltageTable.read(table), focus=("q",))
+    assert {p.name for p in paths} >= {"table2.csv", "curves.csv", "fig9_q.png"}
