@@ -400,7 +400,7 @@ def add_timing(sub):
         description="""\
 Characterize the timing of one processing element exactly as the array instantiates it, and
 turn it into timing-error statistics per supply voltage (method: synth/timing.py,
-synth/voltage.py; energy.md §4.1-§4.4).
+synth/voltage.py; docs/energy.md §1-§4).
 
 1. Synthesis: the PE leaf (its class, widths, tied inputs and unread outputs at its array
    position) with every input registered, through the project's Yosys flow to the OSU

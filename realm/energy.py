@@ -1,4 +1,4 @@
-"""``realm energy``: voltage underscaling end to end (issue 11; energy.md §4).
+"""``realm energy``: voltage underscaling end to end (docs/energy.md).
 
   characterize  per-component voltage tables: real SmolLM2 operand streams through the
                 SDF-annotated PE (OpenSTA, Icarus), p(V) and f_e(V) per component, one table

@@ -1,12 +1,12 @@
-"""Per-component voltage tables from real SmolLM2 operand streams (issue 11 step 2; energy.md
-§4.1-§4.5): capture one validation window's GEMM operands from the W8A8 model, cut each
+"""Per-component voltage tables from real SmolLM2 operand streams (docs/energy.md
+§1-§5): capture one validation window's GEMM operands from the W8A8 model, cut each
 component's into the stream one PE of the array sees (:mod:`golden.llm.streams`), simulate the
 SDF-annotated PE on it (:mod:`synth.timing`) and turn each waveform into a voltage table row set
 (:mod:`synth.vtable`) under every timing setting of :data:`SETTINGS`:
 
 * **literal**: ReaLM's margin, the clock 500/439 times the PE's STA period at nominal; the
   tail's endpoint is the STA bound.
-* **anchored** at ``V_on`` (energy.md §4.3): the margin that makes the clock at ``V_on`` the
+* **anchored** at ``V_on`` (docs/energy.md §3): the margin that makes the clock at ``V_on`` the
   streams' dynamic endpoint (:func:`synth.vtable.dynamic_endpoint`, the latest requirement
   of any component's stream plus a spacing), which is also the tail's endpoint: no error at
   or above ``V_on``, the first just below it, the slowest component's first.
@@ -23,7 +23,7 @@ import time
 
 import numpy as np
 
-#: Timing settings of the tables (energy.md §4.8 items 1 and 2): name -> (delay curve, onset
+#: Timing settings of the tables (docs/energy.md §8 items 1 and 2): name -> (delay curve, onset
 #: voltage of the anchored margin, or None for ReaLM's literal 500/439 margin). The first is
 #: the default, the one the campaign runs; the others are remapped onto it by the report.
 SETTINGS = {"A-on0.84": ("A", 0.84), "B-on0.84": ("B", 0.84), "C-on0.84": ("C", 0.84),

@@ -1,8 +1,7 @@
 """Timing characterization of one processing element as the array instantiates it: per-bit
 static timing of its accumulator (OpenSTA), an SDF-annotated gate-level simulation of an operand
 stream (Icarus Verilog), and, per cycle, what the accumulator's flip-flops would latch if the
-clock were shorter. Method: energy.md §3.3-§3.4 (what was checked on this machine) and §4.1,
-§4.4 (the characterization); the voltage model on top is :mod:`synth.voltage`.
+clock were shorter. Method: docs/energy.md §1 (the characterization) and §4; the voltage model on top is :mod:`synth.voltage`.
 
 * **The PE.** One leaf of :func:`synth.leaves.leaves`: the PE class, widths, tied inputs,
   unread outputs and narrowed partial sums of one array position, as flat synthesis of the
@@ -65,7 +64,7 @@ __all__ = ["Harness", "PE", "select_pe", "Netlist", "synthesize_pe", "Sta", "sta
            "uniform_stream", "check_stream", "expected_acc", "Waveform", "simulate",
            "characterize", "settle_summary", "QUANTILES"]
 
-#: Quantiles of the settle-time summaries (energy.md §3.4).
+#: Quantiles of the settle-time summaries (docs/energy.md §1).
 QUANTILES = (0.5, 0.99, 0.9999, 1.0)
 #: Cycles of the uniform stream between weight reloads (WS) or drains (OS).
 K_DEFAULT = 64

@@ -1,32 +1,32 @@
 """Supply voltage -> timing errors of one PE, from its characterization (:mod:`synth.timing`):
 per accumulator bit and per MAC cycle, the probability that a flip-flop latches a wrong value,
-and the distribution of the signed error values. Method: energy.md §4.2-§4.4.
+and the distribution of the signed error values. Method: docs/energy.md §2-§4.
 
-* **Delay scaling** (§4.2). Every delay scales by one factor ``s(V) = d(V) / d(V_n)``,
-  ``V_n = 0.9 V``. :data:`CURVES`: ``A`` (default), the normalized 16 nm curve of energy.md's
+* **Delay scaling** (§2). Every delay scales by one factor ``s(V) = d(V) / d(V_n)``,
+  ``V_n = 0.9 V``. :data:`CURVES`: ``A`` (default), the normalized 16 nm curve of docs/energy.md's
   table (UCSD ASIC-Clouds), interpolated linearly in ``log s`` between its points; ``B`` and
   ``C``, the alpha-power law ``s(V) = [V / (V - Vth)^a] / [V_n / (V_n - Vth)^a]`` with ``(Vth,
   a) = (0.30, 1.30)`` and ``(0.35, 1.30)``, for sensitivity; ``A-fit``, the alpha-power fit
-  energy.md gives for curve A, ``(0.49, 0.89)``. (That fit does not reproduce the table it
+  docs/energy.md gives for curve A, ``(0.49, 0.89)``. (That fit does not reproduce the table it
   was fitted to once normalized at 0.9 V: 1.060 for 1.031 at 0.85 V, 1.411 for 1.326 at
   0.70 V; hence the table is the default.)
-* **Mapping to ReaLM's timing** (§4.3). Our netlist supplies the relative path structure;
+* **Mapping to ReaLM's timing** (§3). Our netlist supplies the relative path structure;
   time is rescaled so that the reference PE's shortest clock period (its STA critical path
   plus setup, ``P_ref``) plays the role of ReaLM's 439 ps critical path in a 500 ps clock:
   the clock is ``T' = margin * P_ref`` in our nominal time, ``margin = 500 / 439`` by default.
   At voltage ``V`` every delay, setup times included, is ``s(V)`` times longer, which is the
-  clock ``T(V) = T' / s(V)`` in our nominal time (energy.md's ``tau(V) = T'/s(V) - t_su``,
+  clock ``T(V) = T' / s(V)`` in our nominal time (docs/energy.md's ``tau(V) = T'/s(V) - t_su``,
   with the flip-flops' own setup per bit and edge). The reference is the array's PE: for a
   checksum PE, the array PE next to it, whose path sets the clock. :func:`onset_margin` gives
   the margin that puts the first simulated error just below a chosen voltage instead
-  (energy.md's "anchored" mode).
-* **Errors** (§4.4). ``p_bit[k](V)``: the fraction of cycles in which bit ``k`` latched with
+  (docs/energy.md's "anchored" mode).
+* **Errors** (§4). ``p_bit[k](V)``: the fraction of cycles in which bit ``k`` latched with
   the clock ``T(V)`` (:meth:`synth.timing.Waveform.latched`) differs from its settled value;
   ``p(V)``: the fraction in which the word does (the per-element, per-MAC-cycle error
   probability); ``f_e(V)``: the signed error values ``latched - correct`` of the erroneous
   cycles, with their counts. Probabilities below about ``1 / cycles`` read as 0: no tail
-  model here (energy.md §4.4 items 2-4), nor conversion to a K-term output element
-  (``1 - (1 - p)^K``, §4.5).
+  model here (docs/energy.md §4), nor conversion to a K-term output element
+  (``1 - (1 - p)^K``, §5).
 """
 import bisect
 import csv
@@ -87,13 +87,13 @@ class Curve:
         return d
 
 
-#: The curves of energy.md §4.2 (table "Slowdown s(V) for each curve").
+#: The curves of docs/energy.md §2 (table "Slowdown s(V) for each curve").
 CURVES = {
-    "A": Curve("A", "16 nm, UCSD ASIC-Clouds logistic, normalized (energy.md table), "
+    "A": Curve("A", "16 nm, UCSD ASIC-Clouds logistic, normalized (docs/energy.md table), "
                "log-linear between points", 0.60, 0.90,
                points=((0.60, 2.157), (0.65, 1.610), (0.70, 1.326), (0.72, 1.253),
                        (0.75, 1.171), (0.80, 1.083), (0.85, 1.031), (0.90, 1.0))),
-    "A-fit": Curve("A-fit", "alpha-power fit energy.md gives for curve A", 0.55, 0.90,
+    "A-fit": Curve("A-fit", "alpha-power fit docs/energy.md gives for curve A", 0.55, 0.90,
                    vth=0.49, alpha=0.89),
     "B": Curve("B", "alpha-power, generic FinFET guess", 0.55, 0.90, vth=0.30, alpha=1.30),
     "C": Curve("C", "alpha-power, Vth 0.35 V", 0.55, 0.90, vth=0.35, alpha=1.30),
@@ -164,7 +164,7 @@ def clock_period(v, reference_ps, curve="A", margin=MARGIN):
 def onset_margin(wave, reference_ps, v_onset, curve="A"):
     """The margin at which ``wave``'s latest change just meets setup at ``v_onset``
     (:attr:`synth.timing.Waveform.safe_clock`): the first errors appear just below
-    ``v_onset`` (energy.md §4.3, anchored mode)."""
+    ``v_onset`` (docs/energy.md §3, anchored mode)."""
     return wave.safe_clock * _curve(curve).slowdown(v_onset) / reference_ps
 
 

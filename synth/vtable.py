@@ -1,6 +1,6 @@
 """Voltage tables per component: from a PE's waveform under one component's operand stream
 (:mod:`synth.timing`, :mod:`golden.llm.streams`) to the per-MAC-cycle error probability
-``p(V)`` and the error values ``f_e(V)`` the timing injector draws from (energy.md §4.4, §4.5;
+``p(V)`` and the error values ``f_e(V)`` the timing injector draws from (docs/energy.md §4, §5;
 file format :mod:`golden.llm.vtable`).
 
 * **Requirement of a cycle.** ``R_c`` (ps): the shortest clock from which cycle ``c`` latches
@@ -10,7 +10,7 @@ file format :mod:`golden.llm.vtable`).
 * **Measured rows.** Where at least :data:`N_TAIL` cycles have ``R_c > T``, ``p(T)`` is the
   fraction of cycles whose latched word is wrong (:meth:`synth.timing.Waveform.errors`), and
   ``f_e`` its error values with their counts, exactly.
-* **Tail rows** (energy.md §4.4 item 3, the parametric tail with a hard endpoint). Above the
+* **Tail rows** (docs/energy.md §4, the parametric tail with a hard endpoint). Above the
   threshold ``u`` (the clock that :data:`N_TAIL` cycles exceed), ``P(R > T)`` is a generalized
   Pareto tail with negative shape and a given endpoint ``x_F`` (no cycle needs longer; the
   caller chooses it: the STA bound, i.e. the accumulator's SDF-timed period, or the streams'

@@ -1,4 +1,4 @@
-"""Voltage tables and the energy model (issue 11 steps 2-4; energy.md §4.1, §4.4-§4.7): PE
+"""Voltage tables and the energy model (docs/energy.md §1, §4-§7): PE
 operand streams cut from GEMMs feed the golden PE exactly those GEMMs' products and partial
 sums; the bounded tail's closed-form fit recovers a known exponent; table rows count the
 waveform's errors exactly where measured and continue them through the tail to zero at the
@@ -95,7 +95,7 @@ def test_none_at_nominal_is_exactly_the_baseline():
 
 def test_energy_model_values():
     m = energy.EnergyModel(leak_frac=0.0)
-    # energy.md §4.6: dynamic-only 0.85 -> 0.892, 0.80 -> 0.790, 0.70 -> 0.605
+    # docs/energy.md §6: dynamic-only 0.85 -> 0.892, 0.80 -> 0.790, 0.70 -> 0.605
     for v, e in ((0.85, 0.892), (0.80, 0.790), (0.70, 0.605)):
         assert m.scale(v) == pytest.approx(e, abs=5e-4)
     m = energy.EnergyModel()

@@ -1,4 +1,4 @@
-"""A timing campaign end to end on a tiny LLaMA (issue 11 steps 2-4): every policy at a voltage
+"""A timing campaign end to end on a tiny LLaMA (docs/energy.md §5-§7): every policy at a voltage
 sees the same error draws (common random numbers), ``none`` equals a plain timing run, classic
 ABFT (decided without the model) is the clean perplexity, DMR is clean with the recompute ratio
 of the unit model, ThUnderVolt drops products; the energy report reads the results, and ``none``

@@ -2,7 +2,7 @@
 number of erroneous elements within exact binomial bounds of ``1 - (1 - p)^K``, the number of
 erroneous cycles per element within bounds of the zero-truncated Binomial(K, p), every error
 value a sum of the table's values exactly, their frequencies within binomial bounds; seeding,
-look-ahead, dropped products and one-line errors (energy.md §4.5)."""
+look-ahead, dropped products and one-line errors (docs/energy.md §5)."""
 import math
 
 import numpy as np

@@ -2,7 +2,7 @@
 on tiny PEs (2-bit operands, 8-bit accumulators): OpenSTA's per-bit arrivals bound the
 SDF-annotated gate-level simulation, edge by edge; a flip-flop sampling after everything has
 settled latches exactly the golden model's value; sampling early gives exactly the errors read
-back, independently, from the simulation's VCD; the voltage curves are energy.md's; bad grids
+back, independently, from the simulation's VCD; the voltage curves are docs/energy.md's; bad grids
 and missing tools are one line."""
 import csv
 import json
@@ -145,7 +145,7 @@ def test_short_period_errors_match_the_waveform(char):
 # The voltage model.
 
 def test_curves_are_energy_md():
-    """The slowdowns of energy.md §4.2 (table "Slowdown s(V) for each curve"), and where they
+    """The slowdowns of docs/energy.md §2 (table "Slowdown s(V) for each curve"), and where they
     cross ReaLM's margin 500/439 (the STA onset: B 0.792 V, C 0.808 V)."""
     grid = (0.85, 0.80, 0.75, 0.72, 0.70, 0.65, 0.60)
     table = {"A": (1.031, 1.083, 1.171, 1.253, 1.326, 1.610, 2.157),

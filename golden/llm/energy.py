@@ -1,5 +1,5 @@
 """Energy of a component's GEMMs under each protection policy vs supply voltage, the clock fixed
-at nominal (energy.md §4.6), relative to the unprotected array at nominal voltage.
+at nominal (docs/energy.md §6), relative to the unprotected array at nominal voltage.
 
 Per MAC cycle, ``eps(V) = (1 - lambda) (V / V_n)^2 + lambda (V / V_n)^gamma`` (dynamic CV², and
 leakage power with exponent ``gamma``, share ``lambda`` at nominal), written so that ``eps(V_n)
@@ -17,7 +17,7 @@ energy). Policies (:data:`POLICIES`):
                  tile) (:func:`unit_ratio` with two copies); no error survives
 ``thundervolt``  Razor flip-flops on the accumulator detect every late update and drop it
                  (ThUnderVolt's TE-drop): ``o`` = 3.1 % (Razor, Ernst et al. 2003: the
-                 default of energy.md, not our synthesis), ``r = 0``; the error becomes the
+                 default of docs/energy.md, not our synthesis), ``r = 0``; the error becomes the
                  dropped product
 ``classic``      classic ABFT, ``approx`` (MSD threshold, ApproxABFT-like) and ``realm``
                  (statistical ABFT): ``o`` from our synthesis report's power overhead of the
@@ -91,7 +91,7 @@ def overheads(dataflow, size=256, report=None):
     rep, path = synth_report(report)
     out = dict(FIXED_OVERHEADS)
     src = {"none": "-", "dmr": "duplicate array (comparator not modelled)",
-           "thundervolt": "Razor flip-flops, 3.1 % (Ernst et al. 2003; energy.md default)"}
+           "thundervolt": "Razor flip-flops, 3.1 % (Ernst et al. 2003; docs/energy.md default)"}
     for r in rep.get("composed", []):
         if (r.get("rows") == size and r.get("cols") == size and r.get("dataflow") == dataflow
                 and r.get("abft") in ("classic", "approx", "realm")

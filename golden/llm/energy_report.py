@@ -1,4 +1,4 @@
-"""Sweet spots per component and policy from a timing campaign (energy.md §4.7, §4.8): the
+"""Sweet spots per component and policy from a timing campaign (docs/energy.md §7, §8): the
 energy and quality of every policy at every voltage, the lowest-energy voltage whose upper
 confidence bound of the perplexity degradation stays within the tolerance, savings vs nominal
 and vs the best other policy, and the same under every other timing setting and leakage share.
@@ -100,7 +100,7 @@ def sweet_spot(rows, tol):
 
 def table2(curves_by_comp, tol, focus="realm"):
     """Per component: the sweet spot of every policy, the saving of ``focus`` vs nominal, vs
-    the best other policy (energy.md §4.7 item 4) and vs the best ABFT prior art
+    the best other policy (docs/energy.md §7) and vs the best ABFT prior art
     (:data:`PRIOR_ART`, the paper's comparison)."""
     out = {}
     for comp, cur in curves_by_comp.items():

@@ -18,7 +18,7 @@ Three modes:
 ``faults``
     Replay of an explicit fault list (``gemm.acc`` entries of :mod:`golden.faults`).
 ``timing``
-    Timing errors at supply voltage ``voltage`` (energy.md §4.5), from a voltage table
+    Timing errors at supply voltage ``voltage`` (docs/energy.md §5), from a voltage table
     (:class:`golden.llm.vtable.VoltageTable`): each MAC cycle of an output element errs with the
     table's ``p`` for the component at that voltage, so an element with ``K`` MAC cycles
     (``K``: an int, a {component: int} dict, or None for the table's ``k_eff``) is wrong with

@@ -1,4 +1,4 @@
-"""Real operand streams for the timing characterization of one PE (energy.md §4.1 item 4): the
+"""Real operand streams for the timing characterization of one PE (docs/energy.md §1 item 3): the
 INT8 operands that SmolLM2's W8A8 GEMMs feed one processing element of the array, per component,
 in the order the dataflow feeds them.
 

@@ -2,7 +2,7 @@
 probability ``p`` that one MAC cycle of the array's PE latches a wrong accumulator word and the
 signed values ``f_e`` of those errors (value, count), from the timing characterization of the
 PE on that component's real operand stream (``realm energy characterize``; :mod:`synth.vtable`
-explains the rows, energy.md §4.4 the method). The timing injector
+explains the rows, docs/energy.md §4 the method). The timing injector
 (:class:`golden.llm.inject.Injector`, mode ``timing``) reads them.
 
 A table is a JSON object::
