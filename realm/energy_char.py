@@ -87,7 +87,7 @@ def characterize(dataflow, rows, cols, work, out, settings, components, cycles, 
     config = ArrayConfig(rows=rows, cols=cols, dataflow=dataflow)
     array = f"{rows}x{cols}-{dataflow}"
     pe = timing.select_pe(config)
-    lrows = streams.leaf_rows(pe)
+    lrows = timing.leaf_rows(pe)
     work = pathlib.Path(work) / array
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -60,7 +60,7 @@ from .flow import fetch_cell_models, fetch_liberty, synthesize, _yosys
 from .leaves import leaves
 from .tools import icarus, opensta
 
-__all__ = ["Harness", "PE", "select_pe", "Netlist", "synthesize_pe", "Sta", "sta",
+__all__ = ["Harness", "PE", "select_pe", "leaf_rows", "Netlist", "synthesize_pe", "Sta", "sta",
            "uniform_stream", "check_stream", "expected_acc", "Waveform", "simulate",
            "characterize", "settle_summary", "QUANTILES"]
 
@@ -141,6 +141,12 @@ class PE:
     def inputs(self):
         """``{port: (width, signed)}`` of the leaf's inputs, in signature order."""
         return dict(self._ports)
+
+
+def leaf_rows(pe):
+    """(lo, hi): the array rows of the positions that share ``pe``'s netlist."""
+    rows = [at[0] for key, _, part in leaves(pe.config) if key == pe.key for at in part.at]
+    return min(rows), max(rows)
 
 
 def select_pe(config, check=False, at=None):

@@ -240,7 +240,7 @@ def test_streams_feed_the_pe_its_gemms(dataflow):
     g = torch.Generator().manual_seed(0)
     gemms = [(torch.randint(-128, 128, (2, 40, 70), generator=g, dtype=torch.int8),
               torch.randint(-128, 128, (2, 70, 9), generator=g, dtype=torch.int8))]
-    lo, hi = streams.leaf_rows(pe)
+    lo, hi = timing.leaf_rows(pe)
     assert 0 <= lo <= pe.at[0] <= hi < 32
     s = timing.check_stream(pe, streams.pe_stream(pe, gemms, 3000, 5, (lo, hi)))
     acc = timing.expected_acc(pe, s)

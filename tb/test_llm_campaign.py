@@ -112,14 +112,15 @@ def test_resume_after_kill_loses_and_repeats_nothing(tiny, tmp_path):
     try:
         deadline = time.time() + 90
         while time.time() < deadline:
-            if out.exists() and len(out.read_text().splitlines()) >= 5:
+            # kill early (header + 2 points), so a loaded machine cannot finish the 12 first
+            if out.exists() and len(out.read_text().splitlines()) >= 3:
                 break
             time.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
     n_before = len(campaign.read_results(str(out))[1])
-    assert 4 <= n_before < 12
+    assert 2 <= n_before < 12, n_before
     with open(out, "a") as f:
         f.write('{"point": {"experiment": "c", "met')  # a write torn by the kill
     r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)

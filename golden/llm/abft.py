@@ -101,11 +101,9 @@ def _hw_check(config, comp, p):
 def params_path(pattern, array):
     """A parameter file's path: ``pattern`` with ``{array}`` filled in, relative to the
     checkout's root (the current directory when installed) unless absolute."""
-    from golden.llm.loader import REPO
+    from golden.llm.loader import repo_path
 
-    path = pattern.replace("{array}", array)
-    root = REPO if os.path.exists(os.path.join(REPO, "pyproject.toml")) else os.getcwd()
-    return path if os.path.isabs(path) else os.path.join(root, path)
+    return repo_path(pattern.replace("{array}", array))
 
 
 def write_params(path, config, params, *, model, meta=None):

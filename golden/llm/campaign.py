@@ -234,7 +234,7 @@ def expand(spec, shape=None):
 def _timing_grid(e, name, cgroups):
     """The voltage part of a timing experiment's points; the table is read and checked here
     (every component of the experiment has a row at every voltage)."""
-    from golden.llm.vtable import TableError, VoltageTable
+    from golden.llm.vtable import TableError, VoltageTable, table_path
 
     if not isinstance(e.get("table"), str):
         raise SpecError(f"experiment {name!r}: a timing experiment needs 'table', the path of "
@@ -252,15 +252,8 @@ def _timing_grid(e, name, cgroups):
     return [{"voltage": float(v), "table": e["table"]} for v in volts]
 
 
-def table_path(path):
-    """A voltage table's path, relative to the checkout's root unless absolute."""
-    from golden.llm.abft import params_path
-
-    return params_path(path, "{array}")  # taken literally
-
-
 def _check_table_arrays(e, name, abft):
-    from golden.llm.vtable import VoltageTable
+    from golden.llm.vtable import VoltageTable, table_path
 
     table = VoltageTable.read(table_path(e["table"]))
     for ab in abft:

@@ -37,6 +37,13 @@ PRESETS = {
 DEFAULT_MODEL = "smollm2-135m"
 
 
+def repo_path(path):
+    """``path`` relative to the checkout's root (the current directory when installed) unless
+    absolute."""
+    root = REPO if os.path.exists(os.path.join(REPO, "pyproject.toml")) else os.getcwd()
+    return path if os.path.isabs(path) else os.path.join(root, path)
+
+
 class ModelError(ValueError):
     """A model name that cannot be resolved offline."""
 

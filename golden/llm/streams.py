@@ -128,7 +128,8 @@ def os_stream(gemms, cycles, seed):
 def pe_stream(pe, gemms, cycles, seed, leaf_rows=None):
     """The stream of ``cycles`` cycles that ``gemms`` feed ``pe`` (a :class:`synth.timing.PE`),
     restricted to the ports the PE has (inputs the array ties to 0 are left out).
-    ``leaf_rows``: WS, the array rows of the PE's leaf (default: its own row only)."""
+    ``leaf_rows``: WS, the array rows of the PE's leaf (default: its own row only;
+    :func:`synth.timing.leaf_rows`)."""
     from hw.config import Dataflow
 
     c = pe.config
@@ -137,14 +138,6 @@ def pe_stream(pe, gemms, cycles, seed, leaf_rows=None):
     else:
         s = os_stream(gemms, cycles, seed)
     return {p: s[p] for p in pe.inputs()}
-
-
-def leaf_rows(pe):
-    """(lo, hi): the array rows of the positions that share ``pe``'s netlist."""
-    from synth.leaves import leaves
-
-    rows = [at[0] for key, _, part in leaves(pe.config) if key == pe.key for at in part.at]
-    return min(rows), max(rows)
 
 
 def reduction_lengths(gemms):

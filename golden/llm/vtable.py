@@ -159,3 +159,10 @@ def cycles_pmf(p, k, tol=1e-15):
     tail = pmf.flip(0).cumsum(0).flip(0)
     keep = int((tail >= tol).sum())
     return pmf[:max(keep, 1)]
+
+
+def table_path(path):
+    """A voltage table's path, relative to the checkout's root unless absolute."""
+    from golden.llm.loader import repo_path
+
+    return repo_path(path)

@@ -94,7 +94,7 @@ def _prompts():
 
 def _table(path):
     """The voltage table at ``path`` (read once per process)."""
-    from golden.llm.campaign import table_path
+    from golden.llm.vtable import table_path
     from golden.llm.vtable import VoltageTable
 
     tables = _W.setdefault("tables", {})
