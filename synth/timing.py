@@ -42,7 +42,6 @@ Icarus' module path delays do not filter pulses, so glitches are, if anything, o
 """
 import dataclasses
 import functools
-import json
 import os
 import pathlib
 import re
@@ -50,49 +49,25 @@ import shutil
 import time
 
 import numpy as np
-from amaranth import Module, Shape, Signal
-from amaranth.back import verilog
+from amaranth import Shape
 from amaranth.lib import wiring
 
 from hw.config import Abft, Dataflow
 
-from .flow import fetch_cell_models, fetch_liberty, synthesize, _yosys
+from .flow import fetch_cell_models
 from .leaves import leaves
-from .tools import icarus, opensta
+from .sta import Harness, Netlist, Sta, icarus_sdf, sta, synthesize_pe
+from .tools import icarus
+from .waveform import FS, Waveform
 
 __all__ = ["Harness", "PE", "select_pe", "leaf_rows", "Netlist", "synthesize_pe", "Sta", "sta",
            "uniform_stream", "check_stream", "expected_acc", "Waveform", "simulate",
-           "characterize", "settle_summary", "QUANTILES"]
+           "characterize", "settle_summary", "QUANTILES", "icarus_sdf", "FS"]
 
 #: Quantiles of the settle-time summaries (docs/energy.md §1).
 QUANTILES = (0.5, 0.99, 0.9999, 1.0)
 #: Cycles of the uniform stream between weight reloads (WS) or drains (OS).
 K_DEFAULT = 64
-#: Simulation time steps (fs) per ps: the SDF gives delays to 1 fs (6 decimals of a ns), and
-#: the simulation resolves them exactly.
-FS = 1000
-
-
-class Harness(wiring.Component):
-    """``inner`` with every input registered (the launching flip-flops of the paths timed).
-
-    The ports are ``inner``'s; the Amaranth ``sync`` domain adds ``clk`` and ``rst``."""
-
-    def __init__(self, inner):
-        self._inner = inner
-        super().__init__(dict(inner.signature.members))
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.pe = pe = self._inner
-        for name, member in pe.signature.members.items():
-            if member.flow is wiring.In:
-                launch = Signal.like(getattr(pe, name), name=f"in_{name}")
-                m.d.sync += launch.eq(getattr(self, name))
-                m.d.comb += getattr(pe, name).eq(launch)
-            else:
-                m.d.comb += getattr(self, name).eq(getattr(pe, name))
-        return m
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,198 +157,6 @@ def select_pe(config, check=False, at=None):
     key, (count, build, where) = max(found.items(), key=lambda kv: (kv[1][0], max(kv[1][2])))
     return PE(c, check, key, count, where[0], build)
 
-
-# ---------------------------------------------------------------------------------------------
-# Synthesis.
-
-@dataclasses.dataclass(frozen=True)
-class Netlist:
-    """A synthesized :class:`Harness`: ``verilog`` (top module ``top``), the flip-flop of each
-    accumulator bit (``acc_flops[k]``: an instance name, or ``0``/``1`` for a constant bit) and
-    the synthesis figures."""
-
-    verilog: pathlib.Path
-    acc_flops: tuple
-    figures: dict
-
-    @property
-    def flops(self):
-        """The distinct accumulator flip-flops, in bit order."""
-        return tuple(dict.fromkeys(f for f in self.acc_flops if isinstance(f, str)))
-
-
-def synthesize_pe(pe, workdir):
-    """Synthesize ``pe`` in its :class:`Harness` into ``workdir``; return the :class:`Netlist`."""
-    workdir = pathlib.Path(workdir).resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
-    lib = fetch_liberty()
-    src = workdir / "top.v"
-    src.write_text(verilog.convert(Harness(pe.build()), name="top", emit_src=False))
-    figures = synthesize(src, workdir, top="top")
-    (workdir / "rename.ys").write_text("\n".join([
-        f"read_liberty -lib {lib}", "read_json netlist.json",
-        "rename -enumerate -pattern ff% t:DFFPOSX1", "rename -enumerate",
-        "write_json netlist_named.json", "write_verilog -noattr -noexpr netlist.v"]) + "\n")
-    _yosys(workdir, "rename", src)
-    module = json.loads((workdir / "netlist_named.json").read_text())["modules"]["top"]
-    accs = [n for n in module["netnames"] if re.fullmatch(r"pe\.(inner\.)?acc", n)]
-    if len(accs) != 1:
-        raise RuntimeError(f"cannot find the accumulator in {workdir / 'netlist_named.json'} "
-                           f"(nets named like acc: {accs})")
-    q = {}
-    for name, cell in module["cells"].items():
-        if cell["type"] == "DFFPOSX1":
-            q[cell["connections"]["Q"][0]] = name
-    acc_flops = []
-    for k, bit in enumerate(module["netnames"][accs[0]]["bits"]):
-        if bit in ("0", "1"):
-            acc_flops.append(int(bit))
-        elif bit in q:
-            acc_flops.append(q[bit])
-        else:
-            raise RuntimeError(f"accumulator bit {k} of {pe.key} has no flip-flop")
-    if len(acc_flops) != pe.acc_width:
-        raise RuntimeError(f"the accumulator has {len(acc_flops)} bits, not {pe.acc_width}")
-    return Netlist(workdir / "netlist.v", tuple(acc_flops), figures)
-
-
-# ---------------------------------------------------------------------------------------------
-# Static timing.
-
-@dataclasses.dataclass(frozen=True)
-class Sta:
-    """One OpenSTA run's figures, in ps.
-
-    Per accumulator bit ``k`` (0 for a constant bit): ``rise[k]``/``fall[k]``, the latest
-    data arrival at its flip-flop's D pin ending in a rising/falling edge, and
-    ``setup_rise[k]``/``setup_fall[k]``, the flip-flop's setup times for them; ``min_period``:
-    the shortest clock period of the whole PE (its worst register-to-register path plus
-    setup), ending at ``critical_endpoint``; ``sdf``: the SDF file, written (Liberty timing) or
-    read (SDF-annotated timing, the delays the gate-level simulation uses)."""
-
-    rise: tuple
-    fall: tuple
-    setup_rise: tuple
-    setup_fall: tuple
-    min_period: float
-    critical_endpoint: str
-    sdf: pathlib.Path
-
-    @property
-    def arrival(self):
-        """Per bit, the latest arrival, rising or falling."""
-        return tuple(max(r, f) for r, f in zip(self.rise, self.fall))
-
-    @property
-    def acc_critical(self):
-        """The latest accumulator arrival."""
-        return max(self.arrival)
-
-    @property
-    def acc_period(self):
-        """The shortest clock period at which every accumulator bit meets its setup."""
-        return round(max(max(r + sr, f + sf) for r, f, sr, sf in
-                         zip(self.rise, self.fall, self.setup_rise, self.setup_fall)), 3)
-
-    @property
-    def setup(self):
-        """The largest setup time of the accumulator's flip-flops."""
-        return max(self.setup_rise + self.setup_fall)
-
-    def to_dict(self):
-        return {"arrival_ps": list(self.arrival), "rise_ps": list(self.rise),
-                "fall_ps": list(self.fall), "setup_rise_ps": list(self.setup_rise),
-                "setup_fall_ps": list(self.setup_fall), "acc_critical_ps": self.acc_critical,
-                "acc_period_ps": self.acc_period, "min_period_ps": self.min_period,
-                "critical_endpoint": self.critical_endpoint}
-
-
-#: The clock OpenSTA times against (ns): longer than any path, short enough for float32 slack.
-_STA_PERIOD = 100.0
-_END = re.compile(r"^(\S+)/D \(\w+\)\s+(-?[0-9.]+)\s+(-?[0-9.]+)\s+(-?[0-9.]+)", re.M)
-
-
-def _ends(text):
-    """``[(flip-flop, required_ns, arrival_ns, slack_ns)]`` of ``report_checks -format end``."""
-    return [(f, float(r), float(a), float(s)) for f, r, a, s in _END.findall(text)]
-
-
-def sta(netlist, workdir, sdf=None):
-    """Run OpenSTA on ``netlist`` in ``workdir``; return the :class:`Sta`. One ideal clock
-    and no input delays: only register-to-register paths are timed. Without ``sdf``, with
-    the Liberty's delays, writing ``top.sdf`` for Icarus; with ``sdf``, with that file's
-    delays (:func:`icarus_sdf`'s output)."""
-    workdir = pathlib.Path(workdir).resolve()
-    tool = opensta()
-    flops = " ".join(netlist.flops)
-    name = "sta_sdf" if sdf else "sta"
-    script = [f"read_liberty {fetch_liberty()}", f"read_verilog {netlist.verilog}",
-              "link_design top", *([f"read_sdf {sdf}"] if sdf else []),
-              f"create_clock -name clk -period {_STA_PERIOD} [get_ports clk]",
-              "puts \"== critical\"",
-              "report_checks -path_delay max -digits 6 -format end",
-              f"foreach ff {{{flops}}} {{",
-              "  foreach edge {rise fall} {",
-              "    puts \"== $edge $ff\"",
-              "    report_checks -path_delay max -digits 6 -format end "
-              "-${edge}_to [get_pins $ff/D]", "  }", "}",
-              *([] if sdf else ["write_sdf -digits 6 sta.sdf"])]
-    (workdir / f"{name}.tcl").write_text("\n".join(script) + "\n")
-    r = tool.run([str(tool["sta"]), "-no_splash", "-exit", f"{name}.tcl"], cwd=workdir,
-                 capture_output=True, text=True)
-    log = workdir / f"{name}.log"
-    log.write_text(r.stdout + r.stderr)
-    if r.returncode != 0 or not (sdf or (workdir / "sta.sdf").exists()):
-        raise RuntimeError(f"OpenSTA failed (log: {log}): "
-                           f"{(r.stderr.strip().splitlines() or [''])[-1]}")
-    if re.search(r"^(Error|Warning)", r.stdout + r.stderr, re.M):
-        raise RuntimeError(f"OpenSTA complained (log: {log}): " + re.search(
-            r"^(Error|Warning).*$", r.stdout + r.stderr, re.M).group(0))
-    found = {}
-    for block in r.stdout.split("== ")[1:]:
-        head, _, body = block.partition("\n")
-        ends = _ends(body)
-        if len(ends) == 1:
-            found[head.strip()] = ends[0]
-    need = ["critical"] + [f"{e} {f}" for f in netlist.flops for e in ("rise", "fall")]
-    missing = [n for n in need if n not in found]
-    if missing:
-        raise RuntimeError(f"OpenSTA reported no path for {missing[0]} (log: {log})")
-
-    def per_bit(edge, setup=False):
-        """Per accumulator bit: the arrival (or the setup time) of the path ending in
-        ``edge``."""
-        out = []
-        for f in netlist.acc_flops:
-            if isinstance(f, str):
-                _, required, arrival, _ = found[f"{edge} {f}"]
-                out.append(_ps(_STA_PERIOD - required if setup else arrival))
-            else:
-                out.append(0.0)
-        return tuple(out)
-
-    crit = found["critical"]
-    if not sdf:
-        sdf = workdir / "top.sdf"
-        sdf.write_text(icarus_sdf((workdir / "sta.sdf").read_text()))
-    return Sta(per_bit("rise"), per_bit("fall"), per_bit("rise", True), per_bit("fall", True),
-               _ps(_STA_PERIOD - crit[3]), crit[0], pathlib.Path(sdf))
-
-
-def _ps(ns):
-    return round(1000 * ns, 3)
-
-
-def icarus_sdf(text):
-    """OpenSTA's SDF made readable by Icarus: ``(a::b)`` triples become ``(b:b:b)``. Icarus
-    ignores ``INTERCONNECT`` delays; they are all zero without parasitics (a non-zero one is
-    an error)."""
-    for line in text.splitlines():
-        if line.strip().startswith("(INTERCONNECT"):
-            values = re.findall(r"-?[0-9.]+(?=[:)])", line.split(None, 3)[-1])
-            if any(float(v) != 0.0 for v in values):
-                raise ValueError(f"non-zero interconnect delay in the SDF: {line.strip()}")
-    return re.sub(r"\((-?[0-9.]*)::(-?[0-9.]+)\)", r"(\2:\2:\2)", text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -528,201 +311,6 @@ def _hex_stimulus(ports, stream):
         lo += w
     digits = (lo + 3) // 4
     return "".join(f"{int(x):0{digits}x}\n" for x in words)
-
-
-class Waveform:
-    """The accumulator's D pins over a stream, cycle by cycle (times in ps from each cycle's
-    launching edge).
-
-    ``settle[c, k]``: the time of bit ``k``'s last change in cycle ``c`` (0 if none);
-    ``settled[c]``: the signed value the bits settle to (the correct next accumulator, checked
-    against the golden model by :func:`simulate`); ``latched(clock)[c]``: the signed word the
-    accumulator's flip-flops hold at the end of cycle ``c`` if the clock period is ``clock``;
-    ``errors(clock) = latched(clock) - settled``.
-
-    A flip-flop latches, bit by bit, the value after the latest change that meets its setup
-    time: a rising change at ``t`` if ``t <= clock - setup_rise[k]``, a falling one if ``t <=
-    clock - setup_fall[k]`` (``setup_*`` per accumulator bit, ps); the previous cycle's value
-    if no change does.
-
-    The constructor takes the simulation's events: times ``t`` (fs), flip-flop indices into
-    ``flops`` and new values; those before ``t0`` (fs, cycle 0's launching edge) give the
-    initial values; the clock ``period`` is in fs."""
-
-    def __init__(self, t, flop, value, acc_flops, flops, period, t0, cycles, setup_rise=None,
-                 setup_fall=None):
-        # times in fs (the simulation's resolution: the SDF's 6 decimals of a ns)
-        self.cycles = int(cycles)
-        self._period = int(period)
-        #: Simulation time (fs) of cycle 0's launching edge; cycle ``c``'s is ``c`` periods
-        #: later.
-        self.origin_fs = int(t0)
-        self.acc_width = len(acc_flops)
-        self._acc_flops = tuple(acc_flops)
-        self._flops = tuple(flops)
-        n_f = len(flops)
-        t, flop, value = (np.asarray(x, dtype=np.int64) for x in (t, flop, value))
-        self._args = {"t": t, "flop": flop, "value": value, "period": self._period, "t0": t0,
-                      "cycles": self.cycles, "setup_rise": list(setup_rise or []),
-                      "setup_fall": list(setup_fall or [])}
-        before = t < t0
-        init = np.zeros(n_f, dtype=np.int64)
-        seen = np.zeros(n_f, dtype=bool)
-        order = np.argsort(t[before], kind="stable")
-        for j, v in zip(flop[before][order], value[before][order]):
-            init[j], seen[j] = v, True
-        if n_f and not seen.all():
-            raise ValueError("the waveform has no initial value for some flip-flops")
-        rel = t[~before] - t0
-        cyc = rel // self._period
-        keep = cyc < self.cycles
-        rel, cyc = rel[keep], cyc[keep]
-        flop, value = flop[~before][keep], value[~before][keep]
-        t_rel = rel - cyc * self._period
-        group = cyc * max(n_f, 1) + flop
-        order = np.lexsort((t_rel, group))  # stable: equal times keep their order
-        self._group, self._t = group[order], t_rel[order]
-        self._value = value[order]
-        self._key = self._group * self._period + self._t
-        self._edges = self._groups = self._latched = None  # built by latched_bits()
-        setups = []
-        for edge in (setup_fall, setup_rise):  # indexed by the new value: 0 fell, 1 rose
-            per_bit = edge or [0.0] * self.acc_width
-            first = {f: v for f, v in reversed(list(zip(acc_flops, per_bit)))}
-            setups.append([int(round(first[f] * FS)) for f in self._flops])
-        self._setup = np.array(setups, dtype=np.int64).reshape(2, n_f)
-        # Per cycle and flip-flop: settle time, settled value; start value = previous settled.
-        g = self.cycles * n_f
-        last = np.full(g, -1, dtype=np.int64)
-        ends = np.flatnonzero(np.r_[self._group[1:] != self._group[:-1], True]) \
-            if len(self._group) else np.zeros(0, dtype=np.int64)
-        last[self._group[ends]] = ends  # the last event of each (cycle, flip-flop)
-        has = last >= 0
-        settle = np.zeros(g, dtype=np.int64)
-        settle[has] = self._t[last[has]]
-        val = np.full(g, -1, dtype=np.int64)
-        val[has] = self._value[last[has]]
-        val = val.reshape(self.cycles, n_f)
-        settled = np.empty_like(val)
-        prev = init.copy()
-        for c in range(self.cycles):  # carry each flip-flop's value through quiet cycles
-            row = val[c]
-            prev = np.where(row >= 0, row, prev)
-            settled[c] = prev
-        self._settle_f = settle.reshape(self.cycles, n_f)
-        self._settled_f = settled
-        self._start_f = np.vstack([init[None, :], settled[:-1]]) if self.cycles else settled
-        self.settle = self._per_bit(self._settle_f, 0) / FS
-        self.settled = self._word(self._per_bit(self._settled_f, None))
-        self.toggle = self._per_bit(self._settled_f != self._start_f, 0).mean(axis=0)
-
-    def _per_bit(self, per_flop, const):
-        """Per accumulator bit, from per-flip-flop columns (constants: ``const``, or the
-        constant bit itself if ``None``)."""
-        index = {f: j for j, f in enumerate(self._flops)}
-        cols = []
-        for f in self._acc_flops:
-            if isinstance(f, str):
-                cols.append(per_flop[:, index[f]].astype(np.int64))
-            else:
-                cols.append(np.full(self.cycles, f if const is None else const, dtype=np.int64))
-        return np.stack(cols, axis=1)
-
-    def _word(self, bits):
-        aw = self.acc_width
-        word = (bits << np.arange(aw, dtype=np.int64)).sum(axis=1)
-        return np.where(bits[:, -1] == 1, word - (1 << aw), word)
-
-    def latched_bits(self, clock):
-        """``[cycle, bit]``: what the flip-flops hold at the end of each cycle of ``clock``
-        ps."""
-        if self._latched is not None and self._latched[0] == clock:
-            return self._latched[1]
-        n_f = len(self._flops)
-        if not n_f:
-            return self._per_bit(np.zeros((self.cycles, 0), dtype=np.int64), None)
-        if self._edges is None:  # per new value (0: fell, 1: rose): sort keys and positions
-            position = np.arange(len(self._key))
-            self._edges = [(self._key[self._value == v], position[self._value == v])
-                           for v in (0, 1)]
-            self._groups = np.arange(self.cycles * n_f, dtype=np.int64)
-        groups = self._groups
-        best = np.full(len(groups), -1, dtype=np.int64)  # the change latched, by position
-        for value, (keys, at) in enumerate(self._edges):
-            if not len(keys):
-                continue
-            # the latest change of this kind that meets setup (every change is before the
-            # simulation's period)
-            limit = np.clip(int(np.floor(clock * FS)) - self._setup[value], -1,
-                            self._period - 1)
-            i = np.searchsorted(keys, groups * self._period + limit[groups % n_f],
-                                side="right") - 1
-            found = at[np.maximum(i, 0)]
-            ok = (i >= 0) & (self._group[found] == groups)
-            best = np.maximum(best, np.where(ok, found, -1))
-        values = np.where(best >= 0, self._value[np.maximum(best, 0)], self._start_f.ravel())
-        bits = self._per_bit(values.reshape(self.cycles, n_f), None)
-        self._latched = (clock, bits)
-        return bits
-
-    def latched(self, clock):
-        """Per cycle: the signed word latched with a ``clock`` ps period."""
-        return self._word(self.latched_bits(clock))
-
-    def errors(self, clock):
-        """Per cycle: the word latched with a ``clock`` ps period minus the correct one (0
-        where every bit was in time)."""
-        return self.latched(clock) - self.settled
-
-    def bit_errors(self, clock):
-        """``[cycle, bit]``: whether bit ``k`` latched with a ``clock`` ps period differs from
-        its settled value."""
-        return self.latched_bits(clock) != self._per_bit(self._settled_f, None)
-
-    @property
-    def period(self):
-        """The simulation's clock period (ps)."""
-        return self._period / FS
-
-    def requirement(self):
-        """Per cycle, the shortest clock period (ps) at which every bit's last change in
-        that cycle meets setup: the cycle latches the correct word at this period and any
-        longer one (0 if no flip-flop changes)."""
-        if not self._flops or not self.cycles:
-            return np.zeros(self.cycles)
-        changed = self._settled_f != self._start_f
-        changed |= self._settle_f > 0  # a glitch back to the start value counts too
-        need = self._settle_f + self._setup[self._settled_f, np.arange(len(self._flops))]
-        return np.where(changed, need, 0).max(axis=1) / FS
-
-    @property
-    def safe_clock(self):
-        """The shortest clock period (ps) at which every bit's last change meets setup: no
-        error at this period or any longer one."""
-        if not self._flops or not self.cycles:
-            return 0.0
-        return float(self.requirement().max())
-
-    @property
-    def max_settle(self):
-        """The latest settle time of any bit (ps)."""
-        return float(self.settle.max()) if self.settle.size else 0.0
-
-    def save(self, path):
-        """Write the simulation's events and this waveform's parameters to ``path``
-        (``.npz``); :meth:`load` rebuilds it (a new table without a new simulation)."""
-        np.savez_compressed(path, **self._args,
-                            acc_flops=np.array([str(f) for f in self._acc_flops]),
-                            flops=np.array(self._flops))
-
-    @classmethod
-    def load(cls, path):
-        """The :class:`Waveform` :meth:`save` wrote to ``path``."""
-        with np.load(path) as f:
-            acc_flops = [int(x) if x in ("0", "1") else str(x) for x in f["acc_flops"]]
-            return cls(f["t"], f["flop"], f["value"], acc_flops, [str(x) for x in f["flops"]],
-                       int(f["period"]), int(f["t0"]), int(f["cycles"]),
-                       f["setup_rise"].tolist() or None, f["setup_fall"].tolist() or None)
 
 
 def _gls_period(sta_):
