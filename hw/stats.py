@@ -78,8 +78,12 @@ def _sat_add(reg, amount, width):
 
 
 def _abs(value, width, name):
+    """``|value|`` as ``(value ^ s) + s`` with ``s`` the sign: where ``value`` is a sign
+    extension, its top bits cancel before the addition, so synthesis narrows the adder (and
+    the register it feeds) to the significant bits by itself."""
     out = Signal(width, name=name)
-    return out, out.eq(Mux(value < 0, -value, value))
+    sign = value[-1]
+    return out, out.eq((value.as_unsigned() ^ sign.replicate(len(value))) + sign)
 
 
 class StatPorts(wiring.Signature):
