@@ -42,12 +42,11 @@ run: $(STAMP)
 		--a $(A) --b $(B) --product build/sim/product.csv --seed $(SEED) \
 		$(if $(RUN_FAULTS),--faults $(RUN_FAULTS)) $(if $(PARAMS),--params $(PARAMS))
 
-# loadgroup: the tests of one xdist_group (the Ray tests: one local Ray) share a worker.
 test: $(STAMP)
-	$(PY) -m pytest tb/ -n $(JOBS) --dist loadgroup
+	$(PY) -m pytest tb/ -n $(JOBS)
 
 test-slow: $(STAMP)
-	$(PY) -m pytest tb/ -n $(JOBS) --dist loadgroup -m slow
+	$(PY) -m pytest tb/ -n $(JOBS) -m slow
 
 bench: $(STAMP)
 	$(PY) -m realm bench
