@@ -76,7 +76,9 @@ class Host:
         self.serve = serve
 
     def ready(self):
-        return f"{socket.gethostname()}:{os.getpid()}"
+        import ray
+        return {"worker": f"{socket.gethostname()}:{os.getpid()}",
+                "node": ray.get_runtime_context().get_node_id()[:12]}
 
     def run(self, point):
         return self.serve(point)

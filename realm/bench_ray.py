@@ -119,13 +119,14 @@ def tiny_spec(out, points):
 
 
 def rate(log):
-    """(points, seconds from ``ready`` to the last point) of the last run in a run log."""
+    """(points, seconds from ``ready`` to the last point, nodes the workers ran on) of the last
+    run in a run log."""
     events = [json.loads(x) for x in pathlib.Path(log).read_text().splitlines()]
     start = max(i for i, e in enumerate(events) if e["event"] == "start")
     run = events[start:]
-    ready = next(e["time"] for e in run if e["event"] == "ready")
+    ready = next(e for e in run if e["event"] == "ready")
     done = [e["time"] for e in run if e["event"] == "point"]
-    return len(done), max(done) - ready
+    return len(done), max(done) - ready["time"], len({w["node"] for w in ready["workers"]})
 
 
 def bench(a):
@@ -148,9 +149,9 @@ def bench(a):
             campaign.run(spec, str(res), workers=w, threads=1, progress=False, compile=False,
                          engine=engine)
             wall = time.perf_counter() - t0
-            n, secs = rate(campaign.log_path(str(res)))
+            n, secs, nodes = rate(campaign.log_path(str(res)))
             lines[w] = sorted(res.read_text().splitlines())
-            rows.append({"workers": w, "points": n, "seconds": round(secs, 2),
+            rows.append({"workers": w, "nodes": nodes, "points": n, "seconds": round(secs, 2),
                          "points_per_s": n / secs, "wall_with_setup_s": round(wall, 1),
                          "load": os.getloadavg()[0]})
         import ray
@@ -164,10 +165,11 @@ def bench(a):
     (out / "bench.json").write_text(json.dumps(doc, indent=1) + "\n")
     print(f"{n_points} points, {a.nodes} Ray nodes x {a.cpus} CPUs on {HOST}, "
           f"{os.cpu_count()} cores")
-    print(f"{'workers':>7} {'points/s':>9} {'efficiency':>10} {'s (ready->last)':>15} "
-          f"{'s (with set-up)':>15} {'load':>5}")
+    print(f"{'workers':>7} {'nodes':>5} {'points/s':>9} {'efficiency':>10} "
+          f"{'s (ready->last)':>15} {'s (with set-up)':>15} {'load':>5}")
     for r in rows:
-        print(f"{r['workers']:7d} {r['points_per_s']:9.2f} {100 * r['efficiency']:9.0f}% "
+        print(f"{r['workers']:7d} {r['nodes']:5d} {r['points_per_s']:9.2f} "
+              f"{100 * r['efficiency']:9.0f}% "
               f"{r['seconds']:15.1f} {r['wall_with_setup_s']:15.1f} {r['load']:5.1f}")
     print(f"results identical across worker counts: {'yes' if same else 'NO'}; "
           f"wrote {out / 'bench.json'}")
@@ -195,7 +197,7 @@ def main(argv=None, prog="realm bench-ray"):
     p.add_argument("--cpus", type=checked(int, lambda v: v >= 1, "an integer of at least 1"),
                    default=2, help="CPUs each node declares (default 2)")
     p.add_argument("--points", type=checked(int, lambda v: v >= 1, "an integer of at least 1"),
-                   default=54, help="points of the default tiny sweep (default 54)")
+                   default=108, help="points of the default tiny sweep (default 108)")
     p.add_argument("--spec", help="a campaign spec to run instead of the tiny sweep")
     p.add_argument("--out", default=DEFAULT_OUT, help=f"work directory (default {DEFAULT_OUT})")
     a = p.parse_args(sys.argv[1:] if argv is None else argv)
