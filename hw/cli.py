@@ -18,10 +18,11 @@ class Parser(argparse.ArgumentParser):
         fail(self.prog, message)
 
 
-def fail(prog, message):
-    """Print ``<prog>: error: <message>`` on stderr and exit with :data:`BAD_INPUT`."""
+def fail(prog, message, status=BAD_INPUT):
+    """Print ``<prog>: error: <message>`` on stderr and exit with ``status`` (default
+    :data:`BAD_INPUT`; 1 for work that ran and failed)."""
     print(f"{prog}: error: {message}", file=sys.stderr)
-    sys.exit(BAD_INPUT)
+    sys.exit(status)
 
 
 def config_args(p):

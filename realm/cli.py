@@ -19,6 +19,8 @@
                 characterize)
   llm           the W8A8 LLM harness: convert, eval, bench, campaign, summarize, ... (= python
                 -m golden.llm; `realm llm --help`)
+  bench-ray     points per second and scaling efficiency of one campaign on 1, 2 and several
+                Ray workers, on a multi-node Ray cluster started on this machine's loopback
 
 `realm COMMAND --help` explains each one. Bad input is reported on one line,
 ``realm: error: ...``, with exit status 2, before any model is loaded or simulator built.
@@ -29,6 +31,7 @@ import sys
 import time
 from argparse import RawDescriptionHelpFormatter
 
+from golden.executor import add_engine_args
 from hw.__main__ import add_generate
 from hw.cli import Parser, config_args, config_from_args, fail, int_list
 
@@ -39,6 +42,7 @@ DELEGATED = {
     "llm": ("golden.llm.__main__", []),
     "characterize": ("golden.llm.__main__", ["characterize"]),
     "energy": ("realm.energy", []),
+    "bench-ray": ("realm.bench_ray", []),
 }
 
 
@@ -248,7 +252,9 @@ def cmd_bench(parser, args):
 
 
 def cmd_crosslayer(parser, args):
+    from golden.executor import EngineError, PointsFailed, engine_from_args
     from golden.llm.crosslayer import COMPONENTS
+    args.run_engine = engine_from_args(parser, args)
     from hw.config import ArrayConfig
     try:
         ArrayConfig(rows=args.rows, cols=args.cols, abft="realm", fault_port=True)
@@ -277,10 +283,17 @@ def cmd_crosslayer(parser, args):
     layers = model_shape("smollm2-135m")[1]
     if args.layer >= layers:
         parser.error(f"--layer must be below the model's {layers} layers, not {args.layer}")
+    try:
+        args.run_engine.connect()  # before the model loads
+    except EngineError as e:
+        parser.error(str(e))
     args.command_line = "realm crosslayer " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 \
         else "realm crosslayer"
     from .crosslayer import main
-    return main(args)
+    try:
+        return main(args)
+    except PointsFailed as e:
+        fail(PROG, str(e), status=1)
 
 
 def parser():
@@ -373,7 +386,9 @@ def parser():
     x.add_argument("--seed", type=int, default=0, help="seed of the errors and blocks")
     x.add_argument("--fit", default="docs/results/abft/params/fit.json",
                    help="critical-region fits the parameter sets come from")
-    x.add_argument("--jobs", type=int, default=2, help="simulations side by side (default 2)")
+    x.add_argument("--jobs", type=int, default=2, help="simulations side by side (default 2), "
+                   "each a worker: a process, or a Ray actor with --engine ray")
+    add_engine_args(x)
     x.add_argument("--out", default="docs/results/crosslayer", help="summary directory")
     x.add_argument("--workdir", default="build/crosslayer", help="jobs, raw results and "
                    "simulator logs (default build/crosslayer)")
@@ -388,6 +403,8 @@ def parser():
                    add_help=False)
     sub.add_parser("llm", help="the W8A8 LLM harness (eval, campaign, bench, ...)",
                    add_help=False)
+    sub.add_parser("bench-ray", help="points/s of one sweep on 1, 2 and more Ray workers "
+                   "(a local multi-node cluster)", add_help=False)
     return p
 
 

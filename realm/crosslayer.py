@@ -2,7 +2,6 @@
 as hardware faults, checked against the golden cycle model, the transaction-level statistical
 model, the closed loop's decisions and the model's own accumulators
 (:mod:`golden.llm.crosslayer`). Writes ``summary.json`` and ``README.md`` to ``--out``."""
-import concurrent.futures
 import json
 import pathlib
 import time
@@ -10,43 +9,68 @@ import time
 DEFAULT_OUT = "docs/results/crosslayer"
 
 
-def run_rtl(config, jobs, workdir, parts=1):
+def run_rtl(config, jobs, workdir, parts=1, engine=None):
     """Run ``jobs`` (:class:`golden.llm.crosslayer.Job`) on ``config``'s RTL in ``parts``
-    simulations side by side; return their results in job order (see
-    :mod:`tb.tb_crosslayer`)."""
-    import torch
-
-    from tb import sim
-    build_dir = sim.build(config)
-    workdir = pathlib.Path(workdir)
+    simulations, the points of a :func:`golden.executor.run` on ``engine`` (default local; each
+    worker builds the simulation once, :func:`sim_init`); return their results in job order
+    (see :mod:`tb.tb_crosslayer`). A simulation that fails fails its point
+    (:class:`golden.executor.PointsFailed` once the others ran)."""
+    from golden import executor
     chunks = [list(range(i, len(jobs), parts)) for i in range(min(parts, len(jobs)))]
-
-    def one(n, idx):
-        path = workdir / f"jobs-{config.id}-{n}.pt"
-        torch.save([{"a": jobs[i].a, "b": jobs[i].b, "program": jobs[i].program,
-                     "faults": [vars(f) for f in jobs[i].faults]} for i in idx], path)
-        result = workdir / f"result-{config.id}-{n}.jsonl"
-        env = {"REALM_CONFIG": config.to_json(), "REALM_JOBS": str(path.resolve()),
-               "REALM_RESULT": str(result.resolve())}
-        sim.run(build_dir, "tb.tb_crosslayer", "crosslayer", env, seed=0,
-                test_dir=workdir / f"sim-{config.id}-{n}", waves=False,
-                log_file=workdir / f"sim-{config.id}-{n}.log")
-        lines = [json.loads(x) for x in result.read_text().splitlines()]
-        if len(lines) != len(idx):
-            raise RuntimeError(f"the simulation ran {len(lines)} of {len(idx)} jobs; see "
-                               f"{workdir / f'sim-{config.id}-{n}.log'}")
-        return idx, lines
-
+    points = [{"n": n, "idx": idx, "jobs": [
+        {"a": jobs[i].a, "b": jobs[i].b, "program": jobs[i].program,
+         "faults": [vars(f) for f in jobs[i].faults]} for i in idx]}
+        for n, idx in enumerate(chunks)]
     out = [None] * len(jobs)
-    with concurrent.futures.ThreadPoolExecutor(len(chunks) or 1) as pool:
-        for idx, lines in pool.map(lambda a: one(*a), enumerate(chunks)):
-            for i, r in zip(idx, lines):
-                out[i] = r
+
+    def put(point, lines):
+        for i, r in zip(point["idx"], lines):
+            out[i] = r
+
+    job = executor.Job(sim_init, sim_run, (config.to_json(), str(pathlib.Path(workdir).resolve())))
+    executor.run(job, points, on_result=put, engine=engine, workers=len(points),
+                 cost=lambda p: sum(j["a"].shape[0] * j["a"].shape[1] * j["b"].shape[1]
+                                    for j in p["jobs"]),
+                 key=lambda p: f"simulation {p['n']}")
     return out
 
 
+_SIM = {}
+
+
+def sim_init(config_json, workdir):
+    """A worker's set-up: build ``config``'s simulation once (:func:`tb.sim.build`)."""
+    from hw.config import ArrayConfig
+    from tb import sim
+    config = ArrayConfig.from_json(config_json)
+    _SIM.update(config=config, build=sim.build(config), workdir=pathlib.Path(workdir))
+    _SIM["workdir"].mkdir(parents=True, exist_ok=True)
+
+
+def sim_run(point):
+    """One simulation of a point's jobs on the worker's build: their result lines."""
+    import torch
+
+    from tb import sim
+    config, workdir, n = _SIM["config"], _SIM["workdir"], point["n"]
+    path = workdir / f"jobs-{config.id}-{n}.pt"
+    torch.save(point["jobs"], path)
+    result = workdir / f"result-{config.id}-{n}.jsonl"
+    result.unlink(missing_ok=True)
+    env = {"REALM_CONFIG": config.to_json(), "REALM_JOBS": str(path),
+           "REALM_RESULT": str(result)}
+    log = workdir / f"sim-{config.id}-{n}.log"
+    sim.run(_SIM["build"], "tb.tb_crosslayer", "crosslayer", env, seed=0,
+            test_dir=workdir / f"sim-{config.id}-{n}", waves=False, log_file=log)
+    lines = [json.loads(x) for x in result.read_text().splitlines()] if result.exists() else []
+    if len(lines) != len(point["idx"]):
+        raise RuntimeError(f"the simulation ran {len(lines)} of {len(point['idx'])} jobs; "
+                           f"see {log}")
+    return lines
+
+
 def campaign(config, model, rt, window, params, components, layer, *, ber, bits, seed, clean,
-             workdir, parts=1, min_tiles=0):
+             workdir, parts=1, min_tiles=0, engine=None):
     """Capture, cut, simulate and check one dataflow; return ``(rows, problems)``: one summary
     row per component and the mismatches found (empty when everything agrees)."""
     from golden.llm import crosslayer as xl
@@ -55,7 +79,7 @@ def campaign(config, model, rt, window, params, components, layer, *, ber, bits,
                        bits=bits, seed=seed)
     jobs, skipped = xl.jobs(config, calls, params, clean, seed, min_tiles)
     t1 = time.perf_counter()
-    results = run_rtl(config, jobs, workdir, parts)
+    results = run_rtl(config, jobs, workdir, parts, engine)
     t2 = time.perf_counter()
     rows, problems = {}, []
     for c in components:
@@ -151,7 +175,7 @@ def main(args):
         r, p = campaign(config, model, rt, windows[0], params, args.components, args.layer,
                         ber=args.ber, bits=tuple(args.bits), seed=args.seed,
                         clean=args.clean, workdir=tmp, parts=args.jobs,
-                        min_tiles=args.min_tiles)
+                        min_tiles=args.min_tiles, engine=args.run_engine)
         rows += r
         problems += p
         totals[df] = {k: sum(x[k] for x in r) for k in

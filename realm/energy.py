@@ -16,7 +16,8 @@ import pathlib
 import sys
 from argparse import RawDescriptionHelpFormatter
 
-from hw.cli import Parser, checked
+from golden.executor import add_engine_args
+from hw.cli import Parser, checked, fail
 
 from .energy_char import GRID, SETTINGS
 
@@ -89,15 +90,21 @@ def cmd_spec(p, a):
 
 
 def cmd_campaign(p, a):
+    from golden.executor import EngineError, PointsFailed, engine_from_args
     from golden.llm import campaign
 
+    engine = engine_from_args(p, a)
     try:
         spec = campaign.load_spec(a.spec)
         campaign.expand(spec)
-    except campaign.SpecError as e:
+        engine.connect()
+    except (campaign.SpecError, EngineError) as e:
         p.error(str(e))
-    n = campaign.run(spec, a.out, workers=a.workers, threads=a.threads,
-                     progress=not a.no_progress)
+    try:
+        n = campaign.run(spec, a.out, workers=a.workers, threads=a.threads,
+                         progress=not a.no_progress, engine=engine)
+    except PointsFailed as e:
+        fail(p.prog, str(e), status=1)
     print(f"{n} points run; results in {a.out}")
     return 0
 
@@ -217,10 +224,12 @@ the table's array.""")
     ca.add_argument("--out", default=str(RESULTS / "campaign.jsonl"),
                     help=f"results file (default {RESULTS / 'campaign.jsonl'})")
     ca.add_argument("--workers", type=checked(int, lambda v: v >= 1, "an integer of at least "
-                    "1"), default=2, help="worker processes (default 2)")
+                    "1"), default=2, help="workers: processes, or Ray actors with --engine ray "
+                    "(default 2)")
     ca.add_argument("--threads", type=checked(int, lambda v: v >= 1, "an integer of at least "
                     "1"), default=None, help="torch threads per worker")
     ca.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_engine_args(ca)
     ca.set_defaults(func=cmd_campaign, sub=ca)
 
     r = sub.add_parser(

@@ -45,6 +45,12 @@ def realm(*args, cwd=ROOT):
      "not 0.5"),
     (["crosslayer", "--length", "60"],
      "realm: error: --length must be a multiple of 8 from 16 on, not 60"),
+    (["crosslayer", "--engine", "ray", "--address", "nohost"],
+     "realm: error: --address must be auto or HOST:PORT, not 'nohost'"),
+    (["energy", "campaign", "spec.json", "--address", "auto"],
+     "realm energy campaign: error: --address goes with --engine ray"),
+    (["llm", "abft", "--engine", "gpu"],
+     "realm llm abft: error: argument --engine: invalid choice: 'gpu' (choose from 'local', 'ray')"),
     (["characterize", "--workers", "0"],
      "realm characterize: error: argument --workers: must be an integer of at least 1, "
      "not '0'"),

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "hw", "golden", "synth", "tb", "realm")
-COMMANDS = ("generate", "sim", "run", "bench", "synth", "characterize", "llm")
+COMMANDS = ("generate", "sim", "run", "bench", "synth", "characterize", "llm", "bench-ray")
 LLM_COMMANDS = ("convert", "eval", "bench", "campaign", "summarize", "characterize")
 
 

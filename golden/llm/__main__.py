@@ -24,6 +24,7 @@ import json
 import math
 import os
 
+from golden.executor import add_engine_args
 from hw.cli import Parser, checked, fail
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -197,7 +198,7 @@ def _campaign(spec, out, a):
     from golden.llm import abft_report, campaign, report
 
     n = campaign.run(spec, out, workers=a.workers, threads=a.threads,
-                     progress=not a.no_progress, compile=not a.no_compile)
+                     progress=not a.no_progress, compile=not a.no_compile, engine=a.run_engine)
     d = a.out_dir or os.path.dirname(os.path.abspath(out))
     if abft_report.is_abft(out):
         abft_report.summarize(out, d, tol=getattr(a, "tol", None))
@@ -332,8 +333,18 @@ def cmd_abft(a):
     _campaign(spec, a.out, a)
 
 
+def _check_engine(p, a):
+    """``--engine``/``--address`` checked (the cluster is joined before the model loads)."""
+    from golden.executor import engine_from_args
+
+    a.run_engine = engine_from_args(p, a)
+
+
 def _run_opts(p, threads=True):
-    p.add_argument("--workers", type=_POSITIVE, default=2, help="worker processes (default 2)")
+    p.add_argument("--workers", type=_POSITIVE, default=2,
+                   help="workers: processes, or Ray actors with --engine ray (default 2)")
+    add_engine_args(p)
+    p.set_defaults(check=_check_engine)
     if threads:
         p.add_argument("--threads", type=_POSITIVE, default=None,
                        help="torch threads per worker (default 1 with several workers, else 2)")
@@ -471,11 +482,13 @@ def parser(prog="python -m golden.llm"):
 
 def main(argv=None, prog="python -m golden.llm"):
     """Run one subcommand. Its arguments are checked first (``check``, before any model
-    loads); bad input, then or later, is one line ``<prog>: error: ...`` and exit status 2."""
+    loads); bad input, then or later, is one line ``<prog>: error: ...`` and exit status 2; a
+    campaign some of whose points failed, one such line and exit status 1."""
     p = parser(prog)
     a = p.parse_args(argv)
     if getattr(a, "check", None) is not None:
         a.check(p, a)
+    from golden.executor import EngineError, PointsFailed
     from golden.faults import FaultListError
     from golden.llm.campaign import SpecError
     from golden.llm.inject import InjectionError
@@ -485,8 +498,10 @@ def main(argv=None, prog="python -m golden.llm"):
     try:
         a.fn(a)
     except (SpecError, InjectionError, FaultListError, ModelError, TextError, ParamsError,
-            FileNotFoundError) as e:
+            FileNotFoundError, EngineError) as e:
         fail(p.prog, str(e))
+    except PointsFailed as e:
+        fail(p.prog, str(e), status=1)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
-"""Sweep campaigns: a JSON spec expanded into points, run by up to N worker processes, one JSON
-line appended per finished point, so a killed campaign resumes where it stopped.
+"""Sweep campaigns: a JSON spec expanded into points, run by up to N workers (local processes or
+Ray actors: :mod:`golden.executor`), one JSON line appended per finished point by the driver
+alone, so a killed campaign resumes where it stopped.
 
 Spec (JSON object; every key but ``experiments`` is optional)::
 
@@ -36,11 +37,14 @@ voltage, seed [, array, policy]). A timing point draws its errors from the volta
 voltage (:class:`golden.llm.inject.Injector` mode ``timing``); its policies may also be ``dmr``
 (no evaluation: DMR leaves no error; the recompute ratio is computed from the table) and
 ``thundervolt`` (the erroneous updates dropped: error values from the table's dropped
-products, no recomputation). Its result line holds the point, the metrics (ppl/acc/nll for ``ppl``;
-agree/prefix/exact for ``gen``), the number of corrupted elements and the wall time; with an
-array, also the ABFT counts (:class:`golden.llm.abft.AbftInjector`) and the tiles and MACs of the
-targeted GEMMs. A point names its parameter file and a digest of the sets its components use, so
-refitting a component reruns that component's points, and nothing else. The first line of a results file
+products, no recomputation). Its result line holds the point, the metrics (ppl/acc/nll for
+``ppl``; agree/prefix/exact for ``gen``) and the number of corrupted elements; with an array,
+also the ABFT counts (:class:`golden.llm.abft.AbftInjector`) and the tiles and MACs of the
+targeted GEMMs. A line depends on its point alone, so every engine and worker count writes the
+same lines (in another order); each point's wall time and worker go to the run log beside it
+(:func:`log_path`; results files written before it hold them as ``seconds`` and ``pid``). A
+point names its parameter file and a digest of the sets its components use, so refitting a
+component reruns that component's points, and nothing else. The first line of a results file
 records the settings and the clean baselines; resuming with other settings is refused.
 """
 import itertools
@@ -356,12 +360,39 @@ def _append(f, rec):
     os.fsync(f.fileno())
 
 
-def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=None):
-    """Run every point of ``spec`` not yet in ``out`` (JSONL). Returns the number run.
-    ``limit`` stops after that many points (for tests)."""
+def log_path(out):
+    """The run log beside a results file (``x.jsonl`` -> ``x.log.jsonl``): per point its wall
+    time and worker, kept out of the results so that they do not depend on the run."""
+    return os.path.splitext(out)[0] + ".log.jsonl"
+
+
+def point_cost(p, settings):
+    """A point's relative cost, to run the longest first: the tokens its pass evaluates, times
+    1 + a share per targeted component (the whole GEMM with an array, whose loop tiles every
+    targeted call; a tenth without). A DMR point evaluates nothing (a tenth of its tokens)."""
+    if p["metric"] == "ppl":
+        tokens = settings["windows"] * settings["length"]
+    else:
+        g = settings["gen"]
+        tokens = g["prompts"] * (g["prompt_len"] + g["new_tokens"])
+    if p.get("policy") == "dmr":
+        return 0.1 * tokens
+    return tokens * (1 + len(p["components"]) * (1.0 if "array" in p else 0.1))
+
+
+def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=None,
+        engine=None):
+    """Run every point of ``spec`` not yet in ``out`` (JSONL) on ``engine`` (a
+    :class:`golden.executor.Engine`; default local) with ``workers`` workers, longest first.
+    Returns the number run; raises :class:`golden.executor.PointsFailed` after the others ran
+    if some raised. ``limit`` stops after that many points (for tests). The engine is joined
+    before any model loads (a bad address is said first); the results do not depend on it."""
+    from golden import executor
     from golden.llm import worker
 
     settings, points = expand(spec)
+    engine = engine or executor.Engine()
+    engine.connect()
     header, done = read_results(out, repair=True)
     old = {**settings, **GLOBAL_DEFAULTS, **(header or {}).get("settings", {})}
     if header is not None and old != settings:  # keys added since the file was made: defaults
@@ -374,37 +405,16 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
         todo = todo[:limit]
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     workers = max(1, min(workers, len(todo) or 1))
+    threads = threads or (2 if workers == 1 else 1)  # the same on every engine
     with open(out, "a") as f:
         if header is None:
             _append(f, {"kind": "header", "settings": settings,
                         "baseline": worker.baselines(settings)})
         if not todo:
             return 0
-        bar = _bar(len(points), len(points) - len(todo), progress)
-        if workers == 1:
-            worker.init(settings, threads or 2, compile)
-            results = map(worker.run_point, todo)
-        else:
-            import multiprocessing as mp
-
-            pool = mp.get_context("spawn").Pool(workers, worker.init,
-                                                (settings, threads or 1, compile))
-            results = pool.imap_unordered(worker.run_point, todo)
-        n = 0
-        try:
-            for rec in results:
-                _append(f, rec)
-                n += 1
-                bar.update(1)
-        finally:
-            bar.close()
-            if workers > 1:
-                pool.terminate()
-    return n
-
-
-def _bar(total, initial, on):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, disable=not on, unit="pt", smoothing=0.05,
-                dynamic_ncols=True)
+        job = executor.Job(worker.init, worker.run_point, (settings, threads, compile),
+                           cpus=threads)
+        return executor.run(job, todo, on_result=lambda p, rec: _append(f, rec), engine=engine,
+                            workers=workers, cost=lambda p: point_cost(p, settings),
+                            key=point_key, log=log_path(out), progress=progress,
+                            initial=len(points) - len(todo))

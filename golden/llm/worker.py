@@ -8,7 +8,6 @@ import copy
 import hashlib
 import json
 import os
-import time
 
 import torch
 
@@ -168,12 +167,12 @@ def dry_run(inj, logs):
 
 
 def run_point(point):
-    """Run one point in this worker; return its result record."""
-    t = time.time()
+    """Run one point in this worker; return its result record. The record depends on the point
+    alone (no wall time, no worker: :mod:`golden.executor` logs those beside the results)."""
     base = injector(point)
     if point.get("policy") == "dmr":
         res = _dmr(point, base)
-        return {"point": point, **res, "seconds": round(time.time() - t, 3), "pid": os.getpid()}
+        return {"point": point, **res}
     inj = _abft(point, base)
     if (point["mode"] == "timing" and point["metric"] == "ppl" and inj is not base
             and point["policy"] != "none"):
@@ -187,8 +186,7 @@ def run_point(point):
                                       base.targets(c, layer, "prefill"))
             res = {**_W["ev"].baseline, "faults": stats["errors"], "computed": 0, **stats,
                    "tiles": tiles, "macs": macs, "dry": True}
-            return {"point": point, **res, "seconds": round(time.time() - t, 3),
-                    "pid": os.getpid()}
+            return {"point": point, **res}
     if point["metric"] == "ppl":
         res = _W["ev"].run(inj)
     else:
@@ -204,4 +202,4 @@ def run_point(point):
         tiles, macs = abft.totals(logs, inj.config, lambda c, layer, call: base.targets(
             c, layer, "prefill" if call == 0 or point["metric"] == "ppl" else "decode"))
         res.update(inj.stats, tiles=tiles, macs=macs)
-    return {"point": point, **res, "seconds": round(time.time() - t, 3), "pid": os.getpid()}
+    return {"point": point, **res}
