@@ -24,7 +24,6 @@ and an error names the entry by its index.
 """
 import dataclasses
 import json
-import os
 
 from hw.facts import ABFT_SITES, FAULT_KINDS, SITES, Site
 
@@ -172,14 +171,9 @@ def parse_faults(doc, config=None, acc_width=32):
 
 def load_faults(path, config=None, acc_width=32):
     """Read and validate a fault-list JSON file."""
-    if not os.path.exists(path):
-        raise FaultListError(f"fault list {path!r} does not exist")
-    with open(path) as f:
-        try:
-            doc = json.load(f)
-        except json.JSONDecodeError as e:
-            raise FaultListError(f"fault list {path!r} is not valid JSON: {e}") from None
-    return parse_faults(doc, config, acc_width)
+    from golden.jsonfile import read_json
+
+    return parse_faults(read_json(path, "fault list", FaultListError), config, acc_width)
 
 
 def dump_faults(faults, path=None):

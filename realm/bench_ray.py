@@ -86,9 +86,19 @@ class LocalCluster:
                 p.wait()
         # the head's note of "the" running cluster (--address auto reads it); `ray stop`
         # would remove it, a stopped --block head does not
-        note = pathlib.Path("/tmp/ray/ray_current_cluster")
+        note = _ray_temp_dir() / "ray_current_cluster"
         if note.exists() and note.read_text().strip() == self.address:
             note.unlink()
+
+
+def _ray_temp_dir():
+    """Ray's default temporary directory (where a head leaves its cluster note)."""
+    try:
+        from ray._common.utils import get_default_ray_temp_dir
+        return pathlib.Path(get_default_ray_temp_dir())
+    except ImportError:  # another Ray version: its documented default
+        import tempfile
+        return pathlib.Path(tempfile.gettempdir()) / "ray"
 
 
 def _free_port():

@@ -30,19 +30,6 @@ def _params(**kw):
     return {c: p for c in COMPS}
 
 
-def _logits(m, rt, windows, injector):
-    rt.injector = injector
-    try:
-        with torch.no_grad():
-            out = []
-            for w, x in enumerate(windows):
-                rt.start(w)
-                out.append(m(input_ids=x[None], use_cache=False).logits)
-            return torch.cat(out)
-    finally:
-        rt.injector = None
-
-
 def _base(seed, ber=3e-3, bits=(0, 31)):
     return inject.Injector("bitflip", COMPS, ber=ber, bits=bits, seed=seed)
 
@@ -51,11 +38,11 @@ def _base(seed, ber=3e-3, bits=(0, 31)):
 def test_classic_recovery_is_clean_and_none_is_unprotected(tiny, array):
     m, rt, w = tiny
     config = abft.parse_array(array)
-    clean = _logits(m, rt, w, None)
+    clean = testing.window_logits(m, rt, w, None)
     for seed in range(3):
-        unprot = _logits(m, rt, w, _base(seed))
+        unprot = testing.window_logits(m, rt, w, _base(seed))
         classic = abft.AbftInjector(_base(seed), config, "classic", _params(), rt)
-        got = _logits(m, rt, w, classic)
+        got = testing.window_logits(m, rt, w, classic)
         s = classic.stats
         assert s["errors"] > 20 and s["tiles_aliased"] == 0
         assert s["tiles_recomputed"] == s["tiles_mismatch"] == s["flag_classic"] > 0
@@ -63,7 +50,7 @@ def test_classic_recovery_is_clean_and_none_is_unprotected(tiny, array):
         assert torch.equal(got, clean)
         assert not torch.equal(unprot, clean)
         none = abft.AbftInjector(_base(seed), config, "none", _params(), rt)
-        assert torch.equal(_logits(m, rt, w, none), unprot)
+        assert torch.equal(testing.window_logits(m, rt, w, none), unprot)
         assert none.stats["errors_kept"] == none.stats["errors"] > 0
         assert none.stats["tiles_recomputed"] == none.stats["macs_recomputed"] == 0
         # a statistical policy that can never fire (freq_th above any count) keeps every error
@@ -71,7 +58,7 @@ def test_classic_recovery_is_clean_and_none_is_unprotected(tiny, array):
         lax = {c: p.__class__(**{**p.__dict__, "freq_th": 1 << 20}) for c, p in lax.items()}
         for pol in ("realm", "approx"):
             inj = abft.AbftInjector(_base(seed), config, pol, lax, rt)
-            assert torch.equal(_logits(m, rt, w, inj), unprot)
+            assert torch.equal(testing.window_logits(m, rt, w, inj), unprot)
             assert inj.stats["errors_kept"] == inj.stats["errors"]
 
 
@@ -107,7 +94,7 @@ def test_decisions_equal_decide_on_independent_differences(tiny, array):
     inj = abft.AbftInjector(Base("bitflip", COMPS, ber=2e-3, bits=(10, 29), seed=7), config,
                             "realm", params, rt)
     inj.record = True
-    _logits(m, rt, w, Capture(inj))
+    testing.window_logits(m, rt, w, Capture(inj))
     decisions = iter(inj.decisions)
     n_tiles = flagged = 0
     for comp, acc, k, hit, kept in calls:
@@ -210,7 +197,7 @@ def test_ws_placement_is_seeded_and_shared_by_policies(tiny):
     for pol in ("none", "classic", "approx", "realm"):
         inj = abft.AbftInjector(inject.Injector("bitflip", ["q"], layers=[0], ber=5e-3,
                                                 bits=(0, 29), seed=4), config, pol, _params(), rt)
-        _logits(m, rt, w[:1], inj)
+        testing.window_logits(m, rt, w[:1], inj)
         first[pol] = {k: inj.stats[k] for k in ("errors", "tiles_faulty", "flag_classic",
                                                 "flag_approx", "flag_realm")}
     assert first["none"]["errors"] > 5

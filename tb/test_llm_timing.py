@@ -202,16 +202,7 @@ def test_classic_abft_removes_every_timing_error(tmp_path):
     params = {c: StatParams.from_paper(1.273, 17.619, 0.0) for c in comps}
 
     def logits(inj):
-        rt.injector = inj
-        try:
-            with torch.no_grad():
-                out = []
-                for w, x in enumerate(windows):
-                    rt.start(w)
-                    out.append(m(input_ids=x[None], use_cache=False).logits)
-                return torch.cat(out)
-        finally:
-            rt.injector = None
+        return testing.window_logits(m, rt, windows, inj)
 
     clean = logits(None)
     base = Injector("timing", comps, table=table, voltage=0.75, seed=5)

@@ -130,13 +130,9 @@ def write_params(path, config, params, *, model, meta=None):
 def read_params(path, config, components=None):
     """{component: (set, StatParams)} from a parameter file, checked against ``config`` (the
     array it will program) and the components that need a set."""
-    if not os.path.exists(path):
-        raise ParamsError(f"parameter file {path!r} does not exist")
-    try:
-        with open(path) as f:
-            doc = json.load(f)
-    except json.JSONDecodeError as e:
-        raise ParamsError(f"parameter file {path!r} is not valid JSON: {e}") from None
+    from golden.jsonfile import read_json
+
+    doc = read_json(path, "parameter file", ParamsError)
     if not isinstance(doc, dict) or doc.get("format") != PARAMS_FORMAT:
         raise ParamsError(f"parameter file {path!r} is not in the {PARAMS_FORMAT} format")
     if doc.get("array") != array_name(config):

@@ -43,7 +43,6 @@ components use, so refitting a component reruns that component's points, and not
 import itertools
 import json
 import math
-import os
 
 from golden.llm import loader, quant
 
@@ -310,10 +309,6 @@ def point_key(p):
 
 def load_spec(path):
     """Read a spec file (one-line errors for missing or malformed files)."""
-    if not os.path.exists(path):
-        raise SpecError(f"spec file {path!r} does not exist")
-    with open(path) as f:
-        try:
-            return json.load(f)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"spec file {path!r} is not valid JSON: {e}") from None
+    from golden.jsonfile import read_json
+
+    return read_json(path, "spec file", SpecError)

@@ -68,3 +68,19 @@ def tiny_quantized(path, layers, windows, length, seed=0):
     w = torch.randint(3, 60, (windows, length), generator=g)
     rt = quant.quantize(m, quant.calibrate(m, w))
     return m, rt, w
+
+
+def window_logits(model, rt, windows, injector):
+    """The logits of ``model`` (quantized with runtime ``rt``) over ``windows`` (token tensors),
+    window by window as the campaign evaluates them, with ``injector`` installed (None: clean);
+    the runtime is left without an injector."""
+    rt.injector = injector
+    try:
+        with torch.no_grad():
+            out = []
+            for w, x in enumerate(windows):
+                rt.start(w)
+                out.append(model(input_ids=x[None], use_cache=False).logits)
+            return torch.cat(out)
+    finally:
+        rt.injector = None

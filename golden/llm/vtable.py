@@ -20,9 +20,7 @@ padding included; OS: ``k``). Rows run from the highest voltage down. A voltage 
 no row for is refused, except above the highest row when that row has ``p = 0`` (its clock is
 longer than the STA bound: no cycle can fail there, nor at any higher voltage).
 """
-import json
 import math
-import os
 from typing import NamedTuple
 
 import torch
@@ -90,14 +88,9 @@ class VoltageTable:
     @classmethod
     def read(cls, path):
         """The table in file ``path``."""
-        if not os.path.exists(path):
-            raise TableError(f"voltage table {path!r} does not exist")
-        try:
-            with open(path) as f:
-                doc = json.load(f)
-        except json.JSONDecodeError as e:
-            raise TableError(f"voltage table {path!r} is not valid JSON: {e}") from None
-        return cls(doc, repr(path))
+        from golden.jsonfile import read_json
+
+        return cls(read_json(path, "voltage table", TableError), repr(path))
 
     @property
     def components(self):
