@@ -26,7 +26,6 @@ def _table(path, array):
 
 def test_timing_campaign_policies_and_report(tmp_path):
     tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
-    text = str(tmp_path / "tiny" / "text.txt")
     array = "5x7-os"
     config = abft.parse_array(array)
     params = str(tmp_path / "p.json")
@@ -34,11 +33,9 @@ def test_timing_campaign_policies_and_report(tmp_path):
     abft.write_params(params, config, {c: (p, None) for c in COMPS}, model="tiny")
     table = _table(tmp_path / "t.json", array)
     exp = {"mode": "timing", "components": ["q"], "voltages": [0.85, 0.8], "table": table}
-    spec = {"model": tiny, "text": text, "calib_text": text, "windows": 2, "length": 32,
-            "calib_windows": 2, "calib_length": 32, "seeds": [0, 1],
-            "experiments": [{"name": "plain", **exp},
-                            {"name": "volts", **exp, "arrays": [array], "params": params,
-                             "policies": list(energy.POLICIES)}]}
+    spec = testing.tiny_spec(tiny, [{"name": "plain", **exp},
+                                    {"name": "volts", **exp, "arrays": [array], "params": params,
+                                     "policies": list(energy.POLICIES)}])
     out = tmp_path / "r.jsonl"
     assert campaign.run(spec, str(out), workers=1, threads=1, progress=False,
                         compile=False) == 2 * 2 + 2 * 2 * 6

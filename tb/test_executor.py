@@ -201,17 +201,7 @@ def test_a_killed_driver_resumes(spec, reference, cluster, tmp_path):
     sp, out = tmp_path / "spec.json", tmp_path / "spec.jsonl"
     sp.write_text(json.dumps(spec))
     cmd = CLI + [str(sp), "--workers", "2", *RUN, "--engine", "ray", "--address", cluster]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            if out.exists() and len(out.read_text().splitlines()) >= 1 + 4:
-                break
-            time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
+    testing.kill_after_lines(cmd, out, 1 + 4, REPO)
     before = len(campaign.read_results(str(out))[1])
     assert 4 <= before < N_POINTS
     with open(out, "a") as f:

@@ -219,14 +219,11 @@ def test_campaign_policies_share_draws_classic_clean_none_unprotected(tmp_path):
     from golden.llm import campaign
 
     tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
-    text = str(tmp_path / "tiny" / "text.txt")
     params = _params_file(tmp_path / "p.json", "5x7-os")
     exp = {"components": ["q", "sv"], "bers": [3e-3], "bits": [[0, 29]]}
-    spec = {"model": tiny, "text": text, "calib_text": text, "windows": 2, "length": 32,
-            "calib_windows": 2, "calib_length": 32, "seeds": [0, 1],
-            "experiments": [{"name": "plain", **exp},
-                            {"name": "abft", **exp, "arrays": ["5x7-os"], "params": params,
-                             "policies": ["none", "classic", "approx", "realm"]}]}
+    spec = testing.tiny_spec(tiny, [{"name": "plain", **exp},
+                                    {"name": "abft", **exp, "arrays": ["5x7-os"], "params": params,
+                                     "policies": ["none", "classic", "approx", "realm"]}])
     out = tmp_path / "r.jsonl"
     assert campaign.run(spec, str(out), workers=1, threads=1, progress=False,
                         compile=False) == 2 * 2 + 2 * 2 * 4

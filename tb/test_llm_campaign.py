@@ -3,10 +3,8 @@ repeated, torn-line recovery, the summary's mean and 95 % CI, and the CLI's --he
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -107,18 +105,8 @@ def test_resume_after_kill_loses_and_repeats_nothing(tiny, tmp_path):
     out = tmp_path / "spec.jsonl"
     cmd = [sys.executable, "-m", "golden.llm", "campaign", str(sp), "--workers", "1",
            "--threads", "1", "--no-compile", "--no-progress"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline:
-            # kill early (header + 2 points), so a loaded machine cannot finish the 12 first
-            if out.exists() and len(out.read_text().splitlines()) >= 3:
-                break
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait()
+    # killed early (header + 2 points), so that a loaded machine cannot finish the 12 first
+    testing.kill_after_lines(cmd, out, 3, REPO, timeout=90)
     n_before = len(campaign.read_results(str(out))[1])
     assert 2 <= n_before < 12, n_before
     with open(out, "a") as f:

@@ -84,3 +84,34 @@ def window_logits(model, rt, windows, injector):
             return torch.cat(out)
     finally:
         rt.injector = None
+
+
+def tiny_spec(model, experiments, **over):
+    """A campaign spec over the tiny model directory ``model`` (:func:`tiny_model_dir`, its
+    generated ``text.txt`` for evaluation and calibration): two windows of 32 tokens, seeds 0
+    and 1; ``over`` replaces any key."""
+    text = os.path.join(model, "text.txt")
+    return {"model": model, "text": text, "calib_text": text, "windows": 2, "length": 32,
+            "calib_windows": 2, "calib_length": 32, "seeds": [0, 1],
+            "experiments": experiments, **over}
+
+
+def kill_after_lines(cmd, out, lines, cwd, timeout=120):
+    """Run ``cmd`` (a campaign's command line) in a process group of its own and kill the group
+    (SIGKILL) as soon as its results file ``out`` has ``lines`` lines, or it has exited, or
+    ``timeout`` seconds have passed: a driver killed mid-campaign."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None:
+            if os.path.exists(out) and len(open(out).read().splitlines()) >= lines:
+                break
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
