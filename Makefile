@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 ROWS ?= 8
 COLS ?= 8
 DATAFLOW ?= ws
-ABFT ?= none
+ABFT ?=
 FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 sim: $(STAMP)
-	$(PY) -m realm sim --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) --abft $(ABFT) \
+	$(PY) -m realm sim --rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW) $(if $(ABFT),--abft $(ABFT)) \
 		--seed $(SEED) $(if $(FAULTS),--faults $(FAULTS))
 
 # Your own matrices through the RTL (examples/: a 64x40 @ 40x24 INT8 GEMM and a fault list for
@@ -58,7 +58,7 @@ bench-ray: $(STAMP)
 
 synth: $(STAMP)
 	@mkdir -p build
-	$(PY) -m realm synth --jobs $(JOBS) $(if $(filter command line,$(origin ROWS)),--rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)) > build/synth.log
+	$(PY) -m realm synth --workers $(JOBS) $(if $(filter command line,$(origin ROWS)),--rows $(ROWS) --cols $(COLS) --dataflow $(DATAFLOW)) > build/synth.log
 	@cat build/synth/report.md
 
 # One PE's timing errors vs supply voltage (synth/README.md): OpenSTA and Icarus are fetched
@@ -75,12 +75,13 @@ ENERGY_SPEC ?= $(ENERGY_DIR)/spec_reduced.json
 ENERGY_TABLES := $(ENERGY_DIR)/tables/256x256-ws
 ENERGY_OS := $(ENERGY_DIR)/tables/256x256-os
 energy: $(STAMP)
-	$(PY) -m realm energy characterize --dataflow ws --cycles 40000
-	$(PY) -m realm energy characterize --dataflow os --cycles 40000
+	$(PY) -m realm energy characterize --dataflow ws --cycles 40000 --out $(ENERGY_DIR)/tables
+	$(PY) -m realm energy characterize --dataflow os --cycles 40000 --out $(ENERGY_DIR)/tables
 	$(PY) -m realm energy campaign $(ENERGY_SPEC) --out $(ENERGY_DIR)/campaign.jsonl \
 		--workers $(JOBS) --no-progress
 	$(PY) -m realm energy report $(ENERGY_DIR)/campaign.jsonl --table $(ENERGY_TABLES)-A-on0.84.json \
-		--others $(filter-out $(ENERGY_TABLES)-A-on0.84.json,$(wildcard $(ENERGY_TABLES)-*.json))
+		--others $(filter-out $(ENERGY_TABLES)-A-on0.84.json,$(wildcard $(ENERGY_TABLES)-*.json)) \
+		--out $(ENERGY_DIR)
 	$(PY) -m realm energy campaign $(ENERGY_DIR)/spec_os_reduced.json \
 		--out $(ENERGY_DIR)/os/campaign.jsonl --workers $(JOBS) --no-progress
 	$(PY) -m realm energy report $(ENERGY_DIR)/os/campaign.jsonl --out $(ENERGY_DIR)/os \
@@ -92,7 +93,7 @@ characterize: $(STAMP)
 
 # Real SmolLM2 tiles and the LLM injector's errors through the RTL, checked against every model.
 crosslayer: $(STAMP)
-	$(PY) -m realm crosslayer --jobs $(JOBS)
+	$(PY) -m realm crosslayer --workers $(JOBS) --out docs/results/crosslayer
 
 # Statistical ABFT on the real model (docs/results/abft/README.md): the MSD x freq grid, the
 # critical-region fit and parameter files per array, then the closed-loop evaluation. Each step

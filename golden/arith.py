@@ -3,7 +3,6 @@ import torch
 
 from hw.facts import FAULT_KINDS
 
-
 _NARROW = {8: torch.int8, 16: torch.int16, 32: torch.int32}
 
 

@@ -16,7 +16,7 @@ Kinds: ``flip`` XORs the mask into the register for ``duration`` cycles (default
 ``stuck0``/``stuck1`` force the masked bits to 0/1 for ``duration`` cycles. ``mask`` is an
 integer or a ``"0x.."`` string; ``bit: n`` is short for ``mask: 1 << n``.
 
-Hardware sites are registered in :data:`hw.facts.SITES` (re-exported here as :data:`SITES`)
+Hardware sites are registered in :data:`hw.facts.SITES`
 with the register width they address and the coordinates they take; the LLM site
 ``gemm.acc`` addresses one element (``row`` = token, ``col`` = output channel) of the INT32
 accumulator of one GEMM call. Every entry is checked,
@@ -25,18 +25,24 @@ and an error names the entry by its index.
 import dataclasses
 import json
 
-from hw.facts import ABFT_SITES, FAULT_KINDS, SITES, Site
+from hw.facts import ABFT_SITES, FAULT_KINDS, SITES
 
 FORMAT = "realm-faults/1"
 #: Fault kinds (``kind`` of an entry); the registry is :data:`hw.facts.FAULT_KINDS`.
 KINDS = FAULT_KINDS
 
-__all__ = ["FORMAT", "KINDS", "SITES", "Site", "ABFT_SITES", "GEMM_SITE", "LLM_COMPONENTS",
+__all__ = ["FORMAT", "KINDS", "GEMM_SITE", "LLAMA_COMPONENTS",
+           "LLM_COMPONENTS",
            "Fault", "FaultListError", "parse_entry", "parse_faults", "load_faults",
            "dump_faults"]
 
+#: The LLM model's site: one element of a GEMM call's INT32 accumulator.
 GEMM_SITE = "gemm.acc"
-LLM_COMPONENTS = ("q", "k", "v", "qk", "sv", "o", "gate", "up", "down", "fc1", "fc2")
+#: The GEMMs of a LLaMA-like decoder layer (SmolLM2, Gemma, Qwen), in layer order: the one list
+#: of components of the project.
+LLAMA_COMPONENTS = ("q", "k", "v", "qk", "sv", "o", "gate", "up", "down")
+#: Every component ``gemm.acc`` can name: those, and OPT's feed-forward ``fc1``, ``fc2``.
+LLM_COMPONENTS = (*LLAMA_COMPONENTS, "fc1", "fc2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,8 +159,12 @@ def parse_entry(entry, index, config=None, acc_width=32):
                  duration=_int_field(entry, "duration", where, 1, default=1))
 
 
-def parse_faults(doc, config=None, acc_width=32):
-    """Validate a decoded fault list (object or list) and return a list of :class:`Fault`."""
+def parse_faults(doc, config=None, acc_width=32, *, port=False):
+    """Validate a decoded fault list (object or list) and return a list of :class:`Fault`.
+
+    With ``port`` the list is bound for the array's fault port: every entry must be a hardware
+    site (``config`` given) and no two faults may act in the same cycle (the port takes one
+    fault per cycle)."""
     if isinstance(doc, dict):
         fmt = doc.get("format", FORMAT)
         if fmt != FORMAT:
@@ -166,14 +176,32 @@ def parse_faults(doc, config=None, acc_width=32):
         entries = doc
     if not isinstance(entries, list):
         raise FaultListError("fault list must be a JSON list of entries")
-    return [parse_entry(e, i, config, acc_width) for i, e in enumerate(entries)]
+    faults = [parse_entry(e, i, config, acc_width) for i, e in enumerate(entries)]
+    if port:
+        _check_port(faults)
+    return faults
 
 
-def load_faults(path, config=None, acc_width=32):
-    """Read and validate a fault-list JSON file."""
+def _check_port(faults):
+    """Reject what the fault port cannot inject: LLM-model entries, two faults in a cycle."""
+    busy = {}
+    for i, f in enumerate(faults):
+        if f.site == GEMM_SITE:
+            raise FaultListError(f"fault {i}: site {GEMM_SITE!r} addresses the LLM model's "
+                                 "GEMMs (realm llm eval --faults), not the array's registers")
+        for c in range(f.cycle, f.cycle + f.duration):
+            if c in busy:
+                raise FaultListError(f"fault {i}: cycle {c} is taken by fault {busy[c]} (the "
+                                     "fault port injects one fault per cycle)")
+            busy[c] = i
+
+
+def load_faults(path, config=None, acc_width=32, *, port=False):
+    """Read and validate a fault-list JSON file (``port``: see :func:`parse_faults`)."""
     from golden.jsonfile import read_json
 
-    return parse_faults(read_json(path, "fault list", FaultListError), config, acc_width)
+    return parse_faults(read_json(path, "fault list", FaultListError), config, acc_width,
+                        port=port)
 
 
 def dump_faults(faults, path=None):

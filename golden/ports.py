@@ -4,8 +4,8 @@
 (``{"a": [...], "a_valid": 1, ...}`` in, ``{"o_c": [...], "o_valid": True, ...}`` out). The RTL
 has Amaranth's flattened ports (``i_a__payload``, ``cfg_am1``, ``c_hist`` ...), lanes packed
 lane 0 lowest. Every bench that drives the RTL goes through this module: the cocotb bench
-(:class:`tb.common.ArrayTB`), the Amaranth-simulator bench (:mod:`tb.pysim`), the gate-level
-power simulation (:mod:`synth.power`) and the fast path (:mod:`tb.fastsim`, which packs and
+(:class:`realm.rtl.common.ArrayTB`), the Amaranth-simulator bench (:mod:`realm.rtl.pysim`), the gate-level
+power simulation (:mod:`synth.power`) and the fast path (:mod:`realm.rtl.fastsim`, which packs and
 reads all cycles at once from :func:`input_fields` and :func:`output_fields`). Each supplies
 only how to set and read a port by its Verilog name; a port that is absent (zero-width ones
 vanish in Verilog) is skipped when set and reads as 0.
@@ -27,14 +27,6 @@ from .stimulus import Driver
 def idle_inputs(config):
     """The inputs of a cycle in which nothing is offered (the driver of an empty program)."""
     return Driver(config, []).inputs()
-
-
-def cfg_ports(index, params):
-    """Port values that write :class:`golden.stats.StatParams` ``params`` into parameter set
-    ``index`` (with ``cfg_we`` high)."""
-    return {"cfg_set": index, "cfg_am1": params.am1, "cfg_b": params.b_q,
-            "cfg_freq": params.freq_th, "cfg_msd_th": params.msd_th,
-            "cfg_policy": params.policy, "cfg_msd_mode": params.msd_mode}
 
 
 def input_fields(config):
@@ -73,7 +65,8 @@ def input_ports(config, inp):
         cfg = inp.get("cfg")
         ports["cfg_we"] = int(cfg is not None)
         if cfg is not None:
-            ports.update(cfg_ports(*cfg))
+            index, params = cfg
+            ports.update(params.ports(index))
     return ports
 
 

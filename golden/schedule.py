@@ -6,9 +6,7 @@ the whole run) and a campaign of many trials costs a few tensor operations per c
 import torch
 
 from hw.config import Abft, Dataflow
-from hw.facts import FAULT_KINDS
-
-from .faults import SITES
+from hw.facts import FAULT_KINDS, SITES
 
 #: Cycles expanded at a time.
 CHUNK = 256

@@ -29,8 +29,8 @@ Fixed-point conventions (shared with the RTL through :mod:`hw.facts`; paper Fig.
 import dataclasses
 import math
 
-from hw.facts import (APPROX, BANKS, CLASSIC, COUNTERS, LOG_FRAC, POLICIES, POP_GROUP, REALM,
-                      msd_halves, stat_widths)
+from golden.params import StatParams
+from hw.facts import BANKS, COUNTERS, LOG_FRAC, POP_GROUP, msd_halves, stat_widths
 
 
 def log2q(x):
@@ -39,32 +39,6 @@ def log2q(x):
         return 0
     p = x.bit_length() - 1
     return (p << LOG_FRAC) | (((x << LOG_FRAC) >> p) & ((1 << LOG_FRAC) - 1))
-
-
-@dataclasses.dataclass(frozen=True)
-class StatParams:
-    """One parameter set (one per network component), in hardware units."""
-
-    am1: int = 0
-    b_q: int = 0
-    freq_th: int = 0
-    msd_th: int = 0
-    policy: int = REALM
-    msd_mode: int = 0
-
-    @classmethod
-    def from_paper(cls, a, b, theta_freq, *, msd_th=None, policy="realm", msd_mode=0,
-                   sensitive=False):
-        """Quantize the paper's (a, b, theta_freq) (log2 units). ``msd_th`` defaults to the
-        MSD where the inclined line meets the horizontal one, ``2**((theta_freq + b) / a)``
-        (the authors' MSD-only baseline, the paper's ApproxABFT-like comparison)."""
-        if a < 1:
-            raise ValueError(f"a must be at least 1, not {a}")
-        freq_th = 0 if sensitive else math.floor(2 ** theta_freq)
-        if msd_th is None:
-            msd_th = math.floor(2 ** ((theta_freq + b) / a))
-        return cls(am1=round((a - 1) * 256), b_q=round(b * 256), freq_th=freq_th,
-                   msd_th=msd_th, policy=POLICIES[policy], msd_mode=msd_mode)
 
 
 def theta_grid(msd, params):
@@ -252,7 +226,7 @@ class StatUnitModel:
         nxt["r1"] = self._load(self.r1, r0["v"], d=r0["d"], mag=abs(r0["d"]),
                                nz=self._bit(r0["d"] != 0), end=r0["end"], sel=r0["sel"],
                                add=abs(r0["d"]) if self.sets[r0["sel"]].msd_mode else r0["d"])
-        # E: MSD in a low and a lagging high half (hw.stats.msd_halves).
+        # E: MSD in a low and a lagging high half (hw.facts.msd_halves).
         r1 = self.r1
         d, mag, nz, v = r1["d"], r1["mag"], r1["nz"], r1["v"]
         end = r1["end"] or self.idx == n - 1
@@ -342,7 +316,6 @@ class StatUnitModel:
 def policy_sets(config):
     """Three parameter sets: classic, MSD-threshold and statistical (the authors' K values,
     rescaled for an n-entry tile: both logs shift by log2(2048 / n))."""
-    import math
     shift = math.log2(2048 / config.stat_n)
     a, b, tf = 1.273, 20.076 - shift * 0.273, max(0.0, 5.951 - shift)
     return [("params", 0, StatParams.from_paper(a, b, tf, policy="classic")),

@@ -312,3 +312,19 @@ def decisions(trace):
                     "realm": bool(o["o_flags"] & 4), "recompute": bool(o["o_recompute"])})
         first = last + 1
     return out
+
+
+def check_results(config, program, results):
+    """Require ``results`` (the outputs a run of ``program`` produced, in order) to be exactly
+    what the int64 oracle says: everything after the program's last reset, preceded by at most
+    a prefix of what the operations before that reset produce (those that completed before it
+    came). Nothing else may come out, before or after."""
+    resets = [i for i, op in enumerate(program) if op[0] == "reset"]
+    after = expected(config, program)
+    before = expected(config, program[:resets[-1]]) if resets else []
+    n = len(results) - len(after)
+    assert after, "program produced nothing to check"
+    assert 0 <= n <= len(before), (f"{len(results)} results where the oracle allows "
+                                   f"{len(after)} to {len(after) + len(before)}")
+    assert results[n:] == after, "results differ from the int64 oracle"
+    assert results[:n] == before[:n], "results before the reset differ from the int64 oracle"

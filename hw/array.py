@@ -23,11 +23,10 @@ from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .checksum import (check_pe_sources, check_pe_spec, check_positions, check_reads,
-                       os_checksums, ws_checksums)
+from .checksum import (check_pe_sources, check_pe_spec, check_positions, check_reads, os_checksums,
+                       ws_checksums)
 from .config import Abft, ArrayConfig, Dataflow
-from .facts import (PE_REGISTERS, FaultKind, fault_mask_width, fault_site_index,
-                    fault_sites)
+from .facts import PE_REGISTERS, FaultKind, fault_mask_width, fault_site_index, fault_sites
 from .pe import OSProcessingElement, WSProcessingElement, fault_mux
 from .stats import StatisticalUnit, StatPorts
 

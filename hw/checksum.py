@@ -25,7 +25,6 @@ from amaranth import Mux, Signal, signed
 from .config import Dataflow
 from .pe import OSProcessingElement, WSProcessingElement
 
-
 #: Adder-tree levels between pipeline registers in :func:`lane_sum`.
 LEVELS_PER_STAGE = 2
 

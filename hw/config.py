@@ -9,6 +9,7 @@ import dataclasses
 import enum
 import json
 import math
+import re
 
 
 class Dataflow(enum.Enum):
@@ -113,15 +114,57 @@ class ArrayConfig:
 
     @property
     def id(self):
-        """Short name used for build directories, test ids and report rows."""
-        name = f"{self.rows}x{self.cols}-{self.dataflow}"
-        if (self.data_width, self.acc_width) != (8, 32):
+        """Short name for build directories, test ids and report rows, unique over every field:
+        ``<name>[-i<data>a<acc>][-<abft>][-fi][-s<param_sets>][-h<hist_bins>][-n<counter>]``,
+        each part only where the field is not its default. :meth:`from_id` reads it back."""
+        d = _DEFAULTS
+        name = self.name
+        if (self.data_width, self.acc_width) != (d["data_width"], d["acc_width"]):
             name += f"-i{self.data_width}a{self.acc_width}"
         if self.abft is not Abft.NONE:
             name += f"-{self.abft}"
         if self.fault_port:
             name += "-fi"
+        for key, tag in _ID_TAGS.items():
+            if getattr(self, key) != d[key]:
+                name += f"-{tag}{getattr(self, key)}"
         return name
+
+    @classmethod
+    def from_id(cls, text):
+        """The configuration whose :attr:`id` is ``text``; ``ValueError`` if none is."""
+        m = _ID.fullmatch(str(text))
+        if m is None:
+            raise ValueError(f"{text!r} is not an array configuration id (e.g. 8x8-ws, "
+                             "16x16-os-realm-fi)")
+        fields = {k: int(v) for k, v in m.groupdict().items()
+                  if v is not None and k not in ("dataflow", "abft", "fi")}
+        config = cls(**fields, dataflow=m["dataflow"], abft=m["abft"] or "none",
+                     fault_port=m["fi"] is not None)
+        if config.id != text:  # a default spelled out, or parts out of order
+            raise ValueError(f"{text!r} is not an array configuration id; did you mean "
+                             f"{config.id!r}?")
+        return config
+
+    @property
+    def name(self):
+        """The array's name in parameter files, campaign specs and results:
+        ``ROWSxCOLS-DATAFLOW`` (e.g. ``256x256-ws``)."""
+        return f"{self.rows}x{self.cols}-{self.dataflow}"
+
+    @classmethod
+    def from_name(cls, text, **fields):
+        """The configuration of the array named ``text`` (``ROWSxCOLS-DATAFLOW``, or
+        ``N-DATAFLOW`` for a square one), the other ``fields`` as given; ``ValueError`` with one
+        line otherwise."""
+        m = _NAME.fullmatch(str(text))
+        if m is None:
+            raise ValueError(f"array must look like 64x64-ws or 16-os, not {text!r}")
+        rows = int(m["rows"])
+        try:
+            return cls(rows=rows, cols=int(m["cols"] or rows), dataflow=m["dataflow"], **fields)
+        except ValueError as e:
+            raise ValueError(f"array {text!r}: {e}") from None
 
     @property
     def latency(self):
@@ -174,3 +217,13 @@ class ArrayConfig:
         if not isinstance(d, dict):
             raise ValueError("configuration JSON must be an object")
         return cls.from_dict(d)
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ArrayConfig)}
+#: The id's tags of the statistical unit's sizes.
+_ID_TAGS = {"param_sets": "s", "hist_bins": "h", "counter_width": "n"}
+_NAME = re.compile(r"(?P<rows>\d+)(?:x(?P<cols>\d+))?-(?P<dataflow>ws|os)")
+_ID = re.compile(r"(?P<rows>\d+)x(?P<cols>\d+)-(?P<dataflow>ws|os)"
+                 r"(?:-i(?P<data_width>\d+)a(?P<acc_width>\d+))?"
+                 r"(?:-(?P<abft>classic|approx|realm))?(?P<fi>-fi)?"
+                 r"(?:-s(?P<param_sets>\d+))?(?:-h(?P<hist_bins>\d+))?(?:-n(?P<counter_width>\d+))?")

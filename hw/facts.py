@@ -8,7 +8,9 @@ importing :mod:`golden` (imports run ``hw`` <- ``golden`` <- ``synth``; ``tb`` u
   approximation, paper Fig. 7c), the widths of its values (:func:`stat_widths`), the split of the
   MSD accumulator (:func:`msd_halves`), its buffer banks and partial-count groups, and the
   latency from a tile's last difference to its decision (:data:`DECISION_LATENCY`).
-* The three policies (:data:`POLICIES`) and the counter names (:data:`COUNTERS`).
+* The policies: every one the project compares (:data:`POLICIES`), the statistical unit's three
+  with their codes (:data:`UNIT_POLICIES`), the closed loop's (:data:`ABFT_POLICIES`) and the
+  timing-error baselines (:data:`TIMING_POLICIES`); the counter names (:data:`COUNTERS`).
 * Faults: the kinds in fault-port code order (:data:`FAULT_KINDS`, :class:`FaultKind`), the
   PE registers in ``fi_sel`` bit order (:data:`PE_REGISTERS`), and the registry of hardware
   fault sites (:data:`SITES`) with their width and coordinate grid per configuration. The
@@ -28,9 +30,17 @@ BANKS = 5
 #: Comparator outputs summed per partial count of countif.
 POP_GROUP = 16
 
-#: Recompute policies, by name, with their ``policy`` code in a parameter set.
+#: The statistical unit's recompute rules, by name, with their ``policy`` code in a parameter
+#: set: any non-zero difference, the MSD threshold, ReaLM's statistical rule.
 CLASSIC, APPROX, REALM = 0, 1, 2
-POLICIES = {"classic": CLASSIC, "approx": APPROX, "realm": REALM}
+UNIT_POLICIES = {"classic": CLASSIC, "approx": APPROX, "realm": REALM}
+#: The timing-error baselines of the energy study: duplication and ThUnderVolt's correction.
+TIMING_POLICIES = ("dmr", "thundervolt")
+#: Every protection policy the project compares, in report order: none (the unprotected
+#: array), the timing baselines, then the unit's rules.
+POLICIES = ("none", *TIMING_POLICIES, *UNIT_POLICIES)
+#: The closed loop's policies: the unprotected array and the unit's rules.
+ABFT_POLICIES = ("none", *UNIT_POLICIES)
 
 #: Saturating event counters of the statistical unit (ports ``c_<name>``), besides ``c_hist``.
 COUNTERS = ("tiles_checked", "tiles_mismatch", "tiles_flagged", "errors_above")

@@ -39,12 +39,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .config import Abft
-from .facts import (BANKS, COUNTERS, DECISION_LATENCY, LOG_FRAC, POP_GROUP, FaultKind, clog2,
-                    msd_halves, stat_widths)
+from .facts import BANKS, COUNTERS, LOG_FRAC, POP_GROUP, FaultKind, clog2, msd_halves, stat_widths
 from .pe import fault_mux
 
-__all__ = ["BANKS", "COUNTERS", "DECISION_LATENCY", "LOG_FRAC", "POP_GROUP", "clog2",
-           "msd_halves", "stat_widths", "log2q", "StatPorts", "StatisticalUnit"]
+__all__ = ["log2q", "StatPorts", "StatisticalUnit"]
 
 
 def _leading_one(x):
@@ -77,7 +75,7 @@ def _sat_add(reg, amount, width):
     return Mux(total > (1 << width) - 1, (1 << width) - 1, total)
 
 
-def _abs(value, width, name):
+def magnitude(value, width, name):
     """``|value|`` as ``(value ^ s) + s`` with ``s`` the sign: where ``value`` is a sign
     extension, its top bits cancel before the addition, so synthesis narrows the adder (and
     the register it feeds) to the significant bits by itself."""
@@ -182,7 +180,7 @@ class StatisticalUnit(wiring.Component):
                          r0["sel"].eq(self.i_sel)]
         v1, r1 = self._stage(m, v0, "r1", {"d": signed(aw), "mag": aw, "nz": 1, "end": 1,
                                            "sel": sel_shape, "add": signed(aw + 1)})
-        mag0, mag0_eq = _abs(r0["d"], aw, "r0_mag")
+        mag0, mag0_eq = magnitude(r0["d"], aw, "r0_mag")
         m.d.comb += mag0_eq
         with m.If(v0):
             m.d.sync += [r1["d"].eq(r0["d"]), r1["mag"].eq(mag0), r1["nz"].eq(r0["d"] != 0),

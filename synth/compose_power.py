@@ -75,8 +75,8 @@ from hw.config import Abft, Dataflow
 
 from . import leaves as L
 from .compose import LEAVES, leaf_figures
-from .power import CLOCK_MHZ, SEED, EnergyModel, load_netlist
 from .netsim import Simulator
+from .power import CLOCK_MHZ, SEED, EnergyModel, load_netlist
 
 DEPTH = 64
 WARMUP = 6
@@ -373,10 +373,9 @@ def _cfg_warmup(config, netlist):
     steps = [{"rst": 1}]
     ports = netlist.ports
     if "cfg_we" in ports:
-        from golden.ports import cfg_ports
         from golden.stats import policy_sets
         for _, s, p in policy_sets(config):
-            steps.append({"cfg_we": 1, **cfg_ports(s, p)})
+            steps.append({"cfg_we": 1, **p.ports(s)})
         steps.append({"cfg_we": 0})
     return steps
 

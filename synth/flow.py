@@ -17,12 +17,12 @@ import shutil
 import subprocess
 import sys
 
+from hw import paths
 from hw.generate import TOP, generate_verilog
 
-from .tools import ToolUnavailable, fetch_deb, source
+from .tools import fetch_deb, source
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-LIBDIR = ROOT / "build" / "liberty"
+LIBDIR = paths.BUILD / "liberty"
 LIBERTY = LIBDIR / "osu018_stdcells.lib"
 #: The Debian package of the OSU 0.18 um cells (Liberty, Verilog models, LEF).
 CELL_PACKAGE = "qflow-tech-osu018"
@@ -38,13 +38,10 @@ ABC_SCRIPT = ("+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;&get,-n;&
 
 def fetch_liberty():
     """Return the path of the OSU018 Liberty, fetching the Debian package once
-    (:func:`synth.tools.fetch_deb`)."""
+    (:func:`synth.tools.fetch_deb`; :class:`synth.tools.ToolUnavailable` if it cannot be had)."""
     if LIBERTY.exists():
         return LIBERTY
-    try:
-        d = fetch_deb(CELL_PACKAGE)
-    except ToolUnavailable as e:
-        raise SystemExit(str(e)) from None
+    d = fetch_deb(CELL_PACKAGE)  # ToolUnavailable (one line) if it cannot be had
     LIBDIR.mkdir(parents=True, exist_ok=True)
     shutil.copy(next(d.rglob("osu018_stdcells.lib")), LIBERTY)
     (LIBDIR / "source.txt").write_text(source(CELL_PACKAGE) + "\n")
@@ -77,7 +74,7 @@ def liberty_source():
 #: Bumped when the flow changes in a way the cached results (``result.json``) must not survive.
 FLOW_VERSION = 3
 
-#: A line of our Yosys scripts that :func:`_yosys` expands: ``wreduce; opt_clean`` repeated
+#: A line of our Yosys scripts that :func:`run_yosys` expands: ``wreduce; opt_clean`` repeated
 #: until ``wreduce`` removes no more bits (at most :data:`WREDUCE_ROUNDS` rounds).
 WREDUCE_FIXPOINT = "wreduce_fixpoint"
 WREDUCE_ROUNDS = 64
@@ -116,7 +113,7 @@ def synthesize(verilog_path, workdir, top=TOP):
               "opt_clean", f"tee -q -o stat.json stat -json -liberty {lib}",
               "write_json netlist.json"]
     (workdir / "synth.ys").write_text("\n".join(script) + "\n")
-    _yosys(workdir, "synth", verilog_path)
+    run_yosys(workdir, "synth", verilog_path)
     return figures(workdir)
 
 
@@ -137,7 +134,7 @@ for line in open(sys.argv[1]).read().splitlines():
 """
 
 
-def _yosys(workdir, name, what):
+def run_yosys(workdir, name, what):
     """Run ``workdir/<name>.ys`` in a fresh Python process (log ``<name>.log``, or ``yosys.log``
     for the main flow); ``RuntimeError`` with the log's tail if Yosys fails."""
     log_path = workdir / ("yosys.log" if name == "synth" else f"{name}.log")
@@ -158,7 +155,7 @@ def count_flops(verilog_text, workdir, top=TOP):
     (workdir / f"{top}.v").write_text(verilog_text)
     script = [f"read_verilog {top}.v", *synth_steps(top), "tee -q -o flops.json stat -json"]
     (workdir / "flops.ys").write_text("\n".join(script) + "\n")
-    _yosys(workdir, "flops", workdir / f"{top}.v")
+    run_yosys(workdir, "flops", workdir / f"{top}.v")
     cells = json.loads((workdir / "flops.json").read_text())["design"]["num_cells_by_type"]
     return sum(n for cell, n in cells.items() if "DFF" in cell.upper())
 

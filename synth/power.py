@@ -147,6 +147,7 @@ def config_netlist(config, workdir):
     ``netlist.json`` is reused if it is newer than a Verilog file identical to the one the
     generator produces now."""
     from hw.generate import TOP
+
     from .flow import config_verilog, synthesize_config
     workdir = pathlib.Path(workdir)
     v, out = workdir / f"{TOP}.v", workdir / "netlist.json"
@@ -216,9 +217,9 @@ def workload_program(config, cycles, seed, workload="llm", depth=64):
     ABFT variants first write the statistical unit's parameter sets and select their policy's."""
     import torch
 
+    from golden.stats import policy_sets
     from golden.workload import TiledGemm, llm_like_operands
     from hw.config import Abft, Dataflow
-    from golden.stats import policy_sets
     c = config
     if c.dataflow is Dataflow.WS:
         per_tile = c.rows + depth + c.latency + 1

@@ -1,5 +1,5 @@
 """The synthesis report: ``report.md`` (tables and statements) and ``overhead.png`` from the
-dict :func:`synth.__main__.sweep` returns."""
+dict :func:`synth.sweep.sweep` returns."""
 import importlib.metadata
 
 from .flow import ABC_SCRIPT, LIBERTY, liberty_source
@@ -15,7 +15,7 @@ def _pct(x, digits=2):
 def _header():
     return [
         "# Area, timing and power of the ABFT variants", "",
-        "Reproduce with `make synth` (or `python -m synth --help`). Every figure below comes "
+        "Reproduce with `make synth` (or `realm synth --help`). Every figure below comes "
         "from open tools:", "",
         f"* **Synthesis**: Yosys {importlib.metadata.version('pyosys')} (the `pyosys` wheel), "
         "`synth -flatten` with `wreduce` run to a fixed point, `dfflibmap`, then ABC with the Liberty (script "
@@ -110,7 +110,8 @@ def _timing(rep, lines):
               "sequencer's state register through its decoder into an adder, a kind of path "
               "the unprotected array has too (its own critical path at 8x8), and which ABC "
               "maps differently in every netlist. The ABFT blocks are designed against the "
-              "full-width PE, and the composed 256x256 figures above compare them with it.", ""]
+              "full-width PE" + (f", and the composed {_largest(rep)} figures above compare them "
+                                 "with it." if rep["composed"] else "."), ""]
     for r in rep["flat"]:
         if r["abft"] == "none":
             continue
@@ -120,6 +121,11 @@ def _timing(rep, lines):
             lines.append(f"* flat {r['config']}: {r['delay_ps']:.0f} ps against "
                          f"{base['delay_ps']:.0f} ps unprotected.")
     lines.append("")
+
+
+def _largest(rep):
+    n = max(r["rows"] for r in rep["composed"])
+    return f"{n}x{n}"
 
 
 def _power(rep, lines):

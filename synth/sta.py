@@ -11,7 +11,7 @@ from amaranth import Module, Signal
 from amaranth.back import verilog
 from amaranth.lib import wiring
 
-from .flow import _yosys, fetch_liberty, synthesize
+from .flow import fetch_liberty, run_yosys, synthesize
 from .tools import opensta
 
 __all__ = ["Harness", "Netlist", "synthesize_pe", "Sta", "sta", "icarus_sdf"]
@@ -70,7 +70,7 @@ def synthesize_pe(pe, workdir):
         f"read_liberty -lib {lib}", "read_json netlist.json",
         "rename -enumerate -pattern ff% t:DFFPOSX1", "rename -enumerate",
         "write_json netlist_named.json", "write_verilog -noattr -noexpr netlist.v"]) + "\n")
-    _yosys(workdir, "rename", src)
+    run_yosys(workdir, "rename", src)
     module = json.loads((workdir / "netlist_named.json").read_text())["modules"]["top"]
     accs = [n for n in module["netnames"] if re.fullmatch(r"pe\.(inner\.)?acc", n)]
     if len(accs) != 1:

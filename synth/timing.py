@@ -233,8 +233,7 @@ def check_stream(pe, stream):
 def expected_acc(pe, stream):
     """The accumulator's next value in every cycle of ``stream`` (the golden model,
     :mod:`golden.pe`, from the harness' reset state: every register 0)."""
-    from golden.pe import (os_pe_next, os_pe_pipelined_next, ws_pe_next,
-                           ws_pe_pipelined_next)
+    from golden.pe import os_pe_next, os_pe_pipelined_next, ws_pe_next, ws_pe_pipelined_next
     n = len(next(iter(stream.values())))
     get = {name: stream[name].tolist() if name in stream else [0] * n
            for name in ("i_a", "i_p", "i_w", "w_load", "i_b", "i_c", "drain")}

@@ -20,8 +20,9 @@ import shutil
 import subprocess
 import tempfile
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-TOOLS = ROOT / "build" / "tools"
+from hw import paths
+
+TOOLS = paths.BUILD / "tools"
 
 #: The Debian packages of the shared libraries the tools link (bookworm names).
 LIBRARY_PACKAGES = {

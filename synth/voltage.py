@@ -21,7 +21,7 @@ and the distribution of the signed error values. Method: docs/energy.md §2-§4.
   the margin that puts the first simulated error just below a chosen voltage instead
   (docs/energy.md's "anchored" mode).
 * **Errors** (§4). ``p_bit[k](V)``: the fraction of cycles in which bit ``k`` latched with
-  the clock ``T(V)`` (:meth:`synth.timing.Waveform.latched`) differs from its settled value;
+  the clock ``T(V)`` (:meth:`synth.waveform.Waveform.latched`) differs from its settled value;
   ``p(V)``: the fraction in which the word does (the per-element, per-MAC-cycle error
   probability); ``f_e(V)``: the signed error values ``latched - correct`` of the erroneous
   cycles, with their counts. Probabilities below about ``1 / cycles`` read as 0: no tail
@@ -163,7 +163,7 @@ def clock_period(v, reference_ps, curve="A", margin=MARGIN):
 
 def onset_margin(wave, reference_ps, v_onset, curve="A"):
     """The margin at which ``wave``'s latest change just meets setup at ``v_onset``
-    (:attr:`synth.timing.Waveform.safe_clock`): the first errors appear just below
+    (:attr:`synth.waveform.Waveform.safe_clock`): the first errors appear just below
     ``v_onset`` (docs/energy.md §3, anchored mode)."""
     return wave.safe_clock * _curve(curve).slowdown(v_onset) / reference_ps
 

@@ -1,14 +1,14 @@
 """Voltage tables per component: from a PE's waveform under one component's operand stream
-(:mod:`synth.timing`, :mod:`golden.llm.streams`) to the per-MAC-cycle error probability
+(:mod:`synth.timing`, :mod:`realm.energy.streams`) to the per-MAC-cycle error probability
 ``p(V)`` and the error values ``f_e(V)`` the timing injector draws from (docs/energy.md §4, §5;
-file format :mod:`golden.llm.vtable`).
+file format :mod:`realm.energy.vtable`).
 
 * **Requirement of a cycle.** ``R_c`` (ps): the shortest clock from which cycle ``c`` latches
   the correct word at that clock and every longer one, i.e. the latest over the accumulator's
   flip-flops of (last change + setup time of its edge). ``P(R > T)`` bounds the error
   probability at clock ``T`` from above (a glitch can return a bit to its value in time).
 * **Measured rows.** Where at least :data:`N_TAIL` cycles have ``R_c > T``, ``p(T)`` is the
-  fraction of cycles whose latched word is wrong (:meth:`synth.timing.Waveform.errors`), and
+  fraction of cycles whose latched word is wrong (:meth:`synth.waveform.Waveform.errors`), and
   ``f_e`` its error values with their counts, exactly.
 * **Tail rows** (docs/energy.md §4, the parametric tail with a hard endpoint). Above the
   threshold ``u`` (the clock that :data:`N_TAIL` cycles exceed), ``P(R > T)`` is a generalized
@@ -46,7 +46,7 @@ P_FLOOR = 0.01
 
 class Waves:
     """Waveforms of the chunks of one stream, simulated separately, read as one
-    :class:`synth.timing.Waveform` (cycles in chunk order)."""
+    :class:`synth.waveform.Waveform` (cycles in chunk order)."""
 
     def __init__(self, waves):
         self.waves = list(waves)
@@ -118,8 +118,8 @@ def _hist(values):
 def component_table(wave, products, endpoint, reference_ps, grid, curve="A", margin=MARGIN,
                     n_tail=N_TAIL, p_floor=P_FLOOR):
     """Rows (one per voltage of ``grid``, down to the first with ``p >= p_floor``) and the tail
-    fit of one component: ``wave`` its :class:`synth.timing.Waveform`, ``products`` the
-    per-cycle products (:func:`golden.llm.streams.products`), ``endpoint`` the STA bound (ps),
+    fit of one component: ``wave`` its :class:`synth.waveform.Waveform`, ``products`` the
+    per-cycle products (:func:`realm.energy.streams.products`), ``endpoint`` the STA bound (ps),
     ``reference_ps`` the array PE's shortest period, the clock at ``V`` being
     :func:`synth.voltage.clock_period`."""
     c = CURVES[curve] if isinstance(curve, str) else curve

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from tb import sim
-from tb.scenarios import suite_seed
+from realm.rtl import sim
+from realm.rtl.sim import suite_seed
 
 sim.setup_environment()
 

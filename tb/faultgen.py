@@ -3,13 +3,13 @@ with them. Fault cycles come from the golden model's handshake schedule
 (:func:`golden.stimulus.accept_cycles`), so each fault lands where it is meant to."""
 import torch
 
-from golden.faults import SITES, Fault
-from golden.stats import policy_sets  # re-exported: tb.faultgen.policy_sets
+from golden.faultgen import beat_cycles, generator, random_faults
+from golden.faults import Fault
+from golden.stats import policy_sets
 from golden.stimulus import accept_cycles
-from hw.facts import FAULT_KINDS, fault_sites
 from hw.config import Dataflow
 
-from .scenarios import generator, operands
+from .scenarios import operands
 
 
 def single_flip_campaign(config, seed):
@@ -64,65 +64,4 @@ def random_campaign(config, seed, tiles):
             prog.append(("tile", operands(config, (rows, k), kind, g),
                          operands(config, (k, cols), kind, g), rnd(2), True))
         spans.append((start, len(prog)))
-    return prog, _random_faults(config, _beat_cycles(config, prog), spans, rnd)
-
-
-def trial_faults(config, program, seed, trials, overlap=False):
-    """Fault lists for ``trials`` independent trials of ``program`` (a fault campaign), drawn as
-    :func:`random_campaign` draws its faults, each trial from its own seed. The program's tiles
-    are its ``load``/``stream`` pairs (WS) or its ``tile`` operations (OS). With ``overlap``,
-    faults may share cycles, registers and the MSD register (the golden model takes any list;
-    the fault port only one fault per cycle)."""
-    ws = config.dataflow is Dataflow.WS
-    spans = [(i, i + 1 + ws) for i, op in enumerate(program) if op[0] == ("load" if ws else "tile")]
-    beats = _beat_cycles(config, program)
-    faults = []
-    for t in range(trials):
-        g = generator(seed, "trial", config.id, t)
-        rnd = lambda hi: int(torch.randint(0, hi, (1,), generator=g))  # noqa: E731
-        faults.append(_random_faults(config, beats, spans, rnd, overlap))
-    return faults
-
-
-def _beat_cycles(config, prog):
-    """``(first, last)``: the cycles of each operation's first and last accepted beat, by
-    program position."""
-    rows = config.rows
-    cycles = accept_cycles(config, prog)
-    beat_op = []
-    for i, op in enumerate(prog):
-        n = {"load": rows, "stream": len(op[1]) if op[0] == "stream" else 0,
-             "tile": op[1].shape[1] if op[0] == "tile" else 0}.get(op[0], 0)
-        beat_op += [i] * n
-    first = {}
-    last = {}
-    for (kind, cy), i in zip(cycles, beat_op):
-        first.setdefault(i, cy)
-        last[i] = cy
-    return first, last
-
-
-def _random_faults(config, beats, spans, rnd, overlap=False):
-    """About two thirds of the tiles ``prog[start:end]`` (``spans``) hit by 1 to 3 faults
-    within the cycles of their beats (``beats`` from :func:`_beat_cycles`)."""
-    rows, cols = config.rows, config.cols
-    first, last = beats
-    sites = fault_sites(config)
-    faults, used = [], set()
-    for start, end in spans:
-        if rnd(3) == 0:
-            continue
-        lo = min(first[i] for i in range(start, end) if i in first)
-        hi = max(last[i] for i in range(start, end) if i in last) + rows + cols + 2
-        for _ in range(1 + rnd(3)):
-            site = sites[rnd(len(sites))]
-            nrows, ncols = SITES[site].grid(config)
-            width = SITES[site].width(config)
-            mask = 1 << rnd(width) if rnd(2) else rnd((1 << width) - 1) + 1
-            cycle, dur = lo + rnd(hi - lo + 1), 1 + rnd(3)
-            if not overlap and any(c in used for c in range(cycle, cycle + dur)):
-                continue
-            used.update(range(cycle, cycle + dur))
-            faults.append(Fault(site, rnd(nrows), rnd(ncols), FAULT_KINDS[rnd(3)],
-                                mask, cycle=cycle, duration=dur))
-    return faults
+    return prog, random_faults(config, beat_cycles(config, prog), spans, rnd)

@@ -1,29 +1,13 @@
 """Stimulus programs (see :mod:`golden.stimulus`) for the array tests, built from a seed so that
 any failure reproduces from the seed the test log prints."""
-import os
-import zlib
-
 import torch
 
+from golden.faultgen import generator
 from hw.config import Dataflow
-
-#: Default seed of the whole suite; override with ``REALM_SEED=<n>``.
-DEFAULT_SEED = 20250401
 
 #: Scenario names, in the order the tests run them.
 SCENARIOS = ("random", "min", "max", "zero", "identity", "extremes", "back_to_back", "gaps",
              "reset_mid")
-
-
-def suite_seed():
-    """The one seed of this run (``REALM_SEED`` or :data:`DEFAULT_SEED`)."""
-    return int(os.environ.get("REALM_SEED", DEFAULT_SEED))
-
-
-def generator(seed, *names):
-    """A torch generator seeded from ``seed`` and a stable hash of ``names``."""
-    key = zlib.crc32("/".join(map(str, names)).encode())
-    return torch.Generator().manual_seed((seed * 1_000_003 + key) % (1 << 63))
 
 
 def operands(config, shape, kind, g):
@@ -85,27 +69,10 @@ def make_program(config, scenario, seed):
     raise ValueError(f"unknown scenario {scenario!r}")
 
 
-def check_results(config, program, results):
-    """Require ``results`` (the outputs a run of ``program`` produced, in order) to be exactly
-    what the int64 oracle says: everything after the program's last reset, preceded by at most
-    a prefix of what the operations before that reset produce (those that completed before it
-    came). Nothing else may come out, before or after."""
-    from golden.stimulus import expected
-    resets = [i for i, op in enumerate(program) if op[0] == "reset"]
-    after = expected(config, program)
-    before = expected(config, program[:resets[-1]]) if resets else []
-    n = len(results) - len(after)
-    assert after, "program produced nothing to check"
-    assert 0 <= n <= len(before), (f"{len(results)} results where the oracle allows "
-                                   f"{len(after)} to {len(after) + len(before)}")
-    assert results[n:] == after, "results differ from the int64 oracle"
-    assert results[:n] == before[:n], "results before the reset differ from the int64 oracle"
-
-
 def random_param_set(rnd, sets, n):
     """``(set index, StatParams)`` drawn with ``rnd(hi)`` (an integer below ``hi``) for a unit
     of ``sets`` parameter sets and ``n``-difference tiles: every field over its range."""
-    from golden.stats import StatParams
+    from golden.params import StatParams
     a = 1 + rnd(1000) / 500
     return rnd(sets), StatParams(am1=round((a - 1) * 256), b_q=rnd(40 * 256) - 8 * 256,
                                  freq_th=rnd(n + 1), msd_th=rnd(1 << rnd(36)), policy=rnd(4),

@@ -9,13 +9,16 @@ import pathlib
 import cocotb
 import pytest
 
+from golden.stats import policy_sets
 from golden.stimulus import Driver, RecoveryDriver, collect, expected
+from hw import paths
 from hw.config import ArrayConfig
-from tb import sim
-from tb.common import check_program, config_from_env, run_and_compare, sim_context
+from realm.rtl import sim
+from realm.rtl.common import check_program, config_from_env, run_and_compare, sim_context
+from realm.rtl.sim import suite_seed
 from tb.decisions import check_decisions
-from tb.faultgen import policy_sets, random_campaign, single_flip_campaign
-from tb.scenarios import SCENARIOS, make_program, suite_seed
+from tb.faultgen import random_campaign, single_flip_campaign
+from tb.scenarios import SCENARIOS, make_program
 
 
 def _report(name, config, **figures):
@@ -108,13 +111,13 @@ async def abft_random(dut):
 
 @cocotb.test()
 async def abft_param_file(dut):
-    """A realm-params/1 file (golden.llm.abft) programs the unit's parameter sets: written,
+    """A realm-params/1 file (realm.abft.loop) programs the unit's parameter sets: written,
     read back for this array, loaded through the cfg port, and every tile of a random faulty
     campaign is then decided as golden.stats.decide decides it with the file's values."""
     import tempfile
 
-    from golden.llm import abft
-    from golden.stats import StatParams
+    from golden.params import StatParams, read_params, write_params
+    from realm.abft import loop as abft
 
     seed = suite_seed()
     config = config_from_env()
@@ -127,9 +130,9 @@ async def abft_param_file(dut):
               "down": StatParams.from_paper(1.1, 12.0, min(2.0, n.bit_length() - 1))}
     with tempfile.TemporaryDirectory() as d:
         path = f"{d}/params.json"
-        abft.write_params(path, arr, {c: (p, {"note": "test"}) for c, p in fitted.items()},
+        write_params(path, arr, {c: (p, {"note": "test"}) for c, p in fitted.items()},
                           model="test")
-        sets = abft.read_params(path, config, list(fitted))  # sets < this array's param_sets
+        sets = read_params(path, config, list(fitted))  # sets < this array's param_sets
     assert {c: p for c, (_, p) in sets.items()} == fitted
     program, faults = random_campaign(config, seed + 2, int(os.environ["REALM_TILES"]) // 4)
     head = [("params", s, p) for s, p in sorted(sets.values(), key=lambda sp: sp[0])]
@@ -189,7 +192,7 @@ async def abft_recovery(dut):
 def _run_config(config, testcase, tmp_path, **env):
     seed = suite_seed()
     build_dir = sim.build(config)
-    reports = sim.ROOT / "build" / "campaigns"
+    reports = paths.BUILD / "campaigns"
     extra = {"REALM_CONFIG": config.to_json(), "REALM_REPORT_DIR": str(reports),
              **{k: str(v) for k, v in env.items()}}
     sim.run(build_dir, "tb.test_abft", testcase, extra, seed=seed, test_dir=tmp_path)

@@ -8,9 +8,10 @@ import pytest
 
 from golden.stimulus import collect, expected
 from hw.config import ArrayConfig
-from tb import sim
-from tb.common import check_program, config_from_env, sim_context
-from tb.scenarios import SCENARIOS, make_program, suite_seed
+from realm.rtl import sim
+from realm.rtl.common import check_program, config_from_env, sim_context
+from realm.rtl.sim import suite_seed
+from tb.scenarios import SCENARIOS, make_program
 
 
 @cocotb.test()

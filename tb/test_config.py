@@ -71,19 +71,64 @@ def test_frozen():
 
 
 def test_cli_reports_bad_config(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "hw", "generate", "--rows", "0", "-o",
+    r = subprocess.run([sys.executable, "-m", "realm", "generate", "--rows", "0", "-o",
                         str(tmp_path / "x.v")], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == \
-        "python -m hw: error: rows must be an integer from 1 to 256, not 0"
+        "realm generate: error: rows must be an integer from 1 to 256, not 0"
     assert not (tmp_path / "x.v").exists()
 
 
 def test_cli_generate_has_no_paths(tmp_path):
     out = tmp_path / "a.v"
-    r = subprocess.run([sys.executable, "-m", "hw", "generate", "--rows", "2", "--cols", "3",
+    r = subprocess.run([sys.executable, "-m", "realm", "generate", "--rows", "2", "--cols", "3",
                         "--dataflow", "os", "-o", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert "module systolic_array" in text
     assert "/work" not in text and "/home" not in text and ".py:" not in text
+
+
+#: Every field changed alone from the default, and the id that names it (written out by hand).
+ID_CASES = [
+    ({}, "8x8-ws"), ({"rows": 3, "cols": 5}, "3x5-ws"), ({"dataflow": "os"}, "8x8-os"),
+    ({"data_width": 4, "acc_width": 12}, "8x8-ws-i4a12"), ({"acc_width": 24}, "8x8-ws-i8a24"),
+    ({"abft": "approx"}, "8x8-ws-approx"), ({"fault_port": True}, "8x8-ws-fi"),
+    ({"param_sets": 16}, "8x8-ws-s16"), ({"hist_bins": 3}, "8x8-ws-h3"),
+    ({"counter_width": 12}, "8x8-ws-n12"),
+    ({"rows": 2, "cols": 7, "dataflow": "os", "abft": "realm", "fault_port": True,
+      "param_sets": 1, "hist_bins": 5, "counter_width": 48}, "2x7-os-realm-fi-s1-h5-n48"),
+]
+
+
+@pytest.mark.parametrize("fields, name", ID_CASES, ids=[n for _, n in ID_CASES])
+def test_id_names_every_field(fields, name):
+    """The id differs for every field that changes the Verilog (the statistical unit's sizes
+    included: they name build directories), and from_id reads it back exactly."""
+    config = ArrayConfig(**fields)
+    assert config.id == name
+    assert ArrayConfig.from_id(name) == config
+
+
+def test_ids_are_unique():
+    ids = [ArrayConfig(**f).id for f, _ in ID_CASES]
+    assert len(set(ids)) == len(ids)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("8x8", "'8x8' is not an array configuration id"),
+    ("8x8-ws-s4", "'8x8-ws-s4' is not an array configuration id; did you mean '8x8-ws'?"),
+    ("8x8-ws-fi-realm", "'8x8-ws-fi-realm' is not an array configuration id ("),
+    ("0x8-ws", "rows must be an integer from 1 to 256, not 0"),
+])
+def test_from_id_rejects(text, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ArrayConfig.from_id(text)
+
+
+def test_name_is_size_and_dataflow():
+    assert ArrayConfig(rows=64, cols=32, dataflow="os", abft="realm").name == "64x32-os"
+    assert ArrayConfig.from_name("16-os", abft="classic") == ArrayConfig(
+        rows=16, cols=16, dataflow="os", abft="classic")
+    with pytest.raises(ValueError, match="array must look like 64x64-ws or 16-os, not '64by64'"):
+        ArrayConfig.from_name("64by64")

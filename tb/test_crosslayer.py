@@ -1,5 +1,5 @@
 """Cross-layer: real SmolLM2 GEMM tiles through the RTL with the LLM injector's errors as
-fault-port flips (:mod:`golden.llm.crosslayer`, :mod:`realm.crosslayer`). The default run is a
+fault-port flips (:mod:`realm.crosslayer.capture`, :mod:`realm.crosslayer.run`). The default run is a
 64-token window and three components; the full campaign (``realm crosslayer``, the committed
 ``docs/results/crosslayer/``) runs behind ``-m slow``."""
 import importlib.util
@@ -8,13 +8,15 @@ import pytest
 import torch
 
 from golden.array import ArrayModel
-from golden.llm import campaign as llm_campaign
-from golden.llm import crosslayer as xl
-from golden.llm import loader, worker
 from golden.stimulus import Driver, collect, decisions
 from golden.workload import TiledGemm
 from hw.config import ArrayConfig
-from realm.crosslayer import campaign
+from hw.paths import ROOT
+from realm.campaign import worker
+from realm.campaign.spec import GLOBAL
+from realm.crosslayer import capture as xl
+from realm.crosslayer.run import campaign
+from realm.llm import loader
 
 pytestmark = [
     pytest.mark.skipif(loader.wikitext("test") is None, reason="WikiText-2 not found"),
@@ -28,7 +30,7 @@ COMPONENTS = ["q", "qk", "sv"]
 
 @pytest.fixture(scope="module")
 def model():
-    settings = {**llm_campaign.GLOBAL, "windows": 1, "length": LENGTH}
+    settings = {**GLOBAL, "windows": 1, "length": LENGTH}
     m, rt, _, windows, _ = worker.prepare(settings)
     return m, rt, windows[0]
 
@@ -36,7 +38,7 @@ def model():
 def _setup(model, dataflow):
     m, rt, window = model
     config = ArrayConfig(rows=8, cols=8, dataflow=dataflow, abft="realm", fault_port=True)
-    params = xl.component_params(config, loader.REPO + "/" + FIT, "smollm2-135m", LENGTH)
+    params = xl.component_params(config, str(ROOT / FIT), "smollm2-135m", LENGTH)
     return config, params, m, rt, window
 
 
@@ -114,7 +116,7 @@ def test_crosslayer_full(tmp_path):
     import subprocess
     import sys
     r = subprocess.run([sys.executable, "-m", "realm", "crosslayer", "--out", str(tmp_path),
-                        "--workdir", str(tmp_path / "work")], cwd=loader.REPO,
+                        "--workdir", str(tmp_path / "work")], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     doc = json.loads((tmp_path / "summary.json").read_text())

@@ -7,7 +7,7 @@ import re
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = ("hw", "golden", "golden/llm", "synth", "tb", "realm")
+PACKAGES = ("hw", "golden", "realm/llm", "synth", "tb", "realm")
 #: Modules the layout table covers by a pattern (``test_<block>.py``) rather than by name.
 BY_PATTERN = re.compile(r"^(test_\w+|conftest|__init__)\.py$")
 CITED = re.compile(r"[\w./-]*\w\.md\b")
@@ -75,3 +75,13 @@ def test_the_checks_can_fail(tmp_path):
             "writes summary.md and build/synth/report.md")
     assert bad_citations(tmp_path / "hw" / "new.py", text, tmp_path) == [
         "issue 11", "energy.md", "../shared/reference/realm.md"]
+
+
+def test_readme_documents_the_cache_and_the_extras():
+    """Where the converted models go, how large, how long the first use takes, and which extra
+    each command needs."""
+    text = " ".join((ROOT / "README.md").read_text().split())
+    for fact in ("`$REALM_CACHE/<preset>/`", "517 MB for SmolLM2-135M", "converted in 1 min",
+                 "`sim` (cocotb", "`synth` (pyosys", "`llm` (transformers", "`ray` (",
+                 "`formal` ("):
+        assert fact in text, fact

@@ -9,8 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from golden.llm import energy, energy_report
-from golden.llm.abft import parse_array
+from realm.abft.loop import parse_array
+from realm.energy import model as energy
+from realm.energy import report as energy_report
 from synth import vtable
 
 
@@ -146,6 +147,16 @@ def test_sweet_spot_and_savings():
     assert energy_report.upper([0.0, math.inf]) == (math.inf, math.inf)
 
 
+def _energy(args):
+    """The exit status of ``realm energy ARGS`` run in this process (parse errors exit)."""
+    from realm.cli.main import main
+
+    try:
+        return main(["energy", *args])
+    except SystemExit as e:
+        return e.code
+
+
 @pytest.mark.parametrize("args, message", [
     (["characterize", "--grid", "0.9:0.5:0.01"], "voltage 0.5 V is outside curve A's range "
      "0.60 to 0.90 V"),
@@ -156,26 +167,19 @@ def test_sweet_spot_and_savings():
      "'10'"),
 ])
 def test_cli_bad_input_is_one_line(args, message, capsys):
-    from realm.energy import main
-
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    assert e.value.code == 2
+    assert _energy(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"realm energy characterize: error: {message}"]
 
 
 def test_cli_missing_tools_is_one_line(monkeypatch, capsys):
-    from realm.energy import main
     from synth import tools
 
     def unavailable():
         raise tools.ToolUnavailable("cannot fetch Debian package opensta: apt-get and dpkg-deb "
                                     "are needed (a Debian or Ubuntu machine)")
     monkeypatch.setattr(tools, "opensta", unavailable)
-    with pytest.raises(SystemExit) as e:
-        main(["characterize", "--components", "q"])
-    assert e.value.code == 2
+    assert _energy(["characterize", "--components", "q"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
         "realm energy characterize: error: cannot fetch Debian package opensta: apt-get and "
         "dpkg-deb are needed (a Debian or Ubuntu machine)"]
@@ -184,7 +188,7 @@ def test_cli_missing_tools_is_one_line(monkeypatch, capsys):
 def _tiny_table(path):
     import json
 
-    from golden.llm.vtable import FORMAT
+    from realm.energy.vtable import FORMAT
     rows = [{"v": 0.85, "p": 0.0}, {"v": 0.8, "p": 1e-6, "f_e": {"values": [1], "counts": [1]}}]
     path.write_text(json.dumps({"format": FORMAT, "array": "256x256-ws", "dataflow": "ws",
                                 "components": {c: {"k": 576, "k_eff": 768, "rows": rows}
@@ -193,7 +197,7 @@ def _tiny_table(path):
 
 
 def test_timing_spec_errors_are_one_line(tmp_path):
-    from golden.llm import campaign
+    from realm.campaign.spec import SpecError, expand
 
     table = _tiny_table(tmp_path / "t.json")
     comps = ["q", "k", "v", "qk", "sv", "o", "gate", "up", "down"]
@@ -217,23 +221,23 @@ def test_timing_spec_errors_are_one_line(tmp_path):
     ]
     for change, msg in cases:
         exp = {**ok, **change}
-        with pytest.raises(campaign.SpecError) as e:
-            campaign.expand({"experiments": [exp]}, shape=shape)
+        with pytest.raises(SpecError) as e:
+            expand({"experiments": [exp]}, shape=shape)
         assert str(e.value) == msg
-    _, points = campaign.expand({"experiments": [{**ok, "voltages": [0.85, 0.8, 0.9]}]},
+    _, points = expand({"experiments": [{**ok, "voltages": [0.85, 0.8, 0.9]}]},
                                 shape=shape)
     assert [p["voltage"] for p in points] == [0.85, 0.8, 0.9] and "bits" not in points[0]
 
 
 @pytest.mark.parametrize("dataflow", ["ws", "os"])
 def test_streams_feed_the_pe_its_gemms(dataflow):
-    """A PE stream cut from GEMMs (golden.llm.streams): within the PE's port ranges, the
+    """A PE stream cut from GEMMs (realm.energy.streams): within the PE's port ranges, the
     golden PE's accumulator adds exactly the stream's products, and a WS partial sum in is
     the sum of the products of the rows above in the K-chunk."""
     import torch
 
-    from golden.llm import streams
     from hw.config import ArrayConfig
+    from realm.energy import streams
     from synth import timing
 
     pe = timing.select_pe(ArrayConfig(rows=32, cols=32, dataflow=dataflow))

@@ -5,9 +5,15 @@ of the unit model, ThUnderVolt drops products; the energy report reads the resul
 at nominal costs exactly the baseline."""
 import json
 
-from golden.llm import abft, campaign, energy, energy_write, testing
-from golden.llm.vtable import FORMAT, VoltageTable
-from golden.stats import StatParams
+from golden.params import StatParams, write_params
+from hw.facts import POLICIES
+from realm.abft import loop as abft
+from realm.campaign import runner as campaign
+from realm.energy import model as energy
+from realm.energy import write as energy_write
+from realm.energy.vtable import FORMAT, VoltageTable
+from realm.llm.tiny import tiny_model_dir
+from tb import llm_fixtures
 
 COMPS = ["q", "k", "v", "qk", "sv", "o", "gate", "up", "down"]
 
@@ -25,17 +31,17 @@ def _table(path, array):
 
 
 def test_timing_campaign_policies_and_report(tmp_path):
-    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
+    tiny = tiny_model_dir(str(tmp_path / "tiny"), layers=2)
     array = "5x7-os"
     config = abft.parse_array(array)
     params = str(tmp_path / "p.json")
     p = StatParams.from_paper(1.273, 20.076 - 9 * 0.273, 2.0)
-    abft.write_params(params, config, {c: (p, None) for c in COMPS}, model="tiny")
+    write_params(params, config, {c: (p, None) for c in COMPS}, model="tiny")
     table = _table(tmp_path / "t.json", array)
     exp = {"mode": "timing", "components": ["q"], "voltages": [0.85, 0.8], "table": table}
-    spec = testing.tiny_spec(tiny, [{"name": "plain", **exp},
+    spec = llm_fixtures.tiny_spec(tiny, [{"name": "plain", **exp},
                                     {"name": "volts", **exp, "arrays": [array], "params": params,
-                                     "policies": list(energy.POLICIES)}])
+                                     "policies": list(POLICIES)}])
     out = tmp_path / "r.jsonl"
     assert campaign.run(spec, str(out), workers=1, threads=1, progress=False,
                         compile=False) == 2 * 2 + 2 * 2 * 6
@@ -65,7 +71,7 @@ def test_timing_campaign_policies_and_report(tmp_path):
         assert all(x["ppl"] == clean for x in hi)
     res = energy_write.analyse(recs, clean, VoltageTable.read(table), {}, "os", 0.3)
     cur = res["curves"]["q"]
-    assert set(cur) == set(energy.POLICIES)
+    assert set(cur) == set(POLICIES)
     assert cur["none"][0] == {"v": 0.9, "dppl": 0.0, "upper": 0.0, "r": 0.0, "energy": 1.0}
     assert cur["classic"][-1]["dppl"] == 0.0
     paths = energy_write.write(tmp_path / "rep", res, VoltageTable.read(table), focus=("q",))

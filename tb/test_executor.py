@@ -1,4 +1,4 @@
-"""The executor seam (:mod:`golden.executor`): longest first, each result handed over once,
+"""The executor seam (:mod:`realm.campaign.executor`): longest first, each result handed over once,
 failed points counted after the others ran; and the Ray engine on a local Ray started here on
 the loopback: the same result lines as the local engine, a worker killed mid-run losing and
 repeating nothing, a killed driver resumed, every point failing exits 1, a bad ``--address`` is
@@ -17,13 +17,17 @@ import time
 
 import pytest
 
-from golden import executor
-from golden.executor import Engine, EngineError, Job, PointsFailed
-from golden.llm import abft, campaign, testing
-from golden.stats import StatParams
+from golden.params import StatParams, write_params
+from realm.abft import loop as abft
+from realm.campaign import executor
+from realm.campaign import runner as campaign
+from realm.campaign.executor import Engine, EngineError, Job, PointsFailed
+from realm.campaign.spec import GLOBAL, point_key
+from realm.llm.tiny import tiny_model_dir
+from tb import llm_fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CLI = [sys.executable, "-m", "golden.llm", "campaign"]
+CLI = [sys.executable, "-m", "realm", "llm", "campaign"]
 RUN = ["--threads", "1", "--no-compile", "--no-progress"]
 N_POINTS = 2 * 3 * 2 + 2 + 2 * 2 * 2
 
@@ -112,7 +116,7 @@ def test_ray_missing_is_one_line(monkeypatch):
 
 
 def test_cost_puts_the_closed_loop_first_and_dmr_last():
-    s = {**campaign.GLOBAL}
+    s = {**GLOBAL}
     flip = {"metric": "ppl", "components": ["q", "k"]}
     loop = {**flip, "array": "8x8-ws", "policy": "realm"}
     assert campaign.point_cost(loop, s) > campaign.point_cost(flip, s) > campaign.point_cost(
@@ -123,11 +127,11 @@ def test_cost_puts_the_closed_loop_first_and_dmr_last():
 @pytest.fixture(scope="module")
 def spec(tmp_path_factory):
     d = tmp_path_factory.mktemp("executor")
-    tiny = testing.tiny_model_dir(str(d / "tiny"))
+    tiny = tiny_model_dir(str(d / "tiny"))
     text = os.path.join(tiny, "text.txt")
     params = str(d / "params.json")
     p = StatParams.from_paper(1.273, 20.076 - 9 * 0.273, 2.0)
-    abft.write_params(params, abft.parse_array("8x8-ws"), {c: (p, None) for c in ("k", "o")},
+    write_params(params, abft.parse_array("8x8-ws"), {c: (p, None) for c in ("k", "o")},
                       model="tiny")
     return {"model": tiny, "text": text, "calib_text": text, "windows": 4, "length": 256,
             "calib_windows": 2, "calib_length": 32, "seeds": [0, 1],
@@ -201,7 +205,7 @@ def test_a_killed_driver_resumes(spec, reference, cluster, tmp_path):
     sp, out = tmp_path / "spec.json", tmp_path / "spec.jsonl"
     sp.write_text(json.dumps(spec))
     cmd = CLI + [str(sp), "--workers", "2", *RUN, "--engine", "ray", "--address", cluster]
-    testing.kill_after_lines(cmd, out, 1 + 4, REPO)
+    llm_fixtures.kill_after_lines(cmd, out, 1 + 4, REPO)
     before = len(campaign.read_results(str(out))[1])
     assert 4 <= before < N_POINTS
     with open(out, "a") as f:
@@ -220,13 +224,13 @@ def _failing(spec, tmp_path):
                             "bers": [1e-3]}]}
     sp = tmp_path / "bad.json"
     sp.write_text(json.dumps(bad))
-    return sp, campaign.point_key({"experiment": "g", "metric": "gen", "mode": "bitflip",
+    return sp, point_key({"experiment": "g", "metric": "gen", "mode": "bitflip",
                                    "components": ["o"], "layers": None, "stage": "both",
                                    "bits": [30, 30], "ber": 0.001, "seed": 0})
 
 
 FAILED = ("2 of 2 points failed (left out of the results: rerun to retry them); the first: "
-          "point {}: ValueError: ")
+          "point {}: TextError: ")
 
 
 def test_every_point_failing_exits_1(spec, tmp_path):
@@ -235,8 +239,8 @@ def test_every_point_failing_exits_1(spec, tmp_path):
                        text=True, timeout=300)
     assert r.returncode == 1, r.stderr
     lines = r.stderr.splitlines()
-    assert lines[-1].startswith("python -m golden.llm: error: " + FAILED.format(point))
-    assert "fewer than 1024 + 400 windows" in lines[-1]
+    assert lines[-1].startswith("realm llm campaign: error: " + FAILED.format(point))
+    assert "fewer than the 1024 + 400 windows x 64 the run needs" in lines[-1]
     assert len([x for x in lines if x.startswith("failed: point ")]) == 2
     assert len((tmp_path / "bad.jsonl").read_text().splitlines()) == 1  # the header alone
 
@@ -248,7 +252,8 @@ def test_every_point_failing_on_ray_raises(spec, cluster, tmp_path):
         campaign.run(json.loads(sp.read_text()), str(out), workers=1, threads=1,
                      progress=False, compile=False, engine=Engine("ray", cluster))
     assert (e.value.failed, e.value.total) == (2, 2)
-    assert str(e.value).startswith(FAILED.format(point)) and "fewer than 1024 + 400" in str(e.value)
+    assert str(e.value).startswith(FAILED.format(point))
+    assert "fewer than the 1024 + 400 windows" in str(e.value)
     assert len(out.read_text().splitlines()) == 1
 
 
@@ -271,5 +276,5 @@ def test_bad_address_is_one_line_before_any_model(spec, tmp_path, args, message)
     r = subprocess.run(CLI + [str(sp), *RUN, *(x.format(port=port) for x in args)], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert (r.returncode, r.stderr.splitlines()) == (
-        2, [f"python -m golden.llm: error: {message.format(port=port)}"])
+        2, [f"realm llm campaign: error: {message.format(port=port)}"])
     assert not (tmp_path / "spec.jsonl").exists()

@@ -7,15 +7,16 @@ site name. A site whose code reached another register would change the trace."""
 import pytest
 
 from golden.array import ArrayModel
+from golden.faultgen import generator
 from golden.faults import Fault
 from golden.stats import policy_sets
 from golden.stimulus import Driver
 from hw.array import OSArray, WSArray
 from hw.config import ArrayConfig
-from hw.facts import (FAULT_KINDS, SITES, FaultKind, fault_mask_width, fault_site_index,
-                      fault_sites)
-from tb.pysim import ports_by_name, run_pysim
-from tb.scenarios import generator, operands, suite_seed
+from hw.facts import FAULT_KINDS, SITES, FaultKind, fault_mask_width, fault_site_index, fault_sites
+from realm.rtl.pysim import ports_by_name, run_pysim
+from realm.rtl.sim import suite_seed
+from tb.scenarios import operands
 
 
 def test_fault_kind_codes_follow_the_registry():

@@ -1,4 +1,4 @@
-"""The fast path (:mod:`tb.fastsim`): the compiled harness's whole per-cycle output trace equals
+"""The fast path (:mod:`realm.rtl.fastsim`): the compiled harness's whole per-cycle output trace equals
 the golden model's, with and without seeded random faults, and the cocotb bench's on the same
 program; its input table is the driver's; a missing compiler or a failed build is one line."""
 import json
@@ -10,12 +10,14 @@ import cocotb
 import pytest
 
 from golden.array import ArrayModel
-from golden.stimulus import Driver, input_table
 from golden.stats import policy_sets
+from golden.stimulus import Driver, input_table
+from hw import paths
 from hw.config import ArrayConfig
-from tb import fastsim, sim
+from realm.rtl import fastsim, sim
+from realm.rtl.sim import suite_seed
 from tb.faultgen import random_campaign, single_flip_campaign
-from tb.scenarios import SCENARIOS, make_program, suite_seed
+from tb.scenarios import SCENARIOS, make_program
 
 # Non-power-of-two sizes, both dataflows, abft none and realm, all with the fault port. The
 # first has output lanes that are not whole bytes; the last two are test_abft's odd sizes,
@@ -97,7 +99,7 @@ def test_input_table_is_the_drivers(config):
 async def cocotb_trace(dut):
     """Play the seeded random campaign of ``$REALM_TILES`` tiles; write the trace as JSON to
     ``$REALM_TRACE``."""
-    from tb.common import ArrayTB, config_from_env
+    from realm.rtl.common import ArrayTB, config_from_env
     config = config_from_env()
     program, faults = random_campaign(config, suite_seed(), int(os.environ["REALM_TILES"]))
     cycles = len(ArrayModel(config, faults).run(Driver(config, program)))
@@ -125,7 +127,7 @@ def test_fastsim_matches_cocotb(tmp_path):
 
 
 def test_missing_compiler_is_one_line(monkeypatch, tmp_path):
-    """No C++ compiler on PATH: one line from :func:`tb.fastsim.build` and from ``realm sim
+    """No C++ compiler on PATH: one line from :func:`realm.rtl.fastsim.build` and from ``realm sim
     --fast``, before anything is generated."""
     want = ("c++ not found on PATH: the fast simulation path builds its harness with "
             "verilator, c++ and make")
@@ -134,9 +136,9 @@ def test_missing_compiler_is_one_line(monkeypatch, tmp_path):
         fastsim.build(CONFIGS[0])
     assert str(e.value) == want
     r = subprocess.run([sys.executable, "-m", "realm", "sim", "--fast", "--rows", "2", "--cols",
-                        "2", "--gemm", "2,2,2"], cwd=sim.ROOT, capture_output=True, text=True,
+                        "2", "--gemm", "2,2,2"], cwd=paths.ROOT, capture_output=True, text=True,
                        env={**os.environ, "PATH": str(tmp_path)}, timeout=600)
-    assert (r.returncode, r.stderr.splitlines()) == (2, [f"realm: error: {want}"])
+    assert (r.returncode, r.stderr.splitlines()) == (2, [f"realm sim: error: {want}"])
 
 
 def test_failed_build_is_one_line(monkeypatch, tmp_path):
@@ -164,7 +166,7 @@ def test_realm_fast(tmp_path):
     r = subprocess.run([sys.executable, "-m", "realm", "run", "--fast", "--rows", "3", "--cols",
                         "3", "--fault-port", "--acc-width", "20", "--a", str(tmp_path / "a.npy"),
                         "--b", str(tmp_path / "b.npy"), "--product", str(out), "-o",
-                        str(tmp_path / "run.json")], cwd=sim.ROOT, capture_output=True,
+                        str(tmp_path / "run.json")], cwd=paths.ROOT, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (np.load(out) == a @ b).all()
@@ -183,7 +185,7 @@ def test_realm_sim_fast_matches_cocotb(tmp_path):
         out = tmp_path / f"sim{len(fast)}.json"
         r = subprocess.run([sys.executable, "-m", "realm", "sim", *fast, "--rows", "3", "--cols",
                             "5", "--gemm", "9,7,8", "--faults", str(tmp_path / "f.json"), "-o",
-                            str(out)], cwd=sim.ROOT, capture_output=True, text=True,
+                            str(out)], cwd=paths.ROOT, capture_output=True, text=True,
                            timeout=900)
         assert r.returncode == 0 and "match       YES" in r.stdout, r.stdout + r.stderr
         results.append(json.loads(out.read_text()))

@@ -10,8 +10,8 @@ exhaustive small-array campaigns in ``test_abft.py`` cover the INT8 arrays."""
 import pytest
 
 from hw.config import ArrayConfig
+from hw.paths import ROOT
 from tb.formal import run_sby
-from tb.sim import ROOT
 
 # (dataflow, rows, depth, fault_port): the no-flag proofs reach past the first decisions
 # (WS 2x2: first decision at step ~17; OS 1x2: step ~16, with the 11-cycle statistical

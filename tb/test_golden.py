@@ -5,10 +5,12 @@ import torch
 
 from golden.arith import apply_fault, pack, unpack, wrap
 from golden.array import ArrayModel, Skew, matmul
-from golden.stimulus import Driver, collect
+from golden.faultgen import generator
+from golden.stimulus import Driver, check_results, collect
 from golden.workload import TiledGemm, llm_like_operands
 from hw.config import ArrayConfig
-from tb.scenarios import SCENARIOS, check_results, generator, make_program, suite_seed
+from realm.rtl.sim import suite_seed
+from tb.scenarios import SCENARIOS, make_program
 
 
 def test_wrap_known_values():

@@ -7,14 +7,16 @@ import torch
 
 from golden import schedule
 from golden.array import ArrayModel, BatchedArrayModel, unbatch
+from golden.faultgen import generator, trial_faults
 from golden.faults import Fault
-from golden.stats import StatUnitModel
+from golden.stats import StatUnitModel, policy_sets
 from golden.stats_batch import BatchedStatUnitModel
 from golden.stimulus import Driver, stack
 from hw.config import ArrayConfig
 from hw.facts import FAULT_KINDS, fault_sites
-from tb.faultgen import policy_sets, random_campaign, trial_faults
-from tb.scenarios import generator, make_program, random_param_set, suite_seed
+from realm.rtl.sim import suite_seed
+from tb.faultgen import random_campaign
+from tb.scenarios import make_program, random_param_set
 
 CONFIGS = [ArrayConfig(rows=r, cols=c, dataflow=d, abft=a)
            for (r, c) in [(3, 3), (2, 5), (5, 7)] for d in ("ws", "os")

@@ -13,8 +13,10 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 SOURCES = ("pyproject.toml", "README.md", "hw", "golden", "synth", "tb", "realm")
-COMMANDS = ("generate", "sim", "run", "bench", "synth", "characterize", "llm", "bench-ray")
-LLM_COMMANDS = ("convert", "eval", "bench", "campaign", "summarize", "characterize")
+COMMANDS = ("generate", "sim", "run", "bench", "bench-ray", "crosslayer", "synth", "timing",
+            "energy", "llm", "characterize")
+LLM_COMMANDS = ("convert", "eval", "bench", "campaign", "summarize", "fit", "abft")
+ENERGY_COMMANDS = ("characterize", "spec", "campaign", "report")
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +59,15 @@ def _run(venv, *args):
 def test_packages_come_from_the_wheel(venv):
     env, _ = venv
     r = _run(venv, str(env / "bin" / "python"), "-c",
-             "import hw, golden, synth, tb, realm; from golden.llm import loader; "
-             "print(*(m.__file__ for m in (hw, golden, synth, tb, realm)), "
-             "loader.wikitext('test'), loader.wikitext('valid'), sep='\\n')")
+             "import importlib.util, hw, golden, synth, realm; from realm.llm import loader; "
+             "from realm.rtl import tb_gemm, fastsim; "
+             "print(*(m.__file__ for m in (hw, golden, synth, realm, tb_gemm, fastsim)), "
+             "loader.wikitext('test'), loader.wikitext('valid'), sep='\\n'); "
+             "print(importlib.util.find_spec('tb'))")
     assert r.returncode == 0, r.stderr
-    paths = r.stdout.split()
-    assert len(paths) == 7 and all(p.startswith(str(env)) for p in paths), paths
+    *paths, tests = r.stdout.split()
+    assert len(paths) == 8 and all(p.startswith(str(env)) for p in paths), paths
+    assert tests == "None"  # the tests do not ship
 
 
 def test_realm_help(venv):
@@ -73,13 +78,16 @@ def test_realm_help(venv):
         assert f"\n    {cmd}" in r.stdout
 
 
-@pytest.mark.parametrize("cmd", [[c] for c in COMMANDS] + [["llm", c] for c in LLM_COMMANDS],
+@pytest.mark.parametrize("cmd", [[c] for c in COMMANDS] + [["llm", c] for c in LLM_COMMANDS]
+                         + [["energy", c] for c in ENERGY_COMMANDS],
                          ids=lambda c: "-".join(c))
 def test_every_command_helps(venv, cmd):
     env, _ = venv
     r = _run(venv, str(env / "bin" / "realm"), *cmd, "--help")
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("usage: realm"), r.stdout[:200]
+    markup = [m for m in ("``", ":mod:", ":func:", ":class:", ":data:", ":meth:") if m in r.stdout]
+    assert markup == [], f"reStructuredText markup in the help: {markup}"
 
 
 def test_bad_input_is_one_line_and_exit_2(venv):

@@ -1,19 +1,24 @@
-"""Statistical ABFT in the loop of the W8A8 model (``golden.llm.abft``) on a tiny LLaMA: classic
+"""Statistical ABFT in the loop of the W8A8 model (``realm.abft.loop``) on a tiny LLaMA: classic
 ABFT with recovery gives logits bit-identical to the clean model, a policy that tolerates
 everything gives the unprotected injected logits, every decision equals ``golden.stats.decide``
 on differences formed independently from the accumulators, the recompute counts add up, and
 parameter files round-trip with one-line errors for files that do not fit."""
 import copy
-import os
 import json
+import os
 
 import pytest
 import torch
 
 from golden.arith import wrap
-from golden.llm import abft, abft_report, inject, testing
-from golden.stats import StatParams, decide
+from golden.params import ParamsError, StatParams, read_params, write_params
+from golden.stats import decide
 from golden.tiler import Tiling
+from realm.abft import loop as abft
+from realm.abft import report as abft_report
+from realm.llm import inject
+from realm.llm.tiny import tiny_model_dir
+from tb import llm_fixtures
 
 COMPS = ["q", "k", "v", "qk", "sv", "o", "gate", "up", "down"]
 ARRAYS = ["16x16-ws", "5x7-os", "3x5-ws", "8x8-os"]
@@ -21,7 +26,7 @@ ARRAYS = ["16x16-ws", "5x7-os", "3x5-ws", "8x8-os"]
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return testing.tiny_quantized(str(tmp_path_factory.mktemp("llm") / "tiny"), 3, 2, 40)
+    return llm_fixtures.tiny_quantized(str(tmp_path_factory.mktemp("llm") / "tiny"), 3, 2, 40)
 
 
 def _params(**kw):
@@ -38,11 +43,11 @@ def _base(seed, ber=3e-3, bits=(0, 31)):
 def test_classic_recovery_is_clean_and_none_is_unprotected(tiny, array):
     m, rt, w = tiny
     config = abft.parse_array(array)
-    clean = testing.window_logits(m, rt, w, None)
+    clean = llm_fixtures.window_logits(m, rt, w, None)
     for seed in range(3):
-        unprot = testing.window_logits(m, rt, w, _base(seed))
+        unprot = llm_fixtures.window_logits(m, rt, w, _base(seed))
         classic = abft.AbftInjector(_base(seed), config, "classic", _params(), rt)
-        got = testing.window_logits(m, rt, w, classic)
+        got = llm_fixtures.window_logits(m, rt, w, classic)
         s = classic.stats
         assert s["errors"] > 20 and s["tiles_aliased"] == 0
         assert s["tiles_recomputed"] == s["tiles_mismatch"] == s["flag_classic"] > 0
@@ -50,7 +55,7 @@ def test_classic_recovery_is_clean_and_none_is_unprotected(tiny, array):
         assert torch.equal(got, clean)
         assert not torch.equal(unprot, clean)
         none = abft.AbftInjector(_base(seed), config, "none", _params(), rt)
-        assert torch.equal(testing.window_logits(m, rt, w, none), unprot)
+        assert torch.equal(llm_fixtures.window_logits(m, rt, w, none), unprot)
         assert none.stats["errors_kept"] == none.stats["errors"] > 0
         assert none.stats["tiles_recomputed"] == none.stats["macs_recomputed"] == 0
         # a statistical policy that can never fire (freq_th above any count) keeps every error
@@ -58,7 +63,7 @@ def test_classic_recovery_is_clean_and_none_is_unprotected(tiny, array):
         lax = {c: p.__class__(**{**p.__dict__, "freq_th": 1 << 20}) for c, p in lax.items()}
         for pol in ("realm", "approx"):
             inj = abft.AbftInjector(_base(seed), config, pol, lax, rt)
-            assert torch.equal(testing.window_logits(m, rt, w, inj), unprot)
+            assert torch.equal(llm_fixtures.window_logits(m, rt, w, inj), unprot)
             assert inj.stats["errors_kept"] == inj.stats["errors"]
 
 
@@ -94,7 +99,7 @@ def test_decisions_equal_decide_on_independent_differences(tiny, array):
     inj = abft.AbftInjector(Base("bitflip", COMPS, ber=2e-3, bits=(10, 29), seed=7), config,
                             "realm", params, rt)
     inj.record = True
-    testing.window_logits(m, rt, w, Capture(inj))
+    llm_fixtures.window_logits(m, rt, w, Capture(inj))
     decisions = iter(inj.decisions)
     n_tiles = flagged = 0
     for comp, acc, k, hit, kept in calls:
@@ -133,7 +138,7 @@ def test_decisions_equal_decide_on_independent_differences(tiny, array):
 def test_totals_count_every_tile_of_the_targets(tiny):
     """The denominators: tiles and MACs of every targeted GEMM call, against hand counts for
     the tiny model (d=64, 4 heads of 16, 2 KV heads, MLP 128, windows of 40 tokens)."""
-    from golden.llm import metrics
+    from realm.llm import metrics
 
     m, rt, w = tiny
     ev = metrics.Evaluator(m, rt, w)
@@ -155,15 +160,15 @@ def test_params_file_round_trip_and_errors(tmp_path):
     ps = {c: (StatParams.from_paper(1.5, 22.0 + i, 2.0 + i / 2), {"a": 1.5}) for i, c in
           enumerate(["k", "o"])}
     path = tmp_path / "p.json"
-    abft.write_params(path, config, ps, model="tiny")
-    got = abft.read_params(path, config, ["k", "o"])
+    write_params(path, config, ps, model="tiny")
+    got = read_params(path, config, ["k", "o"])
     assert {c: s for c, (s, _) in got.items()} == {"k": 0, "o": 1}
     assert {c: p for c, (_, p) in got.items()} == {c: p for c, (p, _) in ps.items()}
     errors = {
-        "is for the 16x16-ws array, not 16x16-os": lambda: abft.read_params(
+        "is for the 16x16-ws array, not 16x16-os": lambda: read_params(
             path, abft.parse_array("16x16-os")),
-        "has no parameter set for component 'v'": lambda: abft.read_params(path, config, ["v"]),
-        "does not exist": lambda: abft.read_params(tmp_path / "nope.json", config),
+        "has no parameter set for component 'v'": lambda: read_params(path, config, ["v"]),
+        "does not exist": lambda: read_params(tmp_path / "nope.json", config),
         "array must look like 64x64-ws or 16-os, not '64by64'": lambda: abft.parse_array(
             "64by64"),
         "rows must be an integer from 1 to 256, not 300": lambda: abft.parse_array("300-ws"),
@@ -171,20 +176,20 @@ def test_params_file_round_trip_and_errors(tmp_path):
             abft.AbftInjector(_base(0), config, "dmr", _params(), None),
     }
     for msg, fn in errors.items():
-        with pytest.raises(abft.ParamsError, match=msg.replace("(", r"\(").replace(")", r"\)")):
+        with pytest.raises(ParamsError, match=msg.replace("(", r"\(").replace(")", r"\)")):
             fn()
     doc = json.loads(path.read_text())
     doc["components"]["k"]["freq_th"] = 1 << 9  # a 16-entry unit counts to 16 at most
     path.write_text(json.dumps(doc))
-    with pytest.raises(abft.ParamsError, match=r"'k': freq_th must be an integer in 0..31"):
-        abft.read_params(path, config)
+    with pytest.raises(ParamsError, match=r"'k': freq_th must be an integer in 0..31"):
+        read_params(path, config)
     doc["components"]["k"]["freq_th"] = 3
     doc["components"]["o"]["set"] = 4
     path.write_text(json.dumps(doc))
-    with pytest.raises(abft.ParamsError, match=r"'o' uses parameter set 4; the array holds sets "
+    with pytest.raises(ParamsError, match=r"'o' uses parameter set 4; the array holds sets "
                        r"0..3"):
-        abft.read_params(path, config.replace(param_sets=4))
-    with pytest.raises(abft.ParamsError, match="no parameter set for component 'down'"):
+        read_params(path, config.replace(param_sets=4))
+    with pytest.raises(ParamsError, match="no parameter set for component 'down'"):
         abft.AbftInjector(_base(0), config, "realm", {"k": StatParams()}, None)
 
 
@@ -197,7 +202,7 @@ def test_ws_placement_is_seeded_and_shared_by_policies(tiny):
     for pol in ("none", "classic", "approx", "realm"):
         inj = abft.AbftInjector(inject.Injector("bitflip", ["q"], layers=[0], ber=5e-3,
                                                 bits=(0, 29), seed=4), config, pol, _params(), rt)
-        testing.window_logits(m, rt, w[:1], inj)
+        llm_fixtures.window_logits(m, rt, w[:1], inj)
         first[pol] = {k: inj.stats[k] for k in ("errors", "tiles_faulty", "flag_classic",
                                                 "flag_approx", "flag_realm")}
     assert first["none"]["errors"] > 5
@@ -209,19 +214,19 @@ def test_ws_placement_is_seeded_and_shared_by_policies(tiny):
 def _params_file(path, array):
     config = abft.parse_array(array)
     p = StatParams.from_paper(1.273, 20.076 - 9 * 0.273, 0.0)
-    abft.write_params(path, config, {c: (p, None) for c in COMPS}, model="tiny")
+    write_params(path, config, {c: (p, None) for c in COMPS}, model="tiny")
     return str(path)
 
 
 def test_campaign_policies_share_draws_classic_clean_none_unprotected(tmp_path):
     """One campaign: the four policies see the same errors; classic is exactly the clean W8A8
     perplexity, none exactly the plain injected run's, and the counts are consistent."""
-    from golden.llm import campaign
+    from realm.campaign import runner as campaign
 
-    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
+    tiny = tiny_model_dir(str(tmp_path / "tiny"), layers=2)
     params = _params_file(tmp_path / "p.json", "5x7-os")
     exp = {"components": ["q", "sv"], "bers": [3e-3], "bits": [[0, 29]]}
-    spec = testing.tiny_spec(tiny, [{"name": "plain", **exp},
+    spec = llm_fixtures.tiny_spec(tiny, [{"name": "plain", **exp},
                                     {"name": "abft", **exp, "arrays": ["5x7-os"], "params": params,
                                      "policies": ["none", "classic", "approx", "realm"]}])
     out = tmp_path / "r.jsonl"
@@ -252,7 +257,7 @@ def test_campaign_policies_share_draws_classic_clean_none_unprotected(tmp_path):
                 assert r["errors_kept"] <= r["errors"]
                 assert r["tiles_recomputed"] == (0 if p == "none" else r[f"flag_{p}"])
     assert exact >= 2
-    from golden.llm import abft_report
+    from realm.abft import report as abft_report
 
     rs, hl = abft_report.summarize(str(out), str(tmp_path / "sum"))
     assert {r["policy"] for r in rs} == {"none", "classic", "approx", "realm"}
@@ -261,23 +266,27 @@ def test_campaign_policies_share_draws_classic_clean_none_unprotected(tmp_path):
 
 
 @pytest.mark.parametrize("args, msg", [
-    (["--policies", "none,dmr"], "policy must be one of none, classic, approx, realm, not 'dmr'"),
+    (["--policies", "none,dmr"], "realm llm abft: error: argument --policies: must be "
+     "comma-separated policies of none, classic, approx, realm, not 'none,dmr'"),
     (["--array", "16x16-os"], "is for the 5x7-os array, not 16x16-os"),
     (["--ber", "2"], "BER 2.0 is outside [0, 1]"),
     (["--array", "0x4-ws"], "rows must be an integer from 1 to 256, not 0"),
     (["--components", "zz"], "unknown component 'zz'"),
-    (["--ber", "1e-3:1e-6"], "BER range must be LO:HI with 0 < LO <= HI"),
+    (["--ber", "1e-3:1e-6"], "realm llm abft: error: argument --ber: must be LO:HI with 0 < LO "
+     "<= HI, or comma-separated BERs, not '1e-3:1e-6'"),
+    (["--bits", "0-"], "realm llm abft: error: argument --bits: must be comma-separated bits or "
+     "LO-HI ranges, not '0-'"),
 ])
 def test_cli_bad_input_one_line(tmp_path, args, msg):
     import subprocess
     import sys
 
-    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
+    tiny = tiny_model_dir(str(tmp_path / "tiny"), layers=2)
     text = str(tmp_path / "tiny" / "text.txt")
     params = _params_file(tmp_path / "p.json", "5x7-os")
     base = ["--model", tiny, "--text", text, "--array", "5x7-os", "--params", params,
             "--out", str(tmp_path / "r.jsonl"), "--no-progress", "--no-compile"]
-    r = subprocess.run([sys.executable, "-m", "golden.llm", "abft", *base, *args],
+    r = subprocess.run([sys.executable, "-m", "realm", "llm", "abft", *base, *args],
                        capture_output=True, text=True, timeout=120,
                        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert r.returncode != 0
@@ -288,7 +297,7 @@ def test_cli_bad_input_one_line(tmp_path, args, msg):
 def _refit_setup(tmp_path):
     """(spec, parameter file, array, parameter set): a realm campaign of 'q' and 'o' on a tiny
     model whose parameter file the test rewrites."""
-    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
+    tiny = tiny_model_dir(str(tmp_path / "tiny"), layers=2)
     text = str(tmp_path / "tiny" / "text.txt")
     path = tmp_path / "p.json"
     spec = {"model": tiny, "text": text, "calib_text": text, "windows": 2, "length": 32,
@@ -300,16 +309,16 @@ def _refit_setup(tmp_path):
 def test_refit_reruns_only_the_changed_component(tmp_path):
     """A point's identity holds the digest of its own component's parameter set: refitting 'o'
     (or adding a component to the file) leaves the key of every 'q' point unchanged."""
-    from golden.llm import campaign
+    from realm.campaign.spec import expand, point_key
 
     spec, path, config, p = _refit_setup(tmp_path)
     keys = []
     for params in ({"q": (p, None), "o": (p, None)},
                    {"q": (p, None), "k": (p, None), "o": (p.__class__(**{**p.__dict__,
                                                                          "freq_th": 3}), None)}):
-        abft.write_params(path, config, params, model="tiny")
-        keys.append({tuple(x["components"]): campaign.point_key(x)
-                     for x in campaign.expand(spec)[1]})
+        write_params(path, config, params, model="tiny")
+        keys.append({tuple(x["components"]): point_key(x)
+                     for x in expand(spec)[1]})
     assert keys[0][("q",)] == keys[1][("q",)]
     assert keys[0][("o",)] != keys[1][("o",)]
 
@@ -317,11 +326,11 @@ def test_refit_reruns_only_the_changed_component(tmp_path):
 def test_summary_uses_only_points_of_the_current_parameters(tmp_path):
     """After a refit of 'o', its old points stay in the results file but leave the summary;
     'q' keeps its points."""
-    from golden.llm import campaign
+    from realm.campaign.spec import expand
 
     spec, path, config, p = _refit_setup(tmp_path)
-    abft.write_params(path, config, {"q": (p, None), "o": (p, None)}, model="tiny")
-    points = campaign.expand(spec)[1]
+    write_params(path, config, {"q": (p, None), "o": (p, None)}, model="tiny")
+    points = expand(spec)[1]
     header = {"baseline": {"w8a8": {"ppl": 10.0}}}
     fields = dict(ppl=11.0, errors=1, errors_kept=0, tiles=4, tiles_recomputed=1, macs=8,
                   macs_recomputed=2, tiles_aliased=0,
@@ -333,5 +342,5 @@ def test_summary_uses_only_points_of_the_current_parameters(tmp_path):
             f.write(json.dumps({"point": pt, **fields}) + "\n")
     assert sorted(r["component"] for r in abft_report.rows(str(out))[1]) == ["o", "q"]
     refit = p.__class__(**{**p.__dict__, "freq_th": 3})
-    abft.write_params(path, config, {"q": (p, None), "o": (refit, None)}, model="tiny")
+    write_params(path, config, {"q": (p, None), "o": (refit, None)}, model="tiny")
     assert [r["component"] for r in abft_report.rows(str(out))[1]] == ["q"]

@@ -8,15 +8,18 @@ import sys
 
 import pytest
 
-from golden.llm import campaign, report, testing
-from golden.llm.campaign import SpecError
+from realm.campaign import runner as campaign
+from realm.campaign.spec import SpecError, expand, point_key
+from realm.llm import report
+from realm.llm.tiny import tiny_model_dir
+from tb import llm_fixtures
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return testing.tiny_model_dir(str(tmp_path_factory.mktemp("llm") / "tiny"))
+    return tiny_model_dir(str(tmp_path_factory.mktemp("llm") / "tiny"))
 
 
 def _spec(tiny, **over):
@@ -37,9 +40,9 @@ def test_expand_counts_and_keys(tiny):
         {"name": "b", "metric": "gen", "stages": ["prefill", "decode"], "bers": [1e-3]},
         {"name": "m", "mode": "msd", "components": ["k"], "msd_log2": [10, 20],
          "freq_log2": [0, 3], "seeds": [5]}])
-    settings, pts = campaign.expand(spec)
+    settings, pts = expand(spec)
     assert len(pts) == 2 * 3 * 2 * 3 * 2 + 2 * 2 + 4
-    assert len({campaign.point_key(p) for p in pts}) == len(pts)
+    assert len({point_key(p) for p in pts}) == len(pts)
     allc = next(p for p in pts if p["experiment"] == "a" and len(p["components"]) > 1)
     assert allc["components"] == ["q", "k", "v", "qk", "sv", "o", "gate", "up", "down"]
     assert {p["seed"] for p in pts if p["experiment"] == "m"} == {5}
@@ -67,27 +70,27 @@ def test_expand_counts_and_keys(tiny):
 ])
 def test_bad_specs_rejected_with_one_line(tiny, exp, msg):
     with pytest.raises(SpecError) as e:
-        campaign.expand(_spec(tiny, experiments=[{"name": "x", **exp}]))
+        expand(_spec(tiny, experiments=[{"name": "x", **exp}]))
     assert str(e.value) == msg
 
 
 def test_bad_global_keys(tiny):
     with pytest.raises(SpecError, match="^unknown spec key 'window' "):
-        campaign.expand(_spec(tiny, window=3))
+        expand(_spec(tiny, window=3))
     with pytest.raises(SpecError, match="^windows must be an integer >= 2, not 0$"):
-        campaign.expand(_spec(tiny, windows=0))
+        expand(_spec(tiny, windows=0))
     with pytest.raises(SpecError, match="^spec needs a non-empty 'experiments' list$"):
-        campaign.expand(_spec(tiny, experiments=[]))
+        expand(_spec(tiny, experiments=[]))
 
 
 def test_cli_bad_spec_exits_with_one_line(tiny, tmp_path):
     p = tmp_path / "bad.json"
     p.write_text(json.dumps(_spec(tiny, experiments=[{"name": "x", "bers": [2]}])))
-    r = subprocess.run([sys.executable, "-m", "golden.llm", "campaign", str(p)], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "realm", "llm", "campaign", str(p)], cwd=REPO,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
-        "python -m golden.llm: error: experiment 'x': BER 2 is outside [0, 1]"]
+        "realm llm campaign: error: experiment 'x': BER 2 is outside [0, 1]"]
 
 
 def _metrics(path):
@@ -103,10 +106,10 @@ def test_resume_after_kill_loses_and_repeats_nothing(tiny, tmp_path):
     assert campaign.run(spec, str(ref), workers=1, threads=1, progress=False,
                         compile=False) == 12
     out = tmp_path / "spec.jsonl"
-    cmd = [sys.executable, "-m", "golden.llm", "campaign", str(sp), "--workers", "1",
+    cmd = [sys.executable, "-m", "realm", "llm", "campaign", str(sp), "--workers", "1",
            "--threads", "1", "--no-compile", "--no-progress"]
     # killed early (header + 2 points), so that a loaded machine cannot finish the 12 first
-    testing.kill_after_lines(cmd, out, 3, REPO, timeout=90)
+    llm_fixtures.kill_after_lines(cmd, out, 3, REPO, timeout=90)
     n_before = len(campaign.read_results(str(out))[1])
     assert 2 <= n_before < 12, n_before
     with open(out, "a") as f:
@@ -151,8 +154,8 @@ def test_summary_mean_and_ci(tmp_path):
 
 
 def test_help_explains_every_subcommand():
-    r = subprocess.run([sys.executable, "-m", "golden.llm", "--help"], cwd=REPO,
+    r = subprocess.run([sys.executable, "-m", "realm", "llm", "--help"], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0
-    for sub in ("convert", "eval", "bench", "campaign", "summarize", "characterize"):
-        assert f"\n  {sub}" in r.stdout
+    for sub in ("convert", "eval", "bench", "campaign", "summarize", "fit", "abft"):
+        assert f"\n    {sub}" in r.stdout

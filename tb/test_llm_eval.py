@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from golden import faults as flt
-from golden.llm import inject, metrics, testing
+from realm.llm import inject, metrics
+from tb import llm_fixtures
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    return testing.tiny_quantized(str(tmp_path_factory.mktemp("llm") / "tiny"), 4, 3, 48)
+    return llm_fixtures.tiny_quantized(str(tmp_path_factory.mktemp("llm") / "tiny"), 4, 3, 48)
 
 
 class Spy:
@@ -126,3 +127,32 @@ def test_agreement_prefix():
     c = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 4]])
     t = torch.tensor([[1, 2, 9, 4], [1, 2, 3, 4]])
     assert metrics.agreement(t, c) == {"agree": 7 / 8, "prefix": (2 / 4 + 1) / 2, "exact": 0.5}
+
+
+def test_eval_command_records_what_it_ran(tmp_path):
+    """``realm llm eval -o`` names the model, text, windows and injection it ran (it printed
+    only the metrics), and the same JSON goes to stdout."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from hw.paths import ROOT
+    from realm.llm.tiny import tiny_model_dir
+    d = tiny_model_dir(str(tmp_path / "tiny"), layers=2)
+    text = os.path.join(d, "text.txt")
+    out = tmp_path / "eval.json"
+    r = subprocess.run([sys.executable, "-m", "realm", "llm", "eval", "--model", d, "--text",
+                        text, "--windows", "2", "--length", "32", "--ber", "1e-3",
+                        "--components", "q,o", "--layers", "1", "--bits", "0,29",
+                        "--no-compile", "--threads", "1", "-o", str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert json.loads(r.stdout) == doc
+    assert {k: doc["settings"][k] for k in ("model", "text", "windows", "length")} == {
+        "model": d, "text": text, "windows": 2, "length": 32}
+    assert doc["injection"] == {"mode": "bitflip", "ber": 1e-3, "bits": [0, 29],
+                                "components": ["q", "o"], "layers": [1], "stage": "both",
+                                "seed": 0}
+    assert set(doc) == {"settings", "injection", "w8a8", "injected"}

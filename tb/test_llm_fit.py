@@ -1,4 +1,4 @@
-"""Critical-region fit (``golden.llm.fit``): on grids whose critical cells come from a known
+"""Critical-region fit (``realm.abft.fit``): on grids whose critical cells come from a known
 region, the fitted rule classifies every cell as the region does; sensitive components get
 theta_freq = 0; the GEMM-to-tile rescaling matches the authors' (their ``recompute_ratio.py``); and the tile
 parameters, run through ``golden.stats.decide`` on tiles of equal errors, recompute exactly the
@@ -8,8 +8,10 @@ import os
 
 import pytest
 
-from golden.llm import abft, fit
+from golden.params import read_params
 from golden.stats import decide
+from realm.abft import fit
+from realm.abft import loop as abft
 
 XS, YS = range(14, 31, 2), range(0, 15, 2)
 
@@ -85,17 +87,17 @@ def test_tile_params_decide_the_rescaled_region(sensitive):
 
 
 def test_fit_cli_writes_parameter_files(tmp_path):
-    """``python -m golden.llm fit`` on a grid file whose critical cells come from a known
+    """``realm llm fit`` on a grid file whose critical cells come from a known
     region (two components, one of them still incomplete): fit.json, the Fig. 6 plot, and a
     parameter file per array whose sets are the fit rescaled by hand-counted tiles."""
     import json
     import subprocess
     import sys
 
-    from golden.llm import testing
-    from golden.stats import StatParams
+    from golden.params import StatParams
+    from realm.llm.tiny import tiny_model_dir
 
-    tiny = testing.tiny_model_dir(str(tmp_path / "tiny"), layers=2)
+    tiny = tiny_model_dir(str(tmp_path / "tiny"), layers=2)
     grid = tmp_path / "grid.jsonl"
     a, b, theta = 1.5, 22.0, 7.0
     lines = [{"kind": "header", "settings": {"model": tiny, "length": 32},
@@ -111,7 +113,7 @@ def test_fit_cli_writes_parameter_files(tmp_path):
                                         "msd_log2": x, "freq_log2": y, "seed": 0}, "ppl": 20.0})
     grid.write_text("".join(json.dumps(r) + "\n" for r in lines))
     out = tmp_path / "params"
-    r = subprocess.run([sys.executable, "-m", "golden.llm", "fit", str(grid), "--arrays",
+    r = subprocess.run([sys.executable, "-m", "realm", "llm", "fit", str(grid), "--arrays",
                         "16x16-ws,5x7-os", "--out-dir", str(out)], capture_output=True, text=True,
                        timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert r.returncode == 0, r.stderr
@@ -122,7 +124,7 @@ def test_fit_cli_writes_parameter_files(tmp_path):
     # q of the tiny model: M = 32 tokens, K = N = 64. 16x16 WS: 4 N x 4 K x 2 M-chunks = 32
     # tiles (s = 5); 5x7 OS: 7 M x 10 N = 70 tiles
     for arr, units in (("16x16-ws", 32), ("5x7-os", 70)):
-        sets = abft.read_params(str(out / f"{arr}.json"), abft.parse_array(arr), ["q"])
+        sets = read_params(str(out / f"{arr}.json"), abft.parse_array(arr), ["q"])
         s = math.log2(units)
         fa, fb = f["q"]["a"], f["q"]["b"]
         want = StatParams.from_paper(fa, fb - (fa - 1) * s, max(0.0, 7.0 - s),

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from golden import faults as flt
-from golden.llm import inject
-from golden.llm.inject import INT32_MAX, INT32_MIN, Injector, InjectionError
+from realm.llm import inject
+from realm.llm.inject import INT32_MAX, INT32_MIN, InjectionError, Injector
 
 
 def _acc(shape=(64, 96), seed=0):

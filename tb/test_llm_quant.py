@@ -6,14 +6,15 @@ import types
 import pytest
 import torch
 
-from golden.llm import quant, testing
+from realm.llm import quant
+from realm.llm.tiny import tiny_model_dir
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     from transformers import AutoModelForCausalLM
 
-    d = testing.tiny_model_dir(str(tmp_path_factory.mktemp("llm") / "tiny"))
+    d = tiny_model_dir(str(tmp_path_factory.mktemp("llm") / "tiny"))
     return AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32).eval()
 
 

@@ -7,7 +7,7 @@ import importlib.util
 import pytest
 import torch
 
-from golden.llm import inject, loader, metrics, quant
+from realm.llm import inject, loader, metrics, quant
 
 pytestmark = [
     pytest.mark.skipif(loader.wikitext("test") is None or loader.wikitext("valid") is None,
@@ -88,9 +88,10 @@ def test_real_layer_accumulators_exact(real):
 @pytest.mark.slow
 def test_w8a8_ppl_within_3_percent_on_16_windows_of_512():
     """The same check on 8k tokens with the campaign's settings (about a minute)."""
-    from golden.llm import campaign, worker
+    from realm.campaign import worker
+    from realm.campaign.spec import expand
 
-    settings, _ = campaign.expand({"windows": 16, "length": 512,
+    settings, _ = expand({"windows": 16, "length": 512,
                                    "experiments": [{"bers": [0]}]})
     b = worker.baselines(settings)
     assert abs(b["w8a8"]["ppl"] / b["fp32"]["ppl"] - 1) < 0.03

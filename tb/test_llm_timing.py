@@ -1,4 +1,4 @@
-"""The timing injector (``golden.llm.inject``, mode ``timing``) against its voltage table: the
+"""The timing injector (``realm.llm.inject``, mode ``timing``) against its voltage table: the
 number of erroneous elements within exact binomial bounds of ``1 - (1 - p)^K``, the number of
 erroneous cycles per element within bounds of the zero-truncated Binomial(K, p), every error
 value a sum of the table's values exactly, their frequencies within binomial bounds; seeding,
@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from golden.llm import abft, testing
-from golden.llm.inject import INT32_MIN, InjectionError, Injector
-from golden.llm.vtable import FORMAT, TableError, VoltageTable, cycles_pmf, p_element
+from realm.abft import loop as abft
+from realm.energy.vtable import FORMAT, TableError, VoltageTable, cycles_pmf, p_element
+from realm.llm.inject import INT32_MIN, InjectionError, Injector
+from tb import llm_fixtures
 
 #: Error values whose sums of two differ from every single value (mod 2^32), so the number of
 #: cycles behind each injected error can be read back.
@@ -191,18 +192,18 @@ def test_bad_settings_are_one_line():
 def test_classic_abft_removes_every_timing_error(tmp_path):
     """Behind classic ABFT with recovery, the timing injector's errors leave the logits
     bit-identical to the clean model; unprotected, they change them."""
-    m, rt, windows = testing.tiny_quantized(str(tmp_path / "tiny"), 2, 2, 32)
+    m, rt, windows = llm_fixtures.tiny_quantized(str(tmp_path / "tiny"), 2, 2, 32)
     comps = ["q", "k", "v", "qk", "sv", "o", "gate", "up", "down"]
     doc = _doc(3e-3, 16)
     for c in comps:
         doc["components"][c] = doc["components"]["o"]
     table = VoltageTable(doc)
-    from golden.stats import StatParams
+    from golden.params import StatParams
 
     params = {c: StatParams.from_paper(1.273, 17.619, 0.0) for c in comps}
 
     def logits(inj):
-        return testing.window_logits(m, rt, windows, inj)
+        return llm_fixtures.window_logits(m, rt, windows, inj)
 
     clean = logits(None)
     base = Injector("timing", comps, table=table, voltage=0.75, seed=5)
@@ -214,12 +215,13 @@ def test_classic_abft_removes_every_timing_error(tmp_path):
 
 
 def test_dry_run_decides_like_the_model(tmp_path):
-    """The campaign's shortcut (golden.llm.worker.dry_run): the closed loop's statistics over
+    """The campaign's shortcut (realm.campaign.worker.dry_run): the closed loop's statistics over
     the clean pass's calls on zero accumulators equal those of the real evaluation."""
-    from golden.llm import metrics, worker
-    from golden.stats import StatParams
+    from golden.params import StatParams
+    from realm.campaign import worker
+    from realm.llm import metrics
 
-    m, rt, windows = testing.tiny_quantized(str(tmp_path / "tiny"), 2, 2, 32)
+    m, rt, windows = llm_fixtures.tiny_quantized(str(tmp_path / "tiny"), 2, 2, 32)
     ev = metrics.Evaluator(m, rt, windows)
     comps = ["k", "o"]
     doc = _doc(2e-3, 16)

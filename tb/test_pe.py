@@ -8,11 +8,13 @@ import torch
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
+from golden.faultgen import generator
 from golden.pe import os_pe_next, ws_pe_next
 from hw.config import ArrayConfig
 from hw.pe import OSProcessingElement, WSProcessingElement
-from tb import sim
-from tb.scenarios import generator, operands, suite_seed
+from realm.rtl import sim
+from realm.rtl.sim import suite_seed
+from tb.scenarios import operands
 
 CYCLES = 400
 

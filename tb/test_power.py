@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from hw.config import ArrayConfig
+from realm.rtl.sim import suite_seed
 from synth import liberty, power
 from synth.flow import fetch_liberty, synthesize
 from synth.netsim import Netlist, Simulator
-from tb.scenarios import suite_seed
 
 
 @pytest.fixture(scope="module")

@@ -9,10 +9,14 @@ import pytest
 from cocotb.clock import Clock
 from cocotb.triggers import FallingEdge, ReadOnly, RisingEdge
 
-from golden.stats import (LOG_FRAC, StatParams, StatUnitModel, decide, log2q, theta_grid)
-from hw.stats import COUNTERS, StatisticalUnit
-from tb import sim
-from tb.scenarios import generator, random_param_set, suite_seed
+from golden.faultgen import generator
+from golden.params import StatParams
+from golden.stats import StatUnitModel, decide, log2q, theta_grid
+from hw.facts import COUNTERS, LOG_FRAC
+from hw.stats import StatisticalUnit
+from realm.rtl import sim
+from realm.rtl.sim import suite_seed
+from tb.scenarios import random_param_set
 
 AW, SETS, BINS, CW = 32, 4, 8, 10  # 10-bit counters so the campaign saturates them
 
@@ -216,17 +220,17 @@ def test_log2q(x, want):
 
 @pytest.mark.parametrize("width", [2, 5, 8])
 def test_magnitude_is_abs_modulo_width(width):
-    """``hw.stats._abs`` (|d| as ``(d ^ s) + s``) against Python's ``abs`` for every
+    """``hw.stats.magnitude`` (|d| as ``(d ^ s) + s``) against Python's ``abs`` for every
     ``width``-bit value, the most negative one wrapping to itself unsigned (2^(width-1)), as the
     unit's R1 register holds it; through Amaranth's simulator."""
     from amaranth import Module, Signal, signed
     from amaranth.sim import Simulator
 
-    from hw.stats import _abs
+    from hw.stats import magnitude
 
     m = Module()
     d = Signal(signed(width))
-    mag, eq = _abs(d, width, "mag")
+    mag, eq = magnitude(d, width, "mag")
     m.d.comb += eq
     got = {}
 

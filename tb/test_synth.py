@@ -9,11 +9,10 @@ import pytest
 
 from hw.config import ArrayConfig
 from hw.generate import generate_verilog
-from synth.compose import compose
-from synth.compose import leaf_verilog
+from hw.paths import ROOT
+from synth.compose import compose, leaf_verilog
 from synth.flow import count_flops, synthesize, synthesize_config
 from synth.leaves import instances
-from tb.sim import ROOT
 
 # Non-square, both dataflows, unprotected and ReaLM: the flip-flops of the composition must be
 # exactly those of the flat netlist (every register, with the WS partial sums' merged sign
@@ -69,7 +68,7 @@ def _check_flops(config, tmp_path, leaf_flops):
 # chain at full width there, synth.flow.synth_steps), a 12-row column (one pass narrowed
 # rows 0-3 of a column only, and pe_10 sorts before pe_2) and a 4x4 ReaLM unit (|d| as a
 # negation and a multiplexer left a constant-0 top bit that ABC folded in the flat netlist
-# and not in the leaf, 4 flip-flops; hw.stats._abs now cancels the sign extension first).
+# and not in the leaf, 4 flip-flops; hw.stats.magnitude now cancels the sign extension first).
 @pytest.mark.parametrize("shape", ["5x2-ws-none", "2x3-ws-realm", "12x2-ws-classic",
                                    "4x4-ws-realm"])
 def test_composed_flops_match_flat(shape, tmp_path, leaf_flops):
@@ -107,10 +106,12 @@ def test_leaf_counts(dataflow):
 @pytest.mark.parametrize("args, message", [
     (["--rows", "0"], "rows must be an integer from 1 to 256, not 0"),
     (["--cols", "4"], "--cols needs --rows"),
-    (["--sizes", "4,300"], "rows must be an integer from 1 to 256, not 300"),
-    (["--rows", "4", "--jobs", "0"], "--jobs must be at least 1, not 0"),
+    (["--rows", "4", "--workers", "0"], "argument --workers: must be an integer of at least 1, "
+     "not '0'"),
+    (["--sizes", "4,300"], "argument --sizes: must be comma-separated array sizes from 1 to "
+     "256, not '4,300'"),
 ])
 def test_cli_errors(args, message):
-    r = subprocess.run([sys.executable, "-m", "synth", *args], cwd=ROOT, capture_output=True,
-                       text=True)
-    assert r.returncode == 2 and message in r.stderr, r.stderr
+    r = subprocess.run([sys.executable, "-m", "realm", "synth", *args], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert (r.returncode, r.stderr.splitlines()) == (2, [f"realm synth: error: {message}"])

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from golden.array import ArrayModel
+from golden.faultgen import generator
 from golden.faults import Fault
 from golden.stimulus import Driver, collect
 from golden.tiler import Tiling
 from golden.workload import TiledGemm
 from hw.config import ArrayConfig
-from tb.scenarios import generator, suite_seed
+from realm.rtl.sim import suite_seed
 
 CASES = [  # rows, cols, dataflow, M, K, N
     (3, 5, "ws", 11, 7, 12),

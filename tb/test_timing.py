@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from hw.config import ArrayConfig
+from hw.paths import ROOT
 from synth import timing, tools, voltage
+from synth.sta import icarus_sdf
 from synth.timing import characterize, check_stream, expected_acc, select_pe
-from tb.sim import ROOT
+from synth.waveform import Waveform
 
 #: (dataflow, checksum PE) of the tiny PEs: a WS PE deep in its column (a wide partial sum
 #: in), an OS PE (drain), and a pipelined OS checksum PE.
@@ -63,7 +65,7 @@ def test_settled_is_golden(char):
 def test_waveform_reloads(char, tmp_path):
     """The saved events rebuild the same waveform (new tables need no new simulation)."""
     char.wave.save(tmp_path / "events.npz")
-    again = timing.Waveform.load(tmp_path / "events.npz")
+    again = Waveform.load(tmp_path / "events.npz")
     clock = 0.7 * char.sta.min_period
     assert np.array_equal(again.settle, char.wave.settle)
     assert np.array_equal(again.errors(clock), char.wave.errors(clock))
@@ -284,7 +286,7 @@ def test_missing_tools_are_one_line(tmp_path, monkeypatch, capsys):
     with pytest.raises(tools.ToolUnavailable, match=f"^{re.escape(message)}$"):
         tools.opensta(root=tmp_path / "tools")
     monkeypatch.setattr(tools, "TOOLS", tmp_path / "tools")
-    from realm.cli import main
+    from realm.cli.main import main
     with pytest.raises(SystemExit) as e:
         main(["timing", "--data-width", "2", "--acc-width", "8"])
     assert e.value.code == 2
@@ -302,9 +304,9 @@ def test_missing_library_is_one_line(monkeypatch):
 def test_sdf_for_icarus():
     text = ("(INTERCONNECT a b (0.000000::0.000000))\n"
             "(IOPATH A Y (0.1::0.128) (::0.2))\n(SETUP (posedge D) (posedge CLK) (0.19::0.18))")
-    assert timing.icarus_sdf(text) == (
+    assert icarus_sdf(text) == (
         "(INTERCONNECT a b (0.000000:0.000000:0.000000))\n"
         "(IOPATH A Y (0.128:0.128:0.128) (0.2:0.2:0.2))\n"
         "(SETUP (posedge D) (posedge CLK) (0.18:0.18:0.18))")
     with pytest.raises(ValueError, match=r"^non-zero interconnect delay in the SDF: "):
-        timing.icarus_sdf("(INTERCONNECT a b (0.0::0.01))")
+        icarus_sdf("(INTERCONNECT a b (0.0::0.01))")

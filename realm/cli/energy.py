@@ -1,0 +1,219 @@
+"""``realm energy``: voltage underscaling end to end (docs/energy.md): per-component voltage
+tables from real SmolLM2 operand streams through the SDF-annotated PE (OpenSTA, Icarus), the
+campaign spec of a table, the Monte Carlo of every protection policy at every voltage
+(resumable), and energy per policy, sweet spots, the Table II and Fig. 9 analogues.
+
+``make energy`` runs the steps in turn. Defaults write under build/energy/; ``make energy``
+regenerates the committed docs/results/energy/ by naming its paths.
+"""
+
+import json
+import pathlib
+
+from golden.faults import LLAMA_COMPONENTS as COMPONENTS
+from realm.energy.characterize import GRID, SETTINGS
+
+from .args import (NATURAL, POSITIVE, PROBABILITY, BadInput, checked, comma_list, command,
+                   engine_args, engine_from_args, group, need, workers_arg)
+from .paths import existing, writable
+
+#: Where the commands write by default (make energy names docs/results/energy/ instead).
+OUT = pathlib.Path("build/energy")
+_components = comma_list(what="components", choices=COMPONENTS)
+
+
+def check_characterize(a):
+    from synth import voltage
+    from synth.tools import ToolUnavailable, icarus, opensta
+
+    need("synth", "llm")
+    for curve, _ in SETTINGS.values():
+        try:
+            voltage.check_grid(a.grid, curve)
+        except ValueError as e:
+            raise BadInput(str(e)) from None
+    if not 1 <= a.rows <= 256 or not 1 <= a.cols <= 256:
+        raise BadInput(f"array rows and cols must be 1 to 256, not {a.rows}x{a.cols}")
+    try:  # fail before any work if a tool cannot be had
+        opensta(), icarus()
+    except ToolUnavailable as e:
+        raise BadInput(str(e)) from None
+    writable(a.out, "--out", folder=True)
+    writable(a.work, "--work", folder=True)
+
+
+def run_characterize(a):
+    from realm.campaign.spec import GLOBAL
+    from realm.energy.characterize import characterize
+    settings = {k: v for k, v in GLOBAL.items() if k != "seeds"}
+    paths = characterize(a.dataflow, a.rows, a.cols, a.work, a.out, settings, a.components,
+                         a.cycles, a.seed, a.grid)
+    for path in paths:
+        print(f"wrote       {path}")
+    return 0
+
+
+def _table(path, option):
+    from realm.energy.vtable import VoltageTable
+
+    return VoltageTable.read(str(existing(path, option)))
+
+
+def run_spec(a):
+    from realm.campaign.spec import expand
+    from realm.energy.spec import make_spec
+
+    need("llm")
+    table = _table(a.table, "TABLE")
+    out = writable(a.out, "--out")
+    try:
+        spec = make_spec(table, a.table, a.seeds, a.policies, every=a.every,
+                         components=a.components, params=a.params,
+                         max_p_element=a.max_p_element)
+        n = len(expand(spec)[1])
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    out.write_text(json.dumps(spec, indent=1) + "\n")
+    print(f"wrote       {out} ({n} points)")
+    return 0
+
+
+def check_campaign(a):
+    from realm.campaign.spec import expand, load_spec
+
+    need("llm")
+    a.run_engine = engine_from_args(a)
+    a.spec_doc = load_spec(a.spec)
+    expand(a.spec_doc)
+    writable(a.out, "--out")
+
+
+def run_campaign(a):
+    from realm.campaign import runner as campaign
+
+    n = campaign.run(a.spec_doc, str(a.out), workers=a.workers, threads=a.threads,
+                     progress=not a.no_progress, engine=a.run_engine)
+    print(f"{n} points run; results in {a.out}")
+    return 0
+
+
+def run_report(a):
+    from realm.campaign import runner as campaign
+    from realm.energy import write as energy_write
+
+    header, done = campaign.read_results(str(existing(a.results, "RESULTS")))
+    if header is None:
+        raise BadInput(f"{a.results!r} holds no campaign results")
+    table = _table(a.table, "--table")
+    others = {}
+    for path in a.others:
+        t = _table(path, "--others")
+        others[t.doc.get("setting", pathlib.Path(path).stem)] = t
+    res = energy_write.analyse(list(done.values()), header["baseline"]["w8a8"]["ppl"], table,
+                               others, table.dataflow, a.tol)
+    paths = energy_write.write(str(writable(a.out, "--out", folder=True)), res, table)
+    summary = {c: {k: row[k] for k in ("v", "saving_nominal", "best_other", "saving_vs_best")}
+               for c, row in res["table2"].items()}
+    print(json.dumps(summary, indent=1))
+    print(f"wrote       {', '.join(str(x) for x in paths)}")
+    return 0
+
+
+def _policies(text):
+    from hw.facts import POLICIES
+
+    return comma_list(what="policies", choices=POLICIES)(text)
+
+
+def add(top):
+    sub = group(top, "energy", help="voltage tables, policy energy and sweet spots per "
+                "component", description=__doc__)
+    c = command(
+        sub, "characterize", check=check_characterize, run=run_characterize, raw=True,
+        help="per-component voltage tables from real operand streams (OpenSTA, Icarus)",
+        description="""\
+Per component of SmolLM2-135M: capture one WikiText-2 validation window's INT8 GEMM operands
+from the W8A8 model, cut them into the operand stream one PE of the array sees (WS: weight
+loads, activations and the partial sums from the rows above, rows drawn over the PE netlist's
+array rows; OS: drain, then the K products of an output element), simulate the SDF-annotated
+PE on it (realm timing's chain) and write, per timing setting (curve A, B, C with ReaLM's
+500/439 margin; curve A anchored so the first error falls below 0.84 V), a voltage table:
+per voltage, p (per MAC cycle), its source (measured, or the bounded tail fitted to the
+latest cycles, endpoint the STA bound), the error values f_e and the dropped products f_drop.
+Writes OUT/<rows>x<cols>-<dataflow>-<setting>.json. About one Icarus run of --cycles
+cycles per component (50-70 s for 20,000 cycles on an idle core).""")
+    c.add_argument("--dataflow", choices=["ws", "os"], default="ws",
+                   help="the array's dataflow (default ws)")
+    c.add_argument("--rows", type=int, default=256, help="array rows (default 256)")
+    c.add_argument("--cols", type=int, default=256, help="array columns (default 256)")
+    c.add_argument("--components", type=_components, default=list(COMPONENTS),
+                   help="comma-separated components (default all nine)")
+    c.add_argument("--cycles", type=checked(int, lambda v: v >= 200, "an integer >= 200"),
+                   default=20000, help="MAC cycles simulated per component (default 20000)")
+    c.add_argument("--seed", type=NATURAL,
+                   default=1, help="seed of the streams' segment draws (default 1)")
+    c.add_argument("--grid", default=GRID, metavar="START:STOP:STEP|V,V,...",
+                   help=f"table voltages, within every curve's range (default {GRID})")
+    c.add_argument("--work", default="build/energy", help="work directory (default "
+                   "build/energy)")
+    c.add_argument("--out", default=str(OUT / "tables"), metavar="DIR",
+                   help=f"table directory (default {OUT / 'tables'})")
+
+    from hw.facts import POLICIES
+    sp = command(
+        sub, "spec", run=run_spec, raw=True,
+        help="write the campaign spec of a voltage table",
+        description="""\
+Write a campaign spec (realm/campaign/runner.py) with one timing experiment per component of
+the table: the table's voltages below nominal at which a perplexity pass of the campaign's
+model is expected to see at least 0.05 erroneous elements of the component (higher ones are
+error-free in practice), down to --max-p-element, every --every-th of them, every policy, on
+the table's array.""")
+    sp.add_argument("table", help="voltage table (realm energy characterize)")
+    sp.add_argument("--out", default=str(OUT / "spec.json"), metavar="FILE",
+                    help=f"spec file to write (default {OUT / 'spec.json'})")
+    sp.add_argument("--seeds", type=comma_list(int, what="integers"), default=[0, 1, 2],
+                    help="seeds, comma-separated (default 0,1,2)")
+    sp.add_argument("--policies", type=_policies, default=list(POLICIES),
+                    help=f"policies, comma-separated (default {','.join(POLICIES)})")
+    sp.add_argument("--components", type=_components, default=list(COMPONENTS),
+                    help="components (default all nine)")
+    sp.add_argument("--every", type=POSITIVE,
+                    default=1, help="keep every n-th voltage (default 1: all)")
+    sp.add_argument("--max-p-element", type=PROBABILITY, default=1.0,
+                    help="stop at the first voltage where an element is wrong with at least "
+                    "this probability (default 1: every voltage of the table)")
+    sp.add_argument("--params", default="docs/results/abft/params/{array}.json",
+                    help="statistical unit parameter files (default "
+                    "docs/results/abft/params/{array}.json)")
+
+    ca = command(sub, "campaign", check=check_campaign, run=run_campaign,
+                 help="run a spec (resumable; = realm llm campaign)",
+                 description="Run every point of SPEC not yet in --out, one JSON line per "
+                 "point; rerun to resume.")
+    ca.add_argument("spec", help="campaign spec (realm energy spec)")
+    ca.add_argument("--out", default=str(OUT / "campaign.jsonl"), metavar="FILE",
+                    help=f"results file (default {OUT / 'campaign.jsonl'})")
+    workers_arg(ca)
+    ca.add_argument("--threads", type=POSITIVE, default=None, help="torch threads per worker")
+    ca.add_argument("--no-progress", action="store_true", help="no progress bar")
+    engine_args(ca)
+
+    r = command(
+        sub, "report", run=run_report, raw=True,
+        help="energy, sweet spots, Table II / Fig. 9 analogues, sensitivity",
+        description="""\
+From a timing campaign's results: per component, policy and voltage the perplexity
+degradation (mean and upper 95 % bound over seeds), the recompute ratio and the energy
+(realm/energy/model.py: eps(V)(1 + o_P) + r_P(1 + o_P), relative to the unprotected array at
+0.9 V; o_P from our synthesis report); the sweet spot of each policy (lowest energy with the
+upper bound within --tol); ReaLM's saving vs nominal and vs the best other policy; the same
+under the other tables' timing settings (remapped by p, not rerun) and leakage shares 0, 0.1,
+0.3. Writes curves.csv, table2.csv/json, sensitivity.csv, pv.csv, fig9_k.png, fig9_o.png.""")
+    r.add_argument("results", help="campaign results (JSONL)")
+    r.add_argument("--table", required=True, help="the voltage table the campaign ran")
+    r.add_argument("--others", nargs="*", default=[], help="tables of other timing settings")
+    r.add_argument("--tol", type=checked(float, lambda v: v > 0, "a positive number"),
+                   default=0.3, help="perplexity tolerance (default 0.3, the paper's)")
+    r.add_argument("--out", default=str(OUT), metavar="DIR",
+                   help=f"output directory (default {OUT})")

