@@ -170,7 +170,7 @@ def test_realm_fast(tmp_path):
                        text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (np.load(out) == a @ b).all()
-    assert "compiled Verilator harness" in r.stdout and "not run (--fast)" in r.stdout
+    assert "compiled Verilator harness" in r.stdout and "not run under --fast" in r.stdout
 
 
 def test_realm_sim_fast_matches_cocotb(tmp_path):

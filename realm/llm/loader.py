@@ -9,6 +9,7 @@ imported.
 
 Text is any UTF-8 file; :func:`token_windows` cuts its tokens into non-overlapping windows.
 """
+import fcntl
 import glob
 import hashlib
 import importlib.util
@@ -115,7 +116,11 @@ def resolve(name):
     if name in PRESETS:
         out = os.path.join(CACHE, name)
         if not os.path.exists(os.path.join(out, "config.json")):
-            convert(name, out)
+            os.makedirs(CACHE, exist_ok=True)
+            with open(out + ".lock", "w") as lock:  # one conversion; the others wait for it
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not os.path.exists(os.path.join(out, "config.json")):
+                    convert(name, out)
         return out, PRESETS[name][2]
     if os.path.isdir(name) and os.path.exists(os.path.join(name, "config.json")):
         return name, False
