@@ -20,13 +20,31 @@ def tiny(tmp_path_factory):
 
 @pytest.mark.parametrize("m,k,n", [(1, 64, 8), (5, 60, 9), (16, 8, 17), (17, 64, 24),
                                    (300, 576, 192)])
-def test_int_mm_exact(m, k, n):
+@pytest.mark.parametrize("backend", sorted(quant.INT_MM))
+def test_int_mm_exact(m, k, n, backend):
+    """Every backend equals the int64 product, whichever int_mm picks on this machine."""
     g = torch.Generator().manual_seed(m * k + n)
     a = torch.randint(-127, 128, (m, k), generator=g, dtype=torch.int8)
     b = torch.randint(-127, 128, (k, n), generator=g, dtype=torch.int8)
-    c = quant.int_mm(a, b)
+    c = quant.INT_MM[backend](a, b)
     assert c.dtype == torch.int32 and c.shape == (m, n)
     assert torch.equal(c.long(), a.long() @ b.long())
+    assert torch.equal(quant.int_mm(a, b), c)
+
+
+@pytest.mark.parametrize("k", [1024, 1025, 2048 + 7])
+def test_float_mm_exact_at_the_extremes(k):
+    """-128 x -128 over the first 1024 terms sums to exactly 2**24, the end of float32's exact
+    integers; each term past them adds 1, so the total 2**24 + (k - 1024) is odd for k = 1025
+    and 2055, which one float32 GEMM over all of K rounds and float_mm's chunks of 1024 do
+    not. The int64 product is the oracle."""
+    a = torch.ones((3, k), dtype=torch.int8)
+    b = torch.ones((k, 2), dtype=torch.int8)
+    a[:, :1024], b[:1024] = -128, -128
+    want = a.long() @ b.long()
+    assert want[0, 0] == (1 << 24) + (k - 1024)
+    assert torch.equal(quant.float_mm(a, b).long(), want)
+    assert torch.equal((a.float() @ b.float()).long(), want) == (k == 1024)
 
 
 def test_quant_rows_range_and_scale():

@@ -4,7 +4,8 @@ the authors' public code, smoothquant/error_inject.py).
 * Smoothing (:func:`smooth`): for each norm that feeds linear layers, per input channel j,
   ``s_j = max|X_j|^α / max|W_j|^(1-α)``; X is divided by s (folded into the norm) and W's column j
   multiplied by s. max|X_j| comes from :func:`calibrate` on calibration text.
-* Every GEMM is INT8 × INT8 → INT32 through ``torch._int_mm`` (:func:`int_mm`), exact; the FP
+* Every GEMM is INT8 × INT8 → INT32 through :func:`int_mm`, exact (``torch._int_mm`` or
+  float32 GEMMs over exact chunks, whichever is faster on the machine); the FP
   output is the accumulator times the two scales. Weights are per output channel and activations
   per token (or both per tensor, ``per_tensor=True``, the OPT setting of the authors' code).
 * The two attention BMMs run in our own attention function (:func:`int8_attention`), registered
@@ -163,10 +164,27 @@ def use_compiled(on=True):
         K[name] = safe
 
 
-def int_mm(a, b):
-    """Exact ``a @ b`` for int8 a [M, K] and b [K, N] as int32, via ``torch._int_mm``. Shapes
-    outside its documented domain (M > 16, K and N multiples of 8) are zero-padded, which leaves
-    the product unchanged."""
+#: Reduction length of one float32 chunk of :func:`float_mm`: an int8 product is at most 2**14 in
+#: magnitude, so every partial sum of up to 1024 of them is an integer within 2**24, which
+#: float32 holds exactly whatever order the BLAS adds them in.
+FLOAT_EXACT_K = 1024
+
+
+def float_mm(a, b):
+    """Exact ``a @ b`` for int8 a [M, K] and b [K, N] as int32, through float32 GEMMs over
+    chunks of :data:`FLOAT_EXACT_K` along K (each chunk's sum is exact, see there; the chunks
+    are added in int32, which holds the exact total for K below 2**17)."""
+    af, bf = a.float(), b.float()
+    out = None
+    for s in range(0, a.shape[1], FLOAT_EXACT_K):
+        c = (af[:, s:s + FLOAT_EXACT_K] @ bf[s:s + FLOAT_EXACT_K]).to(torch.int32)
+        out = c if out is None else out.add_(c)
+    return out
+
+
+def _int_mm_padded(a, b):
+    """``torch._int_mm`` outside its documented domain (M > 16, K and N multiples of 8) by
+    zero-padding, which leaves the product unchanged."""
     m, k = a.shape
     n = b.shape[1]
     pm, pk, pn = max(0, 17 - m), -k % 8, -n % 8
@@ -176,6 +194,36 @@ def int_mm(a, b):
         b = F.pad(b, (0, pn, 0, pk))
     c = torch._int_mm(a, b)
     return c[:m, :n] if (pm or pn) else c
+
+
+#: The exact INT8 GEMMs: the same int32 result, at very different speeds per CPU (torch's
+#: ``_int_mm`` runs about 2.4 G MAC/s on an AVX2-only EPYC core, its float32 GEMMs about 50 G).
+INT_MM = {"int_mm": _int_mm_padded, "float32": float_mm}
+_chosen = []
+
+
+def int_mm_backend():
+    """The name of the faster exact GEMM of :data:`INT_MM` on this machine, timed once per
+    process on a 256 x 576 @ 576 x 576 product (every backend gives the same bits)."""
+    if not _chosen:
+        import time
+        g = torch.Generator().manual_seed(0)
+        a = torch.randint(-128, 128, (256, 576), generator=g, dtype=torch.int8)
+        b = torch.randint(-128, 128, (576, 576), generator=g, dtype=torch.int8)
+        best = {}
+        for name, fn in INT_MM.items():
+            fn(a, b)
+            t0 = time.perf_counter()
+            fn(a, b)
+            best[name] = time.perf_counter() - t0
+        _chosen.append(min(best, key=best.get))
+    return _chosen[0]
+
+
+def int_mm(a, b):
+    """Exact ``a @ b`` for int8 a [M, K] and b [K, N] as int32, by the faster backend of this
+    machine (:func:`int_mm_backend`)."""
+    return INT_MM[int_mm_backend()](a, b)
 
 
 class Runtime:
@@ -287,7 +335,8 @@ def _int_bmm(a, b, groups):
     out = torch.empty(h, t, n, dtype=torch.int32)
     for g in range(groups):
         ag = a[g * rep:(g + 1) * rep].reshape(rep * t, -1)
-        if t * rep > 16 and ag.shape[1] % 8 == 0 and n % 8 == 0:
+        if (int_mm_backend() == "int_mm" and t * rep > 16 and ag.shape[1] % 8 == 0
+                and n % 8 == 0):
             torch._int_mm(ag, b[g], out=out[g * rep:(g + 1) * rep].view(rep * t, n))
         else:
             out[g * rep:(g + 1) * rep] = int_mm(ag, b[g]).view(rep, t, n)
