@@ -70,12 +70,13 @@ def check(a):
         raise BadInput("--component needs --params")
     if a.fast and a.waves:
         raise BadInput("--fast writes no waveform: drop --waves or --fast")
+    a.note = None
     if a.abft is None:
         a.abft = "realm" if a.faults or a.params else "none"
-        if a.faults or a.params:
-            print(f"note        {'--faults' if a.faults else '--params'}: using the realm ABFT "
-                  "variant (set --abft to choose; --abft none injects into the unprotected "
-                  "array)")
+        if a.faults or a.params:  # said when the run starts, after every check
+            a.note = (f"note        {'--faults' if a.faults else '--params'}: using the realm "
+                      "ABFT variant (set --abft to choose; --abft none injects into the "
+                      "unprotected array)")
     config = config_from_args(a)
     if a.params and config.abft is not Abft.REALM:
         raise BadInput(f"--params programs the statistical unit: it needs --abft realm, not "
@@ -116,6 +117,8 @@ def _gemm(a, gemm, **kw):
     """Run the GEMM through cocotb or, with ``--fast``, the compiled harness."""
     from realm.rtl.simulate import run_gemm, run_gemm_fast
     config = a.config
+    if a.note:
+        print(a.note)
     if a.fast:
         return run_gemm_fast(config, gemm, a.seed, a.out, faults=a.faults,
                              params=a.param_program, **kw)
