@@ -131,10 +131,6 @@ def _injection(a):
             "stage": a.stage or "both", "seed": a.seed}
 
 
-def _check_bench(a):
-    check_text(a)
-
-
 def cmd_bench(a):
     from realm.llm import bench
 
@@ -196,7 +192,7 @@ def add(top):
                    help="eager elementwise kernels (no torch.compile)")
     e.add_argument("-o", "--output", metavar="FILE", help="also write the JSON to FILE")
 
-    b = command(sub, "bench", check=_check_bench, run=cmd_bench,
+    b = command(sub, "bench", check=check_text, run=cmd_bench,
                 help="tokens/s: FP32 vs W8A8 clean vs W8A8 injected vs the closed loop")
     common_args(b)
     b.add_argument("--repeats", type=POSITIVE, default=3,
