@@ -61,10 +61,11 @@ def bench_one(config, where, cocotb=True, pysim=True):
     if cocotb:  # build (timed apart), then the GEMM with the golden model beside it
         row["cocotb_build_fresh"] = not (sim.BUILD / "array" / config.id / ".built").exists()
         t0 = time.perf_counter()
-        sim.build(config, waves=False)
+        sim.build(config, waves=False, optimize=True)
         row["cocotb_build_seconds"] = time.perf_counter() - t0
         trace_path = where / f"trace-{config.id}.json"
-        r = run_gemm(config, shape, 1, where / f"gemm-{config.id}.json", trace=trace_path)
+        r = run_gemm(config, shape, 1, where / f"gemm-{config.id}.json", trace=trace_path,
+                     optimize=True)
         assert r["matches_oracle"] and r["matches_golden_every_cycle"], r.get("first_mismatch")
         row.update(cocotb_seconds=r["rtl_seconds"], cocotb_macs_per_s=r["rtl_macs_per_s"],
                    cocotb_cpu_macs_per_s=r["rtl_cpu_macs_per_s"],

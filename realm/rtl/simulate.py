@@ -13,16 +13,17 @@ class SimulationError(RuntimeError):
 
 
 def run_gemm(config, gemm, seed, result_path, waves=False, faults=None, operands=None,
-             product=None, params=None, trace=None):
+             product=None, params=None, trace=None, optimize=None):
     """Build ``config`` and run the GEMM cocotb module; return its JSON result. ``operands``
     names a ``.npz`` of ``x`` and ``w`` to use instead of seeded LLM-like ones; ``product``
     where the RTL's product is written (``.npy``); ``params`` the parameter program of
     :func:`realm.rtl.gemm.param_program` (its file travels to the simulator as a path, the
-    component by name); ``trace`` where the RTL's per-cycle outputs are written (JSON).
+    component by name); ``trace`` where the RTL's per-cycle outputs are written (JSON);
+    ``optimize`` the model's C++ optimization (:func:`realm.rtl.sim.build`).
     :class:`SimulationError` if the simulation does not finish."""
     from realm.rtl import sim
     waves = waves or sim.waves_requested()
-    build_dir = sim.build(config, waves=waves)
+    build_dir = sim.build(config, waves=waves, optimize=optimize)
     pathlib.Path(result_path).unlink(missing_ok=True)
     with tempfile.TemporaryDirectory(prefix="realm-sim-") as tmp:
         env = {"REALM_CONFIG": config.to_json(), "REALM_GEMM": ",".join(map(str, gemm)),
