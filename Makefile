@@ -14,7 +14,7 @@ FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
 
-.PHONY: setup sim run test test-slow bench bench-ray synth timing characterize abft energy clean
+.PHONY: setup sim run test test-slow bench bench-ray synth timing characterize abft energy energy-bitflip clean
 
 setup: $(STAMP)
 
@@ -74,6 +74,10 @@ ENERGY_DIR := docs/results/energy
 ENERGY_SPEC ?= $(ENERGY_DIR)/spec_reduced.json
 ENERGY_TABLES := $(ENERGY_DIR)/tables/256x256-ws
 ENERGY_OS := $(ENERGY_DIR)/tables/256x256-os
+# The paper's bit-flip model: BER(V) curves (onset 1e-8 at 0.85 V, three slopes in decades per
+# 10 mV) over the closed-loop BER-grid campaign of docs/results/abft (an exact remap).
+BITFLIP_CURVES := --curve onset_v=0.85,onset_ber=1e-8,slope=0.15 \
+	--curve onset_v=0.85,onset_ber=1e-8,slope=0.25 --curve onset_v=0.85,onset_ber=1e-8,slope=0.4
 energy: $(STAMP)
 	$(PY) -m realm energy characterize --dataflow ws --cycles 40000 --out $(ENERGY_DIR)/tables
 	$(PY) -m realm energy characterize --dataflow os --cycles 40000 --out $(ENERGY_DIR)/tables
@@ -87,6 +91,11 @@ energy: $(STAMP)
 	$(PY) -m realm energy report $(ENERGY_DIR)/os/campaign.jsonl --out $(ENERGY_DIR)/os \
 		--table $(ENERGY_OS)-A-on0.84.json \
 		--others $(filter-out $(ENERGY_OS)-A-on0.84.json,$(wildcard $(ENERGY_OS)-*.json))
+	$(MAKE) energy-bitflip
+
+energy-bitflip: $(STAMP)
+	$(PY) -m realm energy bitflip docs/results/abft/campaign.jsonl $(BITFLIP_CURVES) \
+		--timing $(ENERGY_DIR)/table2.json --out $(ENERGY_DIR)/bitflip
 
 characterize: $(STAMP)
 	$(PY) -m realm characterize

@@ -13,7 +13,7 @@ import pathlib
 from golden.faults import LLAMA_COMPONENTS as COMPONENTS
 from realm.energy.characterize import GRID, SETTINGS
 
-from .args import (NATURAL, POSITIVE, PROBABILITY, BadInput, checked, comma_list, command,
+from .args import (NATURAL, POSITIVE, PROBABILITY, BadInput, bit_list, checked, comma_list, command,
                    engine_args, engine_from_args, group, need, workers_arg)
 from .paths import existing, writable
 
@@ -119,6 +119,85 @@ def run_report(a):
     return 0
 
 
+def _curve(text):
+    import argparse
+
+    from realm.energy.errmodel import CurveError, parse_curve
+    try:
+        return parse_curve(text)
+    except CurveError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def check_bitflip(a):
+    from realm.abft.loop import parse_array
+    from realm.campaign import runner as campaign
+
+    need("llm")
+    if not a.curve:
+        raise BadInput("give at least one --curve")
+    try:
+        parse_array(a.array)
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    for b in a.bits:
+        lo, hi = (b, b) if isinstance(b, int) else b
+        if not 0 <= lo <= hi <= 31:
+            raise BadInput(f"--bits: {b!r} must be a bit 0..31 or LO-HI with LO <= HI")
+    a.bit_ranges = [[b, b] if isinstance(b, int) else b for b in a.bits]
+    header, done = campaign.read_results(str(existing(a.results, "RESULTS")))
+    if header is None:
+        raise BadInput(f"{a.results!r} holds no campaign results")
+    a.header, a.records = header, list(done.values())
+    from realm.energy.bitflip import select
+    from realm.energy.errmodel import CurveError
+    for bits in a.bit_ranges:
+        recs = select(a.records, bits, a.array)
+        if not recs:
+            raise BadInput(f"{a.results!r} has no closed-loop bitflip points of bits "
+                           f"{bits[0]}-{bits[1]} on {a.array}")
+        for curve in a.curve:  # every BER of the campaign has its voltage on every curve
+            for ber in sorted({r["point"]["ber"] for r in recs if r["point"]["ber"] > 0}):
+                try:
+                    curve.voltage(ber)
+                except CurveError as e:
+                    raise BadInput(f"--curve {curve.name}: {e} (the campaign has BER "
+                                   f"{ber:g})") from None
+    if a.timing:
+        existing(a.timing, "--timing")
+    writable(a.out, "--out", folder=True)
+
+
+def run_bitflip(a):
+    from realm.energy import bitflip, tables
+    from realm.energy.errmodel import CurveError
+    from realm.energy.model import EnergyModel, overheads
+    from realm.energy.write import kinds
+
+    settings = a.header["settings"]
+    baseline = a.header["baseline"]["w8a8"]["ppl"]
+    ovh, src = overheads(a.array.split("-")[1], size=int(a.array.split("x")[0]))
+    model = EnergyModel()
+    results = []
+    try:
+        for curve in a.curve:
+            for bits in a.bit_ranges:
+                results.append(bitflip.analyse(a.records, baseline, curve, bits, a.array,
+                                               settings, a.tol, ovh, model))
+    except CurveError as e:
+        raise BadInput(str(e)) from None
+    timing = json.loads(pathlib.Path(a.timing).read_text()) if a.timing else None
+    meta = {"tol_ppl": a.tol, "tol": a.tol, "baseline": baseline, "overheads": ovh,
+            "overhead_sources": src, "kinds": kinds(array=a.array), "results": str(a.results),
+            "error_model": "bitflip"}
+    paths = tables.write(a.out, results, meta, timing)
+    for res in results:
+        print(f"{tables._setting(res)}: " + ", ".join(
+            f"{c} {tables._pct(r['saving_vs_prior'])}" for c, r in res["table2"].items()))
+    print(f"wrote       {', '.join(str(x) for x in paths)}")
+    return 0
+
+
 def _policies(text):
     from hw.facts import POLICIES
 
@@ -198,6 +277,38 @@ the table's array.""")
     ca.add_argument("--threads", type=POSITIVE, default=None, help="torch threads per worker")
     ca.add_argument("--no-progress", action="store_true", help="no progress bar")
     engine_args(ca)
+
+    bf = command(
+        sub, "bitflip", check=check_bitflip, run=run_bitflip, raw=True,
+        help="Table II under the paper's bit-flip model, per BER curve and bit range",
+        description="""\
+Energy, sweet spots and the Table II analogue under the bitflip error model: each INT32
+accumulator element flips one bit with probability BER(V), the bit uniform in a range. RESULTS
+is a closed-loop campaign on a BER grid (realm llm campaign with arrays and policies, e.g.
+docs/results/abft/campaign.jsonl). Its cell at BER b is the model at the voltage V(b) of each
+--curve exactly (the injector depends on V only through BER(V); same seeds), so nothing is
+remapped approximately; voltages between grid BERs are not measured, and a sweet spot at
+either end of the grid is printed as a bound (<= or >=). DMR's recompute ratio is computed
+(either copy flips in a decision unit); ThUnderVolt does not apply to bit flips. Writes
+table2.csv, table2.json, curves.csv and summary.md (one table per curve and bit range, side
+by side with --timing's).""")
+    bf.add_argument("results", help="closed-loop bitflip campaign results (JSONL)")
+    bf.add_argument("--curve", type=_curve, action="append", default=[],
+                    metavar="onset_v=V,onset_ber=B,slope=S|CSV",
+                    help="BER curve: parametric (onset voltage, BER at the onset, slope in "
+                    "decades per 10 mV) or a CSV with columns v,ber; repeat for several")
+    bf.add_argument("--bits", type=bit_list, default=[[0, 29], 30],
+                    help="bit ranges, comma-separated (default 0-29,30: the paper's evaluation "
+                    "and characterization)")
+    bf.add_argument("--array", default="256x256-ws",
+                    help="the campaign's array (default 256x256-ws)")
+    bf.add_argument("--tol", type=checked(float, lambda v: v > 0, "a positive number"),
+                    default=0.3, help="perplexity tolerance (default 0.3, the paper's)")
+    bf.add_argument("--timing", default=None, metavar="TABLE2_JSON",
+                    help="a timing report's table2.json to set beside (e.g. "
+                    "docs/results/energy/table2.json)")
+    bf.add_argument("--out", default=str(OUT / "bitflip"), metavar="DIR",
+                    help=f"output directory (default {OUT / 'bitflip'})")
 
     r = command(
         sub, "report", run=run_report, raw=True,

@@ -108,15 +108,21 @@ def _chunks(size, block):
     return [min(block, size - i) for i in range(0, size, block)]
 
 
-def unit_ratio(logs, config, targets, p, copies=1):
+def unit_ratio(logs, config, targets, p, copies=1, per="cycle"):
     """(expected fraction of MACs in decision units with an error, MACs) over the GEMM calls
     of ``logs`` (:attr:`realm.llm.metrics.Evaluator.logs`) that ``targets(component, layer,
-    call)`` selects, when each MAC cycle of each of ``copies`` copies errs with probability
-    ``p``: a unit's outputs each pass ``rows`` PE cycles (WS, per K-chunk, padding included)
-    or ``K`` (OS). ``copies=2`` is DMR's recompute ratio, ``copies=1`` classic ABFT's (no
-    aliasing)."""
+    call)`` selects, when each of ``copies`` copies errs with probability ``p``:
+
+    * ``per="cycle"`` (timing errors): each MAC cycle; a unit's outputs each pass ``rows`` PE
+      cycles (WS, per K-chunk, padding included) or ``K`` (OS);
+    * ``per="element"`` (bit flips): each output element of the GEMM, its error carried by
+      one of the element's ``ceil(K / rows)`` K-chunks, uniformly (WS; OS: its one unit), as
+      :class:`realm.abft.loop.AbftInjector` places it.
+
+    ``copies=2`` is DMR's recompute ratio, ``copies=1`` classic ABFT's (no aliasing)."""
+    if per not in ("cycle", "element"):
+        raise EnergyError(f"per must be cycle or element, not {per!r}")
     num = den = 0.0
-    log1m = math.log1p(-p) if p < 1 else -math.inf
     for log in logs:
         for comp, layer, call, _numel, shape, k in log:
             if not targets(comp, layer, call):
@@ -128,9 +134,11 @@ def unit_ratio(logs, config, targets, p, copies=1):
                     t.n, c.cols), c.rows
             else:
                 ms, ks, ns, cyc = _chunks(t.m, c.rows), [t.k], _chunks(t.n, c.cols), t.k
+            q, cyc = (p / len(ks), 1) if per == "element" else (p, cyc)
+            log1m = math.log1p(-q) if q < 1 else -math.inf
             for m in ms:
                 for n in ns:
-                    pi = -math.expm1(copies * cyc * m * n * log1m) if p > 0 else 0.0
+                    pi = -math.expm1(copies * cyc * m * n * log1m) if q > 0 else 0.0
                     for kk in ks:
                         num += t.gemms * m * kk * n * pi
                         den += t.gemms * m * kk * n

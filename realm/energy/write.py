@@ -71,6 +71,9 @@ def analyse(records, baseline, table, others, dataflow, tol, leak=(0.0, 0.1, 0.3
     cur = {comp: er.curves({k: v for k, v in c.items() if k != "_p"}, ovh, model)
            for comp, c in cells.items()}
     t2 = er.table2(cur, tol)
+    er.seed_rules({comp: {k: v for k, v in c.items() if k != "_p"} for comp, c in cells.items()},
+                  lambda cs: er.table2({comp: er.curves(c, ovh, model) for comp, c in cs.items()},
+                                       tol), t2)
     sens = []
     for lf in leak:
         m = EnergyModel(leak_frac=lf)

@@ -1,0 +1,143 @@
+"""Energy and sweet spots under the bitflip error model (:mod:`realm.energy.errmodel`): a
+closed-loop campaign on a BER grid (``realm llm campaign`` with ``arrays``/``policies``, e.g.
+docs/results/abft/campaign.jsonl) placed on the voltages of a BER curve.
+
+Exactness. A bitflip point depends on the voltage only through ``BER(V)``, so the campaign's
+cell at BER ``b`` is the model at ``V(b)`` (:meth:`BerCurve.voltage`): same injector, same seeds,
+nothing interpolated. The voltages are those of the grid's BERs; between them nothing is
+measured. Above the curve's onset the array is error-free (the clean model, at the onset
+voltage, the limit from above).
+
+Policies: ``none``, ``classic``, ``approx`` (MSD threshold), ``realm`` as the campaign ran
+them; ``dmr`` computed, not run: no error survives and the recompute ratio is the probability
+that either copy has a flip in a decision unit (:func:`realm.energy.model.unit_ratio`,
+``per="element"``), from the model's GEMM shapes. ThUnderVolt does not apply: Razor flip-flops
+catch late transitions, not a bit that flips.
+
+Bounds (:func:`bounds`). A policy's sweet spot at the lowest grid voltage with its upper bound
+within the tolerance could go lower (``"low"``); one at the onset whose first measured voltage
+fails could lie between the two (``"high"``). Both are printed as bounds, not values.
+"""
+import math
+
+from hw.facts import ABFT_POLICIES
+from realm.energy import report as er
+
+#: The policies a bitflip table shows (ThUnderVolt does not apply to bit flips).
+POLICIES = ("none", "dmr", "classic", "approx", "realm")
+
+
+def shape_logs(settings, comp):
+    """One layer's GEMM calls of ``comp`` in one window of ``settings``' model, in the form of
+    :attr:`realm.llm.metrics.Evaluator.logs` (every layer and window has the same)."""
+    from realm.campaign.spec import model_shape
+
+    _, _, outs, heads, hd = model_shape(settings["model"])
+    t = settings["length"]
+    ins = {"q": outs["o"], "k": outs["o"], "v": outs["o"], "gate": outs["o"], "up": outs["o"],
+           "o": outs["q"], "down": outs["gate"], "fc1": outs["o"], "fc2": outs["fc1"]}
+    if comp == "qk":
+        shape, k = (1, heads, t, t), hd
+    elif comp == "sv":
+        shape, k = (1, heads, t, hd), t
+    else:
+        shape, k = (t, outs[comp]), ins[comp]
+    return [[(comp, 0, 0, math.prod(shape), shape, k)]]
+
+
+def select(records, bits, array):
+    """The closed-loop bitflip records of one bit range and array, single-component."""
+    out = []
+    for rec in records:
+        pt = rec["point"]
+        if (pt.get("mode") == "bitflip" and pt.get("array") == array and len(pt["components"]) == 1
+                and pt.get("bits") == list(bits) and pt.get("policy") in ABFT_POLICIES
+                and pt.get("metric", "ppl") == "ppl"):
+            out.append(rec)
+    return out
+
+
+def cells(records, baseline, curve, bits, array, settings):
+    """{component: {policy: {voltage: {"dppl", "r", "seeds", "ber"}}}} of the campaign's
+    records of ``bits`` on ``array`` at the voltages ``curve`` gives their BERs, the
+    error-free onset row added, DMR computed (see the module docstring)."""
+    from realm.abft.loop import parse_array
+    from realm.energy.model import unit_ratio
+
+    config = parse_array(array)
+    out = {}
+    for rec in select(records, bits, array):
+        pt = rec["point"]
+        comp, pol, ber = pt["components"][0], pt["policy"], pt["ber"]
+        if not ber > 0:
+            continue
+        v = round(curve.voltage(ber), 9)
+        cell = out.setdefault(comp, {}).setdefault(pol, {}).setdefault(
+            v, {"dppl": [], "r": [], "seeds": [], "ber": ber})
+        ppl = rec.get("ppl")
+        cell["dppl"].append(ppl - baseline if ppl is not None and math.isfinite(ppl)
+                            else math.inf)
+        macs = rec.get("macs") or 0
+        cell["r"].append((rec.get("macs_recomputed") or 0) / macs if macs else 0.0)
+        cell["seeds"].append(pt["seed"])
+    for pols in out.values():  # each cell's lists in seed order
+        for pol in pols.values():
+            for c in pol.values():
+                order = sorted(range(len(c["seeds"])), key=c["seeds"].__getitem__)
+                for k in ("seeds", "dppl", "r"):
+                    c[k] = [c[k][i] for i in order]
+    onset = round(curve.v_max_errors(), 9)
+    for comp, pols in out.items():
+        logs = shape_logs(settings, comp)
+        volts = sorted({v for c in pols.values() for v in c}, reverse=True)
+        n = max(len(c["seeds"]) for p in pols.values() for c in p.values())
+        pols["dmr"] = {v: {"dppl": [0.0] * n, "seeds": [],
+                           "ber": next(c[v]["ber"] for c in pols.values() if v in c),
+                           "r": [unit_ratio(logs, config, lambda *a: True,
+                                            next(c[v]["ber"] for c in pols.values() if v in c),
+                                            copies=2, per="element")[0]] * n}
+                       for v in volts}
+        for pol in pols.values():
+            if onset not in pol:
+                pol[onset] = {"dppl": [0.0] * n, "r": [0.0] * n, "seeds": [], "ber": 0.0}
+    return out
+
+
+def bounds(rows, spot, tol, onset):
+    """Whether a sweet spot is a bound of the grid (see the module docstring): ``"low"``,
+    ``"high"`` or None. ``rows``: the policy's :func:`realm.energy.report.curves` rows."""
+    measured = sorted((r for r in rows if r["v"] < er.NOMINAL), key=lambda r: -r["v"])
+    if not measured:
+        return None
+    if spot["v"] == measured[-1]["v"] and spot["upper"] <= tol:
+        return "low"
+    below = [r for r in measured if r["v"] < onset]
+    if spot["v"] >= onset - 1e-12 and below and below[0]["upper"] > tol:
+        return "high"
+    return None
+
+
+def analyse(records, baseline, curve, bits, array, settings, tol, overheads, model):
+    """Curves, Table II (per component: every policy's sweet spot under the upper-bound rule,
+    ReaLM's savings), the bound of every sweet spot, ReaLM's saving vs the ABFT prior art
+    under the mean rule and under each seed alone, and the verdict
+    (:func:`realm.energy.report.verdict`), for one
+    curve and bit range."""
+    cs = cells(records, baseline, curve, bits, array, settings)
+    ovh = {p: overheads[p] for p in POLICIES}
+
+    def table(cells_by_comp):
+        cur = {comp: er.curves({p: c[p] for p in POLICIES if p in c}, ovh, model)
+               for comp, c in cells_by_comp.items()}
+        return cur, er.table2(cur, tol)
+
+    cur, t2 = table(cs)
+    seeds = er.seed_rules(cs, lambda c: table(c)[1], t2)
+    onset = curve.v_max_errors()
+    for comp, row in t2.items():
+        row["bounds"] = {p: bounds(cur[comp][p], s, tol, onset)
+                         for p, s in row["spots"].items()}
+        row["bers"] = {p: cs[comp][p][s["v"]]["ber"] if s["v"] in cs[comp][p] else 0.0
+                       for p, s in row["spots"].items()}
+    return {"curve": curve.describe(), "curve_name": curve.name, "bits": list(bits),
+            "array": array, "seeds": seeds, "curves": cur, "table2": t2}
