@@ -259,3 +259,40 @@ def test_bad_parametric_values():
         BerCurve.parametric(1.2, 1e-8, 0.25)
     with pytest.raises(CurveError, match="BER 0 has no voltage"):
         parse_curve(CURVE).voltage(0)
+
+
+def test_spec_of_a_curve_and_back(tmp_path):
+    """``realm energy spec --curve`` runs the BERs of the grid's voltages (every 20 mV on a
+    slope of 0.25: half decades from the onset 1e-8 at 0.85 V; 0.87 V is error-free and not
+    run), and a campaign at those BERs lands back on exactly the grid's voltages."""
+    out = tmp_path / "spec.json"
+    assert _energy(["spec", "--curve", CURVE, "--voltages", "0.87:0.77:0.02", "--seeds", "0,1",
+                    "--components", "k,o", "--out", str(out)]) == 0
+    exp = json.loads(out.read_text())["experiments"]
+    assert exp == [{"name": "bitflip-on0.85-1e-08-s0.25", "mode": "bitflip",
+                    "components": ["k", "o"],
+                    "bers": [1e-8, 3.16227766017e-8, 1e-7, 3.16227766017e-7, 1e-6],
+                    "bits": [[0, 29], 30], "arrays": ["256x256-ws"],
+                    "policies": ["none", "classic", "approx", "realm"],
+                    "params": "docs/results/abft/params/{array}.json"}]
+    recs = [_rec("none", b, 0, BASE) for b in exp[0]["bers"]]
+    cs = bitflip.cells(recs, BASE, parse_curve(CURVE), (0, 29), "256x256-ws", SETTINGS)["k"]
+    assert sorted(cs["none"]) == [0.77, 0.79, 0.81, 0.83, 0.85]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--curve", CURVE], "--curve needs --voltages (START:STOP:STEP or V,V,...)"),
+    (["--curve", CURVE, "--voltages", "0.8:0.5:0.01"], "--voltages: 0.52 V is below the BER "
+     "curve's range (from 0.53 V)"),
+    (["--curve", CURVE, "--voltages", "0.8", "--policies", "thundervolt"], "policy "
+     "'thundervolt' is not run under bit flips (ThUnderVolt's Razor flops do not see a flipped "
+     "bit); run none, classic, approx, realm"),
+    (["--curve", CURVE, "--voltages", "0.9"], "no voltage of the grid has errors on the curve "
+     "on0.85-1e-08-s0.25 (its errors start at 0.85 V)"),
+    ([], "give a voltage TABLE (timing errors) or --curve (bit flips), not neither"),
+    (["t.json", "--bits", "30"], "--bits goes with --curve (a table has its own)"),
+])
+def test_spec_bad_input_is_one_line(args, message, tmp_path, capsys):
+    assert _energy(["spec", *args, "--out", str(tmp_path / "s.json")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"realm energy spec: error: {message}"]
+    assert not (tmp_path / "s.json").exists()

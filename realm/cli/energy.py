@@ -59,17 +59,58 @@ def _table(path, option):
     return VoltageTable.read(str(existing(path, option)))
 
 
-def run_spec(a):
-    from realm.campaign.spec import expand
-    from realm.energy.spec import make_spec
+def check_spec(a):
+    from hw.facts import ABFT_POLICIES, POLICIES
+    from synth.voltage import parse_grid
 
     need("llm")
-    table = _table(a.table, "TABLE")
+    if (a.table is None) == (a.curve is None):
+        raise BadInput("give a voltage TABLE (timing errors) or --curve (bit flips), not "
+                       f"{'both' if a.table else 'neither'}")
+    if a.curve is None:
+        for opt in ("voltages", "bits", "array"):
+            if getattr(a, opt) is not None:
+                raise BadInput(f"--{opt} goes with --curve (a table has its own)")
+        a.policies = a.policies or list(POLICIES)
+        return
+    if a.voltages is None:
+        raise BadInput("--curve needs --voltages (START:STOP:STEP or V,V,...)")
+    try:
+        a.volts = parse_grid(a.voltages)
+        for v in a.volts:
+            a.curve.ber(v)
+    except ValueError as e:
+        raise BadInput(f"--voltages: {e}") from None
+    a.policies = a.policies or list(ABFT_POLICIES)
+    bad = [p for p in a.policies if p not in ABFT_POLICIES]
+    if bad:
+        raise BadInput(f"policy {bad[0]!r} is not run under bit flips ("
+                       + ("realm energy bitflip computes DMR" if bad[0] == "dmr" else
+                          "ThUnderVolt's Razor flops do not see a flipped bit")
+                       + f"); run {', '.join(ABFT_POLICIES)}")
+    a.bits = a.bits or [[0, 29], 30]
+    for b in a.bits:
+        lo, hi = (b, b) if isinstance(b, int) else b
+        if not 0 <= lo <= hi <= 31:
+            raise BadInput(f"--bits: {b!r} must be a bit 0..31 or LO-HI with LO <= HI")
+    a.array = a.array or "256x256-ws"
+
+
+def run_spec(a):
+    from realm.campaign.spec import expand
+    from realm.energy.spec import make_bitflip_spec, make_spec
+
     out = writable(a.out, "--out")
     try:
-        spec = make_spec(table, a.table, a.seeds, a.policies, every=a.every,
-                         components=a.components, params=a.params,
-                         max_p_element=a.max_p_element)
+        if a.curve is not None:
+            spec = make_bitflip_spec(a.curve, a.volts,
+                                     [[b, b] if isinstance(b, int) else b for b in a.bits],
+                                     a.seeds, a.policies, a.components, a.array,
+                                     params=a.params)
+        else:
+            spec = make_spec(_table(a.table, "TABLE"), a.table, a.seeds, a.policies,
+                             every=a.every, components=a.components, params=a.params,
+                             max_p_element=a.max_p_element)
         n = len(expand(spec)[1])
     except ValueError as e:
         raise BadInput(str(e)) from None
@@ -240,21 +281,38 @@ cycles per component (50-70 s for 20,000 cycles on an idle core).""")
 
     from hw.facts import POLICIES
     sp = command(
-        sub, "spec", run=run_spec, raw=True,
-        help="write the campaign spec of a voltage table",
+        sub, "spec", check=check_spec, run=run_spec, raw=True,
+        help="write the campaign spec of an error model (a voltage table or a BER curve)",
         description="""\
-Write a campaign spec (realm/campaign/runner.py) with one timing experiment per component of
-the table: the table's voltages below nominal at which a perplexity pass of the campaign's
-model is expected to see at least 0.05 erroneous elements of the component (higher ones are
-error-free in practice), down to --max-p-element, every --every-th of them, every policy, on
-the table's array.""")
-    sp.add_argument("table", help="voltage table (realm energy characterize)")
+Write a campaign spec (realm/campaign/runner.py) for one error model.
+
+Timing (TABLE): one timing experiment per component of the table: the table's voltages below
+nominal at which a perplexity pass of the campaign's model is expected to see at least 0.05
+erroneous elements of the component (higher ones are error-free in practice), down to
+--max-p-element, every --every-th of them, every policy, on the table's array.
+
+Bit flips (--curve, --voltages): one closed-loop experiment on the BERs the curve gives the
+grid's voltages (the voltages above its onset are error-free and not run), --bits, the
+policies none, classic, approx and realm on --array; realm energy bitflip places the results
+back on the curve exactly (and computes DMR).""")
+    sp.add_argument("table", nargs="?", default=None,
+                    help="voltage table (realm energy characterize): the timing model")
+    sp.add_argument("--curve", type=_curve, default=None,
+                    metavar="onset_v=V,onset_ber=B,slope=S|CSV",
+                    help="BER curve: the bit-flip model (instead of TABLE)")
+    sp.add_argument("--voltages", default=None, metavar="START:STOP:STEP|V,V,...",
+                    help="with --curve: the voltage grid")
+    sp.add_argument("--bits", type=bit_list, default=None,
+                    help="with --curve: bit ranges (default 0-29,30)")
+    sp.add_argument("--array", default=None,
+                    help="with --curve: the closed loop's array (default 256x256-ws)")
     sp.add_argument("--out", default=str(OUT / "spec.json"), metavar="FILE",
                     help=f"spec file to write (default {OUT / 'spec.json'})")
     sp.add_argument("--seeds", type=comma_list(int, what="integers"), default=[0, 1, 2],
                     help="seeds, comma-separated (default 0,1,2)")
-    sp.add_argument("--policies", type=_policies, default=list(POLICIES),
-                    help=f"policies, comma-separated (default {','.join(POLICIES)})")
+    sp.add_argument("--policies", type=_policies, default=None,
+                    help=f"policies, comma-separated (default {','.join(POLICIES)}; with "
+                    "--curve none,classic,approx,realm)")
     sp.add_argument("--components", type=_components, default=list(COMPONENTS),
                     help="components (default all nine)")
     sp.add_argument("--every", type=POSITIVE,

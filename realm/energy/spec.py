@@ -1,5 +1,7 @@
-"""The campaign spec of a voltage table (``realm energy spec``): one timing experiment per
-component, at the voltages where a perplexity pass sees errors of that component."""
+"""The campaign spec of an error model (``realm energy spec``): of a voltage table, one timing
+experiment per component at the voltages where a perplexity pass sees errors of that component;
+of a BER curve, one closed-loop bitflip experiment on the BERs of a voltage grid, which
+``realm energy bitflip`` places back on the curve exactly."""
 from realm.energy.vtable import p_element
 
 #: A voltage enters the spec when one pass is expected to corrupt at least this many elements.
@@ -47,3 +49,20 @@ def make_spec(table, table_path, seeds, policies, every=1, components=None,
     if not exps:
         raise ValueError(f"no voltage of {table_path} corrupts any element of one pass")
     return {**settings, "seeds": list(seeds), "experiments": exps}
+
+
+def make_bitflip_spec(curve, voltages, bits, seeds, policies, components, array,
+                      params="docs/results/abft/params/{array}.json", settings=SETTINGS):
+    """The spec (dict) of the bitflip model on ``curve`` (:class:`realm.energy.errmodel.BerCurve`)
+    at ``voltages``: one closed-loop experiment, each component its own group, on the BERs
+    ``curve.ber(V)`` of the voltages with errors (above the onset the array is error-free and
+    nothing is run). :class:`realm.energy.errmodel.CurveError` for a voltage off the curve."""
+    bers = sorted({float(f"{curve.ber(v):.12g}") for v in voltages} - {0.0})  # 1e-07, not
+    # 9.99...96e-08: a grid BER the campaign already ran is the same point
+    if not bers:
+        raise ValueError(f"no voltage of the grid has errors on the curve {curve.name} (its "
+                         f"errors start at {curve.v_max_errors():g} V)")
+    exp = {"name": f"bitflip-{curve.name}", "mode": "bitflip", "components": list(components),
+           "bers": bers, "bits": [b if b[0] != b[1] else b[0] for b in bits],
+           "arrays": [array], "policies": list(policies), "params": params}
+    return {**settings, "seeds": list(seeds), "experiments": [exp]}
