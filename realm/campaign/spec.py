@@ -283,6 +283,9 @@ def _check_table_arrays(e, name, abft):
         if ab and ab["array"] != table.array:
             raise SpecError(f"experiment {name!r}: the table is for the {table.array} array, "
                             f"not {ab['array']}")
+        if ab and ab["policy"] == "thundervolt" and table.doc.get("per") == "element":
+            raise SpecError(f"experiment {name!r}: thundervolt does not apply to a per-element "
+                            "table (it has no dropped products)")
 
 
 def _abft_grid(e, name, cgroups, timing=False):

@@ -132,7 +132,8 @@ def _abft(point, base):
 
 def _dmr(point, base):
     """A DMR point: no error survives (both copies wrong alike is neglected); the expected
-    fraction of MACs recomputed (:func:`realm.energy.model.dmr_ratio`)."""
+    fraction of MACs recomputed (:func:`realm.energy.model.unit_ratio`, two copies, per MAC
+    cycle or, for a per-element table, per output element)."""
     from realm.abft import loop as abft
     from realm.energy import model as energy
 
@@ -142,8 +143,9 @@ def _dmr(point, base):
     for c in point["components"]:
         p = table.row(c, point["voltage"]).p
         logs = _W["ev"].logs if point["metric"] == "ppl" else _W["gen_log"]
-        r, m = energy.dmr_ratio(logs, config, lambda comp, layer, call, c=c: comp == c
-                                and base.targets(comp, layer, "prefill"), p)
+        r, m = energy.unit_ratio(logs, config, lambda comp, layer, call, c=c: comp == c
+                                 and base.targets(comp, layer, "prefill"), p, copies=2,
+                                 per=table.doc.get("per", "cycle"))
         ratios, macs = ratios + r * m, macs + m
     clean = (dict(_W["ev"].baseline, faults=0, computed=0) if point["metric"] == "ppl"
              else {"agree": 1.0, "prefix": 1.0, "exact": 1.0, "faults": 0})

@@ -239,6 +239,33 @@ def run_bitflip(a):
     return 0
 
 
+def check_values(a):
+    from realm.abft.loop import parse_array
+    from realm.campaign.spec import SpecError, model_shape
+
+    need("llm")
+    existing(a.csv, "CSV")
+    try:
+        a.array = parse_array(a.array).name
+        a.components = model_shape(a.model)[0]
+    except (ValueError, SpecError) as e:
+        raise BadInput(str(e)) from None
+    writable(a.out, "--out")
+
+
+def run_values(a):
+    from realm.energy.spec import SETTINGS
+    from realm.energy.values import value_table
+
+    doc = value_table(a.csv, {**SETTINGS, "model": a.model, "length": a.length}, a.array,
+                      a.components)
+    pathlib.Path(a.out).write_text(json.dumps(doc, indent=1) + "\n")
+    volts = sorted({r["v"] for c in doc["components"].values() for r in c["rows"]}, reverse=True)
+    print(f"wrote       {a.out} ({len(doc['components'])} components, {len(volts)} voltages "
+          f"{volts[0]:g} to {volts[-1]:g} V; p per element)")
+    return 0
+
+
 def _policies(text):
     from hw.facts import POLICIES
 
@@ -335,6 +362,26 @@ back on the curve exactly (and computes DMR).""")
     ca.add_argument("--threads", type=POSITIVE, default=None, help="torch threads per worker")
     ca.add_argument("--no-progress", action="store_true", help="no progress bar")
     engine_args(ca)
+
+    va = command(
+        sub, "values", check=check_values, run=run_values, raw=True,
+        help="a voltage table from your CSV of error values and probabilities per voltage",
+        description="""\
+The value error model: CSV (columns v, value, p, optionally component) says that at supply
+voltage v an INT32 accumulator element (of that component, or of every one) receives the
+additive error `value` with probability p (per voltage and component the p sum to at most 1;
+a voltage whose p are all 0 is error-free). Writes it as a voltage table whose p is per output
+element (k_eff 1), which realm energy spec, campaign and report then run like a timing table
+(ThUnderVolt left out: there are no dropped products; DMR's ratio per element).""")
+    va.add_argument("csv", help="the error values (CSV: v,value,p[,component])")
+    va.add_argument("--out", default=str(OUT / "tables" / "values.json"), metavar="FILE",
+                    help=f"table to write (default {OUT / 'tables' / 'values.json'})")
+    va.add_argument("--array", default="256x256-ws",
+                    help="the array the table is for (default 256x256-ws)")
+    va.add_argument("--model", default="smollm2-135m",
+                    help="the model whose components it covers (default smollm2-135m)")
+    va.add_argument("--length", type=POSITIVE, default=512,
+                    help="tokens per window, for SV's reduction length (default 512)")
 
     bf = command(
         sub, "bitflip", check=check_bitflip, run=run_bitflip, raw=True,

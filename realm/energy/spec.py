@@ -28,6 +28,8 @@ def make_spec(table, table_path, seeds, policies, every=1, components=None,
     nominal where a pass is expected to corrupt :data:`MIN_ERRORS` elements, down to the first
     where an element is wrong with probability ``max_p_element`` or more, every ``every``-th
     (the lowest always kept)."""
+    if table.doc.get("per") == "element":  # no dropped products: ThUnderVolt does not apply
+        policies = [p for p in policies if p != "thundervolt"]
     exps = []
     for comp in components or table.components:
         n = elements(settings, comp)

@@ -1,7 +1,8 @@
-"""The bitflip error model (:mod:`realm.energy.errmodel`, :mod:`realm.energy.bitflip`): BER
-curves against their closed forms, the injector at a voltage against the expected count and
-value law of its flips, DMR's per-element recompute ratio and a Table II hand-worked on a tiny
-campaign, and every bad curve as one line before any work."""
+"""The error models beside timing: bit flips (:mod:`realm.energy.errmodel`,
+:mod:`realm.energy.bitflip`) and error values (:mod:`realm.energy.values`). BER curves against
+their closed forms; each model's injector at a voltage against the expected count and value law
+of its errors; DMR's per-element recompute ratio and a Table II hand-worked on a tiny campaign;
+the specs of both models; every bad curve or value table as one line before any work."""
 import json
 import math
 
@@ -296,3 +297,74 @@ def test_spec_bad_input_is_one_line(args, message, tmp_path, capsys):
     assert _energy(["spec", *args, "--out", str(tmp_path / "s.json")]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"realm energy spec: error: {message}"]
     assert not (tmp_path / "s.json").exists()
+
+
+VALUES = "v,value,p,component\n0.86,0,0,\n0.80,-2147483648,1e-5,\n0.80,4096,1e-4,\n0.80,7,2e-4,k\n"
+
+
+def test_value_model_injector_matches_closed_form(tmp_path):
+    """The value model at 0.80 V: K's elements take -2**31 with p 1e-5, 4096 with 1e-4 and 7
+    with 2e-4 (its own row), one error at most: on 300 zero accumulators of 64 x 256 the errors
+    number Binomial(4,915,200, 3.1e-4) and split over the values as 1 : 10 : 20; 0.86 V is
+    error-free; the table is per element (k_eff 1) with K's real reduction length."""
+    from realm.energy.values import value_table
+    from realm.energy.vtable import VoltageTable
+
+    path = tmp_path / "values.csv"
+    path.write_text(VALUES)
+    doc = value_table(str(path), SETTINGS, "256x256-ws", ["q", "k"])
+    assert doc["per"] == "element"
+    assert [doc["components"][c]["k"] for c in ("q", "k")] == [576, 576]
+    table = VoltageTable(doc)
+    assert table.k_eff("k") == 1 and table.row("k", 0.86).p == 0.0
+    assert table.row("k", 0.8).p == pytest.approx(3.1e-4) and table.row("q", 0.8).p == 1.1e-4
+    inj = Injector("timing", ["k"], table=table, voltage=0.8, seed=5)
+    acc = torch.zeros(64, 256, dtype=torch.int32)
+    got = torch.cat([hit[1] for call in range(300)
+                     if (hit := inj("k", 0, call, "prefill", 0, acc)) is not None])
+    n, numel, p = got.numel(), 300 * 64 * 256, 3.1e-4
+    assert abs(n - numel * p) < 4 * math.sqrt(numel * p * (1 - p))
+    values, counts = got.long().unique(return_counts=True)
+    assert values.tolist() == [-(1 << 31), 7, 4096]
+    for c, share in zip(counts.tolist(), (1 / 31, 20 / 31, 10 / 31)):
+        assert abs(c - n * share) < 5 * math.sqrt(n * share * (1 - share))
+    assert Injector("timing", ["k"], table=table, voltage=0.86, seed=5)(
+        "k", 0, 0, "prefill", 0, acc) is None
+
+
+@pytest.mark.parametrize("text, message", [
+    ("v,value\n0.8,4\n", "needs a header with columns v, value and p"),
+    ("v,value,p\n0.8,4,0.6\n0.8,5,0.6\n", "the probabilities of component 'q' at 0.8 V sum "
+     "to 1.2 > 1"),
+    ("v,value,p\n0.8,4.5,0.1\n", "line 2: v and p must be numbers and value an integer"),
+    ("v,value,p\n0.8,4294967296,0.1\n", "line 2: error value 4294967296 must be a non-zero "
+     "INT32"),
+    ("v,value,p,component\n0.8,4,0.1,zz\n", "line 2: unknown component 'zz' (known: q, k)"),
+    ("v,value,p,component\n0.8,4,0.1,q\n", "has no rows for component 'k'"),
+])
+def test_bad_value_tables_are_one_line(text, message, tmp_path):
+    from realm.energy.values import ValuesError, read_values
+
+    path = tmp_path / "v.csv"
+    path.write_text(text)
+    with pytest.raises(ValuesError) as e:
+        read_values(str(path), ["q", "k"])
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_value_table_spec_leaves_out_thundervolt(tmp_path, capsys):
+    """``realm energy values`` then ``realm energy spec``: timing experiments on the per-element
+    table, every policy but ThUnderVolt; a spec that asks for it is refused in one line."""
+    from realm.campaign.spec import SpecError, expand
+
+    (tmp_path / "v.csv").write_text(VALUES)
+    table, spec = tmp_path / "t.json", tmp_path / "s.json"
+    assert _energy(["values", str(tmp_path / "v.csv"), "--out", str(table)]) == 0
+    assert _energy(["spec", str(table), "--components", "k", "--seeds", "0", "--out",
+                    str(spec)]) == 0
+    doc = json.loads(spec.read_text())
+    assert [(e["components"], e["voltages"], e["policies"]) for e in doc["experiments"]] == [
+        (["k"], [0.8], ["none", "dmr", "classic", "approx", "realm"])]
+    doc["experiments"][0]["policies"].append("thundervolt")
+    with pytest.raises(SpecError, match="thundervolt does not apply to a per-element table"):
+        expand(doc)
