@@ -1,4 +1,5 @@
-"""The fast path (:mod:`realm.rtl.fastsim`): the compiled harness's whole per-cycle output trace equals
+"""The fast path (:mod:`realm.rtl.fastsim`): the compiled harness's whole per-cycle output trace
+equals
 the golden model's, with and without seeded random faults, and the cocotb bench's on the same
 program; its input table is the driver's; a missing compiler or a failed build is one line."""
 import json

@@ -10,7 +10,8 @@ was running is retried up to :data:`MAX_TASK_RETRIES` times. A point lost beyond
 failed point; an actor dead for good leaves the pool. Ray's usage statistics are off unless
 ``RAY_USAGE_STATS_ENABLED`` says otherwise.
 
-This module does not import :mod:`realm.campaign.executor` (which imports it): the worker-side functions
+This module does not import :mod:`realm.campaign.executor` (which imports it): the worker-side
+functions
 come as arguments, and :class:`ClusterError` becomes that module's ``EngineError`` or
 ``PointsFailed``.
 """

@@ -1,5 +1,6 @@
 """Sweep campaigns: a JSON spec (:mod:`realm.campaign.spec`, the format and its validation) expanded
-into points, run by up to N workers (local processes or Ray actors: :mod:`realm.campaign.executor`), one
+into points, run by up to N workers (local processes or Ray actors:
+:mod:`realm.campaign.executor`), one
 JSON line appended per finished point by the driver alone, so a killed campaign resumes where it
 stopped.
 
@@ -75,7 +76,8 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
         engine=None):
     """Run every point of ``spec`` not yet in ``out`` (JSONL) on ``engine`` (a
     :class:`realm.campaign.executor.Engine`; default local) with ``workers`` workers, longest first.
-    Returns the number run; raises :class:`realm.campaign.executor.PointsFailed` after the others ran
+    Returns the number run; raises :class:`realm.campaign.executor.PointsFailed` after the others
+    ran
     if some raised. ``limit`` stops after that many points (for tests). The engine is joined
     before any model loads (a bad address is said first); the results do not depend on it."""
     from realm.campaign import executor, worker

@@ -171,7 +171,8 @@ def dry_run(inj, logs):
 
 def run_point(point):
     """Run one point in this worker; return its result record. The record depends on the point
-    alone (no wall time, no worker: :mod:`realm.campaign.executor` logs those beside the results)."""
+    alone (no wall time, no worker: :mod:`realm.campaign.executor` logs those beside the
+    results)."""
     base = injector(point)
     if point.get("policy") == "dmr":
         res = _dmr(point, base)

@@ -156,7 +156,8 @@ def add(top):
     sub = group(top, "llm", help="the W8A8 LLM harness (eval, campaign, fit, abft, ...)",
                 description=DESCRIPTION)
 
-    c = command(sub, "convert", check=_check_convert, run=cmd_convert, help="convert a preset's GGUF into the cache",
+    c = command(sub, "convert", check=_check_convert, run=cmd_convert,
+                help="convert a preset's GGUF into the cache",
                 description="Dequantize a preset's GGUF once into the cache (REALM_CACHE or "
                 "cache/); every command does it on first use anyway.")
     c.add_argument("--model", default="smollm2-135m", help="preset (default smollm2-135m)")

@@ -13,7 +13,8 @@ def existing(path, option):
     if not p.exists():
         raise BadInput(f"{option}: no such file: {str(path)!r}")
     if not p.is_file():
-        raise BadInput(f"{option}: {str(path)!r} is {'a folder' if p.is_dir() else 'not a regular file'}")
+        what = "a folder" if p.is_dir() else "not a regular file"
+        raise BadInput(f"{option}: {str(path)!r} is {what}")
     return p
 
 

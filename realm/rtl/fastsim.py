@@ -10,7 +10,8 @@ after it:
    into fault-port writes (:func:`golden.ports.fault_ports`) at the cycles where
    :func:`golden.ports.active_fault` changes. No port name is spelled here.
 2. The harness (:func:`harness_source`) drives each item until the RTL's own ready flag accepts
-   it, as :class:`realm.rtl.common.ArrayTB` does with the driver (a beat is held until accepted; other
+   it, as :class:`realm.rtl.common.ArrayTB` does with the driver (a beat is held until accepted;
+   other
    items last one cycle), then the idle tail :meth:`golden.array.ArrayModel.run` plays, and
    writes every cycle's output ports.
 3. :func:`decode_trace` reads them back as :func:`golden.ports.output_dict` does

@@ -1,5 +1,6 @@
 """The GEMM of ``realm sim``, ``realm run`` and ``realm bench``, shared by the cocotb module
-:mod:`realm.rtl.tb_gemm` and the fast path (:mod:`realm.rtl.fastsim`): the program a GEMM plays, the tiles'
+:mod:`realm.rtl.tb_gemm` and the fast path (:mod:`realm.rtl.fastsim`): the program a GEMM plays,
+the tiles'
 decisions, and the JSON result both write."""
 from golden.stimulus import collect, decisions
 from golden.workload import TiledGemm, llm_like_operands

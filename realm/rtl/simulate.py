@@ -1,6 +1,7 @@
 """Run a GEMM through the generated RTL under Verilator and print what happened: ``realm sim``
 (LLM-like operands) and ``realm run`` (a user's own matrices). By default through cocotb (the
-module :mod:`realm.rtl.tb_gemm`, run by :mod:`realm.rtl.sim`), every cycle checked against the golden model;
+module :mod:`realm.rtl.tb_gemm`, run by :mod:`realm.rtl.sim`), every cycle checked against the
+golden model;
 with ``--fast`` through the compiled harness of :mod:`realm.rtl.fastsim` (no Python per cycle)."""
 import json
 import pathlib

@@ -4,7 +4,8 @@ oracle, and write the figures as JSON to ``$REALM_RESULT`` (the product, with
 ``$REALM_PRODUCT``, as ``.npy``; the per-cycle outputs, with ``$REALM_TRACE``, as JSON).
 Operands are seeded LLM-like ones, or the ``x`` and ``w`` of the ``.npz`` file
 ``$REALM_OPERANDS``; the statistical unit is programmed from the parameter file
-``$REALM_PARAMS`` (component ``$REALM_COMPONENT``'s set) if given; the program is :func:`realm.rtl.gemm.gemm_program`'s."""
+``$REALM_PARAMS`` (component ``$REALM_COMPONENT``'s set) if given; the program is
+:func:`realm.rtl.gemm.gemm_program`'s."""
 import json
 import os
 import time
