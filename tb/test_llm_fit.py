@@ -90,6 +90,7 @@ def test_fit_cli_writes_parameter_files(tmp_path):
     """``realm llm fit`` on a grid file whose critical cells come from a known
     region (two components, one of them still incomplete): fit.json, the Fig. 6 plot, and a
     parameter file per array whose sets are the fit rescaled by hand-counted tiles."""
+    import csv
     import json
     import subprocess
     import sys
@@ -130,6 +131,18 @@ def test_fit_cli_writes_parameter_files(tmp_path):
         want = StatParams.from_paper(fa, fb - (fa - 1) * s, max(0.0, 7.0 - s),
                                      sensitive=7.0 - s < 0)
         assert sets["q"] == (0, want)
+    # granularity.csv: per array the tile's threshold, 7 - log2(units), and the unit's integer
+    with open(out / "granularity.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["component"], r["array"], int(r["units_per_call"])) for r in rows] == [
+        ("q", "16x16-ws", 32), ("q", "5x7-os", 70)]
+    for r in rows:
+        theta = 7.0 - math.log2(int(r["units_per_call"]))
+        assert float(r["theta_freq_tile_log2"]) == pytest.approx(theta, abs=1e-3)
+        assert float(r["theta_freq_gemm_log2"]) == 7.0
+        th = read_params(str(out / f"{r['array']}.json"), abft.parse_array(r["array"]),
+                         ["q"])["q"][1].freq_th
+        assert int(r["freq_th"]) == th and r["tolerates_a_significant_error"] == str(int(th > 0))
 
 
 def test_abs_msd_sees_errors_that_cancel_in_the_signed_sum():

@@ -1,6 +1,7 @@
 """``realm llm campaign``, ``summarize``, ``fit``, ``abft`` and ``realm characterize``: sweeps of
 the LLM harness (:mod:`realm.campaign`), their summaries, the critical-region fit and the
 closed loop (paper Sec. IV-B, VI-A)."""
+import csv
 import os
 
 from hw import paths
@@ -133,6 +134,7 @@ def cmd_fit(a):
         print(f"{c:>5} {f['a']:7.3f} {f['b']:8.3f} {f['theta_freq']:7.2f} "
               f"{str(f['sensitive']):>5} {f['critical']:5d} {f['false']:5d}")
     mode = {"signed": 0, "abs": 1}[a.msd_mode]
+    rows = []  # the per-tile frequency threshold per component and array (granularity.csv)
     for config in arrays:
         ps = {c: fit.tile_params(fits[c], config, gemms[c], mode) for c in gemms if c in fits}
         path = os.path.join(a.out_dir, f"{config.name}.json")
@@ -141,7 +143,24 @@ def cmd_fit(a):
                                 "tolerance": {"abs": a.tol, "rel": a.rel},
                                 "msd_mode": a.msd_mode})
         print(f"wrote {path}")
+        rows += [(c, config.name, e["units_per_call"], fits[c]["theta_freq"],
+                  e["theta_freq_tile"], e["freq_th"]) for c, e in _entries(path).items()]
+    path = os.path.join(a.out_dir, "granularity.csv")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["component", "array", "units_per_call", "theta_freq_gemm_log2",
+                    "theta_freq_tile_log2", "freq_th", "tolerates_a_significant_error"])
+        for r in rows:
+            w.writerow(list(r[:3]) + [f"{r[3]:.4g}", f"{r[4]:.4g}", r[5], int(r[5] > 0)])
+    print(f"wrote {path}")
     return 0
+
+
+def _entries(path):
+    import json
+
+    with open(path) as f:
+        return json.load(f)["components"]
 
 
 def _check_abft(a):
@@ -222,11 +241,14 @@ def add(sub, top):
                 "points, e.g. docs/results/abft/grid/campaign.jsonl), marks the cells whose "
                 "perplexity exceeds the tolerance, fits (a, b, theta_freq) per component "
                 "(realm/abft/fit.py explains the procedure), and writes fit.json and one "
-                "realm-params/1 file per array, rescaled to that array's tiles.")
+                "realm-params/1 file per array, rescaled to that array's tiles, and "
+                "granularity.csv: per component and array the per-tile frequency threshold "
+                "(log2 and the unit's integer; 0 means one significant error flags the tile).")
     f.add_argument("grid", help="grid results JSONL")
     f.add_argument("--arrays", type=comma_list(array, what="arrays"),
-                   default="256x256-ws,256x256-os,64x64-ws,64x64-os",
-                   help="comma list of ROWSxCOLS-DATAFLOW (default: 256 and 64, both dataflows)")
+                   default="256x256-ws,256x256-os,128x128-ws,128x128-os,64x64-ws,64x64-os",
+                   help="comma list of ROWSxCOLS-DATAFLOW (default: 256, 128 and 64, both "
+                   "dataflows)")
     f.add_argument("--out-dir", default="build/abft/params", metavar="DIR",
                    help="where fit.json and the parameter files go (default build/abft/params; "
                    "make abft writes docs/results/abft/params)")
