@@ -130,10 +130,24 @@ SETTINGS = {"model": "smollm2-135m", "length": 512}
 BASE = 26.0
 
 
-def _rec(policy, ber, seed, ppl, r=0.0):
+def _sha():
+    """The digest of K's set in the committed 256x256-ws parameter file (what a point run with
+    it records)."""
+    from golden.params import read_params
+    from realm.abft.loop import params_path, parse_array
+    from realm.campaign.spec import params_sha
+
+    sets = read_params(params_path(bitflip.PARAMS, "256x256-ws"), parse_array("256x256-ws"),
+                       ["k"])
+    return params_sha(sets["k"])
+
+
+def _rec(policy, ber, seed, ppl, r=0.0, sha=None, array="256x256-ws"):
     macs = 1000
-    return {"point": {"mode": "bitflip", "metric": "ppl", "components": ["k"], "bits": [0, 29],
-                      "ber": ber, "seed": seed, "array": "256x256-ws", "policy": policy},
+    return {"point": {"mode": "bitflip", "metric": "ppl", "components": ["k"], "layers": None,
+                      "stage": "prefill", "bits": [0, 29], "ber": ber, "seed": seed,
+                      "array": array, "policy": policy, "params": bitflip.PARAMS,
+                      "params_sha": {"k": sha or _sha()}},
             "ppl": ppl, "macs": macs, "macs_recomputed": r * macs}
 
 
@@ -170,6 +184,20 @@ def test_cells_are_the_campaign_at_the_curves_voltages():
     assert cs["dmr"][0.77]["r"][0] == pytest.approx(full, rel=1e-9)
     assert cs["dmr"][0.77]["dppl"] == [0.0, 0.0]
     assert bitflip.select(RECORDS, (30, 30), "256x256-ws") == []
+
+
+def test_select_reads_the_current_fit_once():
+    """A point of an earlier fit (another digest) is left out; the unprotected model is taken
+    once per (BER, seed), whichever array or parameter file ran it."""
+    old = _rec("realm", 1e-7, 0, BASE + 9.0, sha="000000000000")
+    other = _rec("none", 1e-7, 0, BASE + 0.1, array="64x64-ws")
+    got = bitflip.select(RECORDS + [old, other], (0, 29), "256x256-ws")
+    assert old not in got
+    assert sum(g["point"]["policy"] == "none" for g in got) == 4
+    assert len(got) == len(RECORDS)
+    only = bitflip.select([other, _rec("classic", 1e-7, 0, BASE, 0.01)], (0, 29), "256x256-ws")
+    assert [(g["point"]["policy"], g["point"]["array"]) for g in only] == [
+        ("none", "256x256-ws"), ("classic", "256x256-ws")]
 
 
 def test_table2_hand_worked():

@@ -193,8 +193,8 @@ def check_bitflip(a):
     from realm.energy.bitflip import select
     from realm.energy.errmodel import CurveError
     for bits in a.bit_ranges:
-        recs = select(a.records, bits, a.array)
-        if not recs:
+        recs = select(a.records, bits, a.array, a.params)
+        if not [r for r in recs if r["point"]["policy"] != "none"]:
             raise BadInput(f"{a.results!r} has no closed-loop bitflip points of bits "
                            f"{bits[0]}-{bits[1]} on {a.array}")
         for curve in a.curve:  # every BER of the campaign has its voltage on every curve
@@ -224,12 +224,13 @@ def run_bitflip(a):
         for curve in a.curve:
             for bits in a.bit_ranges:
                 results.append(bitflip.analyse(a.records, baseline, curve, bits, a.array,
-                                               settings, a.tol, ovh, model))
+                                               settings, a.tol, ovh, model, a.params))
     except CurveError as e:
         raise BadInput(str(e)) from None
     timing = json.loads(pathlib.Path(a.timing).read_text()) if a.timing else None
     meta = {"tol_ppl": a.tol, "tol": a.tol, "baseline": baseline, "overheads": ovh,
-            "overhead_sources": src, "kinds": kinds(array=a.array), "results": str(a.results),
+            "overhead_sources": src, "kinds": kinds(path=a.params, array=a.array),
+            "results": str(a.results), "params": a.params,
             "error_model": "bitflip"}
     paths = tables.write(a.out, results, meta, timing)
     for res in results:
@@ -407,6 +408,10 @@ by side with --timing's).""")
                     "and characterization)")
     bf.add_argument("--array", default="256x256-ws",
                     help="the campaign's array (default 256x256-ws)")
+    bf.add_argument("--params", default="docs/results/abft/params/{array}.json",
+                    help="the parameter files the closed loop ran (its points of other files, "
+                    "or of earlier fits, are left out; default "
+                    "docs/results/abft/params/{array}.json)")
     bf.add_argument("--tol", type=checked(float, lambda v: v > 0, "a positive number"),
                     default=0.3, help="perplexity tolerance (default 0.3, the paper's)")
     bf.add_argument("--timing", default=None, metavar="TABLE2_JSON",

@@ -23,6 +23,8 @@ import math
 from hw.facts import ABFT_POLICIES
 from realm.energy import report as er
 
+#: The parameter files of the closed loop the report reads by default.
+PARAMS = "docs/results/abft/params/{array}.json"
 #: The policies a bitflip table shows (ThUnderVolt does not apply to bit flips).
 POLICIES = ("none", "dmr", "classic", "approx", "realm")
 
@@ -45,19 +47,39 @@ def shape_logs(settings, comp):
     return [[(comp, 0, 0, math.prod(shape), shape, k)]]
 
 
-def select(records, bits, array):
-    """The closed-loop bitflip records of one bit range and array, single-component."""
-    out = []
+def _bitflip(pt, bits):
+    return (pt.get("mode") == "bitflip" and len(pt["components"]) == 1 and pt.get("layers") is None
+            and pt.get("stage", "prefill") == "prefill" and pt.get("bits") == list(bits)
+            and pt.get("metric", "ppl") == "ppl")
+
+
+def select(records, bits, array, params=PARAMS):
+    """The closed-loop bitflip records of one bit range and array, single-component, whole
+    model, run with the parameter sets the file ``params`` holds now (a refit leaves the old
+    points in the results file; :func:`realm.abft.report.current`). The unprotected model
+    depends neither on the array nor on the parameters (the same errors, nothing
+    recomputed): its points are taken once per (component, BER, seed) from any of them, or
+    from plain bitflip points."""
+    from realm.abft.report import current
+
+    cache, seen, out = {}, set(), []
     for rec in records:
         pt = rec["point"]
-        if (pt.get("mode") == "bitflip" and pt.get("array") == array and len(pt["components"]) == 1
-                and pt.get("bits") == list(bits) and pt.get("policy") in ABFT_POLICIES
-                and pt.get("metric", "ppl") == "ppl"):
+        if not _bitflip(pt, bits):
+            continue
+        pol = pt.get("policy", "none")
+        if pol == "none":
+            key = (pt["components"][0], pt.get("ber"), pt.get("seed"))
+            if key not in seen:
+                seen.add(key)
+                out.append({**rec, "point": {**pt, "array": array, "policy": "none"}})
+        elif (pol in ABFT_POLICIES and pt.get("array") == array and pt.get("params") == params
+              and current(pt, cache)):
             out.append(rec)
     return out
 
 
-def cells(records, baseline, curve, bits, array, settings):
+def cells(records, baseline, curve, bits, array, settings, params=PARAMS):
     """{component: {policy: {voltage: {"dppl", "r", "seeds", "ber"}}}} of the campaign's
     records of ``bits`` on ``array`` at the voltages ``curve`` gives their BERs, the
     error-free onset row added, DMR computed (see the module docstring)."""
@@ -66,7 +88,7 @@ def cells(records, baseline, curve, bits, array, settings):
 
     config = parse_array(array)
     out = {}
-    for rec in select(records, bits, array):
+    for rec in select(records, bits, array, params):
         pt = rec["point"]
         comp, pol, ber = pt["components"][0], pt["policy"], pt["ber"]
         if not ber > 0:
@@ -117,13 +139,14 @@ def bounds(rows, spot, tol, onset):
     return None
 
 
-def analyse(records, baseline, curve, bits, array, settings, tol, overheads, model):
+def analyse(records, baseline, curve, bits, array, settings, tol, overheads, model,
+            params=PARAMS):
     """Curves, Table II (per component: every policy's sweet spot under the upper-bound rule,
     ReaLM's savings), the bound of every sweet spot, ReaLM's saving vs the ABFT prior art
     under the mean rule and under each seed alone, and the verdict
     (:func:`realm.energy.report.verdict`), for one
     curve and bit range."""
-    cs = cells(records, baseline, curve, bits, array, settings)
+    cs = cells(records, baseline, curve, bits, array, settings, params)
     ovh = {p: overheads[p] for p in POLICIES}
 
     def table(cells_by_comp):
