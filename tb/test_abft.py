@@ -212,7 +212,10 @@ REALM += [ArrayConfig(rows=3, cols=5, dataflow="ws", abft="realm", fault_port=Tr
           ArrayConfig(rows=5, cols=3, dataflow="os", abft="realm", fault_port=True)]
 VARIANTS = [ArrayConfig(rows=4, cols=4, dataflow=d, abft=a, fault_port=True)
             for d in ("ws", "os") for a in ("classic", "approx")]
-TILES = {3: 600, 4: 700, 5: 600, 8: 400, 16: 300}
+#: Tiles of the random multi-fault campaign per array size in the default run; -m slow (make
+#: test-slow) runs it again at three times as many (test_abft_long).
+TILES = {3: 200, 4: 240, 5: 200, 8: 140, 16: 100}
+LONG = 3
 
 
 @pytest.mark.parametrize("config", REALM + VARIANTS,
@@ -223,3 +226,13 @@ def test_abft(config, tmp_path):
     n_clean = len(SCENARIOS)
     results = _run_config(config, "abft_", tmp_path, REALM_TILES=TILES[config.rows])
     assert results == (n_clean + 4, 0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", REALM + VARIANTS,
+                         ids=[c.values[0].id if hasattr(c, "values") else c.id
+                              for c in REALM + VARIANTS])
+def test_abft_long(config, tmp_path):
+    """The random multi-fault campaign at :data:`LONG` times the default run's tiles."""
+    assert _run_config(config, "abft_random", tmp_path,
+                       REALM_TILES=LONG * TILES[config.rows]) == (1, 0)

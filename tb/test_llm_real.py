@@ -95,3 +95,18 @@ def test_w8a8_ppl_within_3_percent_on_16_windows_of_512():
                                    "experiments": [{"bers": [0]}]})
     b = worker.baselines(settings)
     assert abs(b["w8a8"]["ppl"] / b["fp32"]["ppl"] - 1) < 0.03
+
+
+def test_conversion_reads_the_gguf_once_and_restores_gguf():
+    """Inside a conversion one reader serves every parse of a file and one name map every
+    module (the same objects come back); outside it gguf is untouched."""
+    import gguf
+    from gguf import GGUFReader, get_tensor_name_map
+
+    d, f = loader._gguf_file("smollm2-135m")
+    path = f"{d}/{f}"
+    with loader._gguf_read_once():
+        assert gguf.GGUFReader(path) is gguf.GGUFReader(path)
+        arch = gguf.MODEL_ARCH.LLAMA
+        assert gguf.get_tensor_name_map(arch, 30) is gguf.get_tensor_name_map(arch, 30)
+    assert (gguf.GGUFReader, gguf.get_tensor_name_map) == (GGUFReader, get_tensor_name_map)
