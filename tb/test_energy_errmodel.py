@@ -396,3 +396,49 @@ def test_value_table_spec_leaves_out_thundervolt(tmp_path, capsys):
     doc["experiments"][0]["policies"].append("thundervolt")
     with pytest.raises(SpecError, match="thundervolt does not apply to a per-element table"):
         expand(doc)
+
+
+def test_table2_on_a_non_square_os_array(tmp_path):
+    """The same arithmetic on a 5x7 OS array with its own parameter file: DMR's ratio over K's
+    [512, 192] accumulator cut into 5 x 7 output tiles over the whole K (102 x 27 full tiles,
+    the edges 2 rows and 3 columns), each erring in either copy with 1 - (1 - p)**(2 m n),
+    counted by hand; classic's and ReaLM's sweet spots and ReaLM's saving as in the WS case."""
+    from golden.params import StatParams, write_params
+    from realm.abft.loop import parse_array
+    from realm.campaign.spec import params_sha
+
+    config = parse_array("5x7-os")
+    p = StatParams.from_paper(1.273, 20.076 - 9 * 0.273, 2.0)
+    pattern = str(tmp_path / "{array}.json")
+    write_params(pattern.replace("{array}", config.name), config, {"k": (p, None)}, model="x")
+    sha = params_sha((0, p))
+
+    def rec(policy, ber, seed, ppl, r=0.0):
+        d = _rec(policy, ber, seed, ppl, r, sha=sha, array=config.name)
+        d["point"]["params"] = pattern
+        return d
+    records = [rec("none", 1e-7, s, BASE + 2.0) for s in (0, 1)] + \
+              [rec("classic", 1e-7, s, BASE, 0.2) for s in (0, 1)] + \
+              [rec("realm", 1e-7, s, BASE + 0.1, 0.01) for s in (0, 1)]
+    ovh = {"none": 0.0, "dmr": 1.0, "thundervolt": 0.031, "classic": 0.005, "approx": 0.006,
+           "realm": 0.008}
+    res = bitflip.analyse(records, BASE, parse_curve(CURVE), (0, 29), config.name, SETTINGS,
+                          0.3, ovh, EnergyModel(), params=pattern)
+    row = res["table2"]["k"]
+    ber = 1e-7
+    num = 0.0
+    for m in [5] * 102 + [2]:
+        for n in [7] * 27 + [3]:
+            num += m * n * (1 - (1 - ber) ** (2 * m * n))
+    r_dmr = num / (512 * 192)
+    dmr = res["curves"]["k"]["dmr"]
+    assert [x["v"] for x in dmr] == [0.9, 0.85, 0.81]
+    assert dmr[2]["r"] == pytest.approx(r_dmr, rel=1e-9)
+    assert dmr[2]["energy"] == pytest.approx((_eps(0.81) + r_dmr) * 2.0, rel=1e-12)
+    s = row["spots"]
+    assert s["none"]["v"] == 0.85 and row["bounds"]["none"] == "high"
+    classic = min(_eps(0.85) * 1.005, (_eps(0.81) + 0.2) * 1.005)
+    assert s["classic"]["energy"] == pytest.approx(classic)
+    realm = (_eps(0.81) + 0.01) * 1.008
+    assert s["realm"]["v"] == 0.81 and row["energy"] == pytest.approx(realm)
+    assert row["saving_vs_prior"] == pytest.approx(1 - realm / classic)

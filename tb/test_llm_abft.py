@@ -5,6 +5,7 @@ on differences formed independently from the accumulators, the recompute counts 
 parameter files round-trip with one-line errors for files that do not fit."""
 import copy
 import json
+import math
 import os
 
 import pytest
@@ -344,3 +345,51 @@ def test_summary_uses_only_points_of_the_current_parameters(tmp_path):
     refit = p.__class__(**{**p.__dict__, "freq_th": 3})
     write_params(path, config, {"q": (p, None), "o": (refit, None)}, model="tiny")
     assert [r["component"] for r in abft_report.rows(str(out))[1]] == ["q"]
+
+
+class _Fixed:
+    """A base injector that corrupts the same elements of every call: ``{flat index: added
+    value}``."""
+    components, seed, count = frozenset({"q"}), 0, 0
+
+    def __init__(self, adds):
+        self.adds = adds
+
+    def may_fault(self, *a):
+        return True
+
+    def __call__(self, component, layer, call, stage, window, acc):
+        idx = torch.tensor(sorted(self.adds))
+        return idx, acc.reshape(-1)[idx] + torch.tensor([self.adds[i] for i in idx.tolist()],
+                                                       dtype=torch.int32)
+
+
+@pytest.mark.parametrize("array, shape, k, adds, unit_macs", [
+    # WS 3x5, [15, 5] from K = 3 (one K-chunk): three units of 5 vectors x 3 x 5 = 75 MACs;
+    # errors at rows 0, 6, 12, one per unit
+    ("3x5-ws", (15, 5), 3, {0 * 5 + 0: 1 << 20, 6 * 5 + 2: 1, 12 * 5 + 4: 3}, 75),
+    # OS 5x7, [10, 14] from K = 4: four units of 5 rows x 7 cols over K = 4, 140 MACs; errors
+    # in units (0, 0), (0, 1), (1, 1)
+    ("5x7-os", (10, 14), 4, {0 * 14 + 0: 1 << 20, 1 * 14 + 9: 1, 7 * 14 + 12: 3}, 140),
+])
+def test_recompute_counts_only_the_flagged_tiles(array, shape, k, adds, unit_macs):
+    """Three faulty tiles, one with a 2**20 error, two with errors of 1 and 3: the MSD
+    threshold (2**10) recomputes the first alone, so it counts that tile's MACs (hand-worked)
+    and passes on the two small errors, unchanged; classic ABFT recomputes all three."""
+    import types
+
+    config = abft.parse_array(array)
+    p = StatParams.from_paper(1.273, 20.076 - 9 * 0.273, 0.0, msd_th=1 << 10)
+    acc = torch.arange(math.prod(shape), dtype=torch.int32).reshape(shape)
+    rt = types.SimpleNamespace(k=k)
+    approx = abft.AbftInjector(_Fixed(adds), config, "approx", {"q": p}, rt)
+    idx, new = approx("q", 0, 0, "prefill", 0, acc)
+    small = sorted(i for i, v in adds.items() if v < 1 << 10)
+    assert idx.tolist() == small
+    assert new.tolist() == [int(acc.reshape(-1)[i]) + adds[i] for i in small]
+    s = approx.stats
+    assert (s["errors"], s["tiles_faulty"], s["tiles_recomputed"], s["errors_kept"]) == (3, 3, 1, 2)
+    assert s["macs_recomputed"] == unit_macs
+    classic = abft.AbftInjector(_Fixed(adds), config, "classic", {"q": p}, rt)
+    assert classic("q", 0, 0, "prefill", 0, acc) is None
+    assert classic.stats["macs_recomputed"] == 3 * unit_macs
