@@ -133,7 +133,7 @@ def spec(tmp_path_factory):
     p = StatParams.from_paper(1.273, 20.076 - 9 * 0.273, 2.0)
     write_params(params, abft.parse_array("8x8-ws"), {c: (p, None) for c in ("k", "o")},
                       model="tiny")
-    return {"model": tiny, "text": text, "calib_text": text, "windows": 4, "length": 256,
+    return {"model": tiny, "text": text, "calib_text": text, "windows": 2, "length": 128,
             "calib_windows": 2, "calib_length": 32, "seeds": [0, 1],
             "gen": {"prompts": 2, "prompt_len": 16, "new_tokens": 4},
             "experiments": [
@@ -240,7 +240,7 @@ def test_every_point_failing_exits_1(spec, tmp_path):
     assert r.returncode == 1, r.stderr
     lines = r.stderr.splitlines()
     assert lines[-1].startswith("realm llm campaign: error: " + FAILED.format(point))
-    assert "fewer than the 1024 + 400 windows x 64 the run needs" in lines[-1]
+    assert "fewer than the 256 + 400 windows x 64 the run needs" in lines[-1]
     assert len([x for x in lines if x.startswith("failed: point ")]) == 2
     assert len((tmp_path / "bad.jsonl").read_text().splitlines()) == 1  # the header alone
 
@@ -253,7 +253,7 @@ def test_every_point_failing_on_ray_raises(spec, cluster, tmp_path):
                      progress=False, compile=False, engine=Engine("ray", cluster))
     assert (e.value.failed, e.value.total) == (2, 2)
     assert str(e.value).startswith(FAILED.format(point))
-    assert "fewer than the 1024 + 400 windows" in str(e.value)
+    assert "fewer than the 256 + 400 windows" in str(e.value)
     assert len(out.read_text().splitlines()) == 1
 
 

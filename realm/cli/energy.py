@@ -7,10 +7,12 @@ campaign spec of a table, the Monte Carlo of every protection policy at every vo
 regenerates the committed docs/results/energy/ by naming its paths.
 """
 
+import itertools
 import json
 import pathlib
 
 from golden.faults import LLAMA_COMPONENTS as COMPONENTS
+from hw.config import ArrayConfig
 from realm.energy.characterize import GRID, SETTINGS
 
 from .args import (NATURAL, POSITIVE, PROBABILITY, BadInput, bit_list, checked, comma_list, command,
@@ -178,7 +180,7 @@ def check_bitflip(a):
     if not a.curve:
         raise BadInput("give at least one --curve")
     try:
-        parse_array(a.array)
+        a.arrays = [parse_array(x).name for x in a.array]
     except ValueError as e:
         raise BadInput(str(e)) from None
     for b in a.bits:
@@ -192,11 +194,11 @@ def check_bitflip(a):
     a.header, a.records = header, list(done.values())
     from realm.energy.bitflip import select
     from realm.energy.errmodel import CurveError
-    for bits in a.bit_ranges:
-        recs = select(a.records, bits, a.array, a.params)
+    for bits, array in itertools.product(a.bit_ranges, a.arrays):
+        recs = select(a.records, bits, array, a.params)
         if not [r for r in recs if r["point"]["policy"] != "none"]:
             raise BadInput(f"{a.results!r} has no closed-loop bitflip points of bits "
-                           f"{bits[0]}-{bits[1]} on {a.array}")
+                           f"{bits[0]}-{bits[1]} on {array}")
         for curve in a.curve:  # every BER of the campaign has its voltage on every curve
             for ber in sorted({r["point"]["ber"] for r in recs if r["point"]["ber"] > 0}):
                 try:
@@ -217,21 +219,21 @@ def run_bitflip(a):
 
     settings = a.header["settings"]
     baseline = a.header["baseline"]["w8a8"]["ppl"]
-    ovh, src = overheads(a.array.split("-")[1], size=int(a.array.split("x")[0]))
     model = EnergyModel()
-    results = []
+    results, ovhs, srcs = [], {}, {}
     try:
-        for curve in a.curve:
-            for bits in a.bit_ranges:
-                results.append(bitflip.analyse(a.records, baseline, curve, bits, a.array,
-                                               settings, a.tol, ovh, model, a.params))
+        for array in a.arrays:
+            config = ArrayConfig.from_name(array)
+            ovhs[array], srcs[array] = overheads(config.dataflow.value, size=config.rows)
+        for curve, bits, array in itertools.product(a.curve, a.bit_ranges, a.arrays):
+            results.append(bitflip.analyse(a.records, baseline, curve, bits, array, settings,
+                                           a.tol, ovhs[array], model, a.params))
     except CurveError as e:
         raise BadInput(str(e)) from None
     timing = json.loads(pathlib.Path(a.timing).read_text()) if a.timing else None
-    meta = {"tol_ppl": a.tol, "tol": a.tol, "baseline": baseline, "overheads": ovh,
-            "overhead_sources": src, "kinds": kinds(path=a.params, array=a.array),
-            "results": str(a.results), "params": a.params,
-            "error_model": "bitflip"}
+    meta = {"tol_ppl": a.tol, "tol": a.tol, "baseline": baseline, "overheads": ovhs,
+            "overhead_sources": srcs, "kinds": kinds(path=a.params, array=a.arrays[0]),
+            "results": str(a.results), "params": a.params, "error_model": "bitflip"}
     paths = tables.write(a.out, results, meta, timing)
     for res in results:
         print(f"{tables._setting(res)}: " + ", ".join(
@@ -406,8 +408,9 @@ by side with --timing's).""")
     bf.add_argument("--bits", type=bit_list, default=[[0, 29], 30],
                     help="bit ranges, comma-separated (default 0-29,30: the paper's evaluation "
                     "and characterization)")
-    bf.add_argument("--array", default="256x256-ws",
-                    help="the campaign's array (default 256x256-ws)")
+    bf.add_argument("--array", type=comma_list(what="arrays"), default=["256x256-ws"],
+                    help="the closed loop's arrays (tile sizes), comma-separated; each is a "
+                    "table of its own (default 256x256-ws)")
     bf.add_argument("--params", default="docs/results/abft/params/{array}.json",
                     help="the parameter files the closed loop ran (its points of other files, "
                     "or of earlier fits, are left out; default "

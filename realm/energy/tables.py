@@ -23,7 +23,8 @@ BOUND = {"low": "≤", "high": "≥", None: ""}
 
 def _setting(res):
     b = res["bits"]
-    return f"{res['curve_name']}, bits {b[0]}" + ("" if b[0] == b[1] else f"–{b[1]}")
+    return (f"{res['curve_name']}, bits {b[0]}" + ("" if b[0] == b[1] else f"–{b[1]}")
+            + f", {res['array']}")
 
 
 def _v(spot, bound):
@@ -42,7 +43,7 @@ def write(out, results, meta, timing=None):
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "table2.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["curve", "bits", "component", "kind"]
+        w.writerow(["curve", "bits", "array", "component", "kind"]
                    + [f"{k}_{p}" for p in POLICIES for k in ("v", "ber", "bound", "energy")]
                    + ["saving_vs_nominal", "best_other", "saving_vs_best_other",
                       "best_abft_prior_art", "saving_vs_abft_prior_art",
@@ -55,8 +56,8 @@ def write(out, results, meta, timing=None):
                 for p in POLICIES:
                     cells += ([s[p]["v"], f"{row['bers'][p]:.3g}", row["bounds"][p] or "",
                                f"{s[p]['energy']:.4f}"] if p in s else ["", "", "", ""])
-                w.writerow([res["curve_name"], "-".join(map(str, res["bits"])), comp,
-                            meta["kinds"].get(comp, "")] + cells
+                w.writerow([res["curve_name"], "-".join(map(str, res["bits"])), res["array"],
+                            comp, meta["kinds"].get(comp, "")] + cells
                            + [f"{row['saving_nominal']:.4f}", row["best_other"],
                               f"{row['saving_vs_best']:.4f}", row["best_prior"],
                               f"{row['saving_vs_prior']:.4f}",
@@ -66,14 +67,15 @@ def write(out, results, meta, timing=None):
                               row["verdict"], " ".join(map(str, res["seeds"]))])
     with open(out / "curves.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["curve", "bits", "component", "policy", "v", "dppl_mean", "dppl_upper95",
+        w.writerow(["curve", "bits", "array", "component", "policy", "v", "dppl_mean",
+                    "dppl_upper95",
                     "recompute", "energy"])
         for res in results:
             for comp, cur in res["curves"].items():
                 for pol, rows in cur.items():
                     for r in rows:
-                        w.writerow([res["curve_name"], "-".join(map(str, res["bits"])), comp,
-                                    pol, f"{r['v']:.6g}", _num(r["dppl"]), _num(r["upper"]),
+                        w.writerow([res["curve_name"], "-".join(map(str, res["bits"])),
+                                    res["array"], comp, pol, f"{r['v']:.6g}", _num(r["dppl"]), _num(r["upper"]),
                                     f"{r['r']:.6g}", f"{r['energy']:.6f}"])
     doc = {**meta, "settings": [
         {"curve": res["curve"], "curve_name": res["curve_name"], "bits": res["bits"],
@@ -127,7 +129,7 @@ def summary_md(results, meta, timing=None):
                          _pct((t or {}).get("saving_vs_prior")))
         lines.append(f"| {comp} | {kinds.get(comp, '?')} | " + " | ".join(cells) + " |")
     for res in results:
-        lines += ["", f"### {_setting(res)} ({res['array']})", "",
+        lines += ["", f"### {_setting(res)}", "",
                   "| component | kind | " + " | ".join(f"V* {LABELS[p]}" for p in POLICIES)
                   + " | BER at ReaLM's V* | E ReaLM | saving vs 0.9 V | best other | "
                   "saving vs best other | saving vs best ABFT prior art |",
