@@ -44,13 +44,11 @@ run: $(STAMP)
 		--a $(A) --b $(B) --product build/sim/product.csv --seed $(SEED) \
 		$(if $(RUN_FAULTS),--faults $(RUN_FAULTS)) $(if $(PARAMS),--params $(PARAMS))
 
-# --dist loadfile: one worker per test file, so each module's fixtures (a Ray cluster, the
-# SmolLM2 model, tiny models, reference campaigns) are set up once, not once per worker.
 test: $(STAMP)
-	$(PY) -m pytest tb/ -n $(JOBS) --dist loadfile
+	$(PY) -m pytest tb/ -n $(JOBS)
 
 test-slow: $(STAMP)
-	$(PY) -m pytest tb/ -n $(JOBS) --dist loadfile -m slow
+	$(PY) -m pytest tb/ -n $(JOBS) -m slow
 
 bench: $(STAMP)
 	$(PY) -m realm bench

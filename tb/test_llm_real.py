@@ -99,14 +99,24 @@ def test_w8a8_ppl_within_3_percent_on_16_windows_of_512():
 
 def test_conversion_reads_the_gguf_once_and_restores_gguf():
     """Inside a conversion one reader serves every parse of a file and one name map every
-    module (the same objects come back); outside it gguf is untouched."""
+    module (the same objects come back), and when quiet no progress bar is drawn; outside it
+    gguf and transformers are untouched."""
     import gguf
     from gguf import GGUFReader, get_tensor_name_map
 
     d, f = loader._gguf_file("smollm2-135m")
     path = f"{d}/{f}"
+    from transformers import modeling_gguf_pytorch_utils as mg
+    from transformers.utils import logging as hf_logging
+
+    bar = mg.tqdm
     with loader._gguf_read_once():
         assert gguf.GGUFReader(path) is gguf.GGUFReader(path)
         arch = gguf.MODEL_ARCH.LLAMA
         assert gguf.get_tensor_name_map(arch, 30) is gguf.get_tensor_name_map(arch, 30)
+        assert mg.tqdm is bar
     assert (gguf.GGUFReader, gguf.get_tensor_name_map) == (GGUFReader, get_tensor_name_map)
+    # quiet (stderr not a terminal): no progress bar, so a check's error stays one line
+    with loader._gguf_read_once(quiet=True):
+        assert mg.tqdm(range(3)).disable and not hf_logging.is_progress_bar_enabled()
+    assert mg.tqdm is bar and hf_logging.is_progress_bar_enabled()

@@ -16,6 +16,7 @@ import glob
 import hashlib
 import importlib.util
 import os
+import sys
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -95,38 +96,48 @@ def _gguf_file(preset):
 
 
 @contextlib.contextmanager
-def _gguf_read_once():
+def _gguf_read_once(quiet=False):
     """Within a conversion, one ``gguf.GGUFReader`` per file and one tensor-name map per
     (architecture, layers). transformers parses the file three times (config, tokenizer,
     weights) and rebuilds the map for every module it names: 22 of the 44 s of SmolLM2's
-    conversion under a profiler. The patch is undone on exit; what is read is unchanged."""
+    conversion under a profiler. With ``quiet``, no progress bars. Everything is restored on
+    exit; what is read is unchanged."""
     import gguf
+    from transformers import modeling_gguf_pytorch_utils as mg
+    from transformers.utils import logging as hf_logging
 
-    reader, names = gguf.GGUFReader, gguf.get_tensor_name_map
+    reader, names, bar = gguf.GGUFReader, gguf.get_tensor_name_map, mg.tqdm
+    bars = hf_logging.is_progress_bar_enabled()
     gguf.GGUFReader = functools.lru_cache(maxsize=None)(reader)
     gguf.get_tensor_name_map = functools.lru_cache(maxsize=None)(names)
+    if quiet:
+        mg.tqdm = functools.partial(bar, disable=True)
+        hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        gguf.GGUFReader, gguf.get_tensor_name_map = reader, names
+        gguf.GGUFReader, gguf.get_tensor_name_map, mg.tqdm = reader, names, bar
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def convert(preset, out_dir=None):
     """Dequantize a preset's GGUF to an FP32 safetensors directory (about 15 s on an idle
-    core); return it."""
+    core); return it. Progress bars only on a terminal: a command whose check converts on
+    first use still says its error in one line when a program reads its output."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out_dir = out_dir or os.path.join(CACHE, preset)
     d, f = _gguf_file(preset)
-    with _gguf_read_once():
+    tmp = out_dir + ".tmp"
+    with _gguf_read_once(quiet=not sys.stderr.isatty()):
         tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
         model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
-    model.hf_quantizer = None  # otherwise save_pretrained refuses a "gguf-quantized" model
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    tmp = out_dir + ".tmp"
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
+        model.hf_quantizer = None  # otherwise save_pretrained refuses a "gguf-quantized" model
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
     os.replace(tmp, out_dir)  # atomic: a killed conversion leaves no half cache behind
     return out_dir
 
