@@ -281,6 +281,20 @@ def test_cli_curve_not_covering_the_grid_is_one_line(tmp_path, capsys):
                     str(out)]) == 2
     assert "has no closed-loop bitflip points of bits 30-30 on 256x256-ws" in \
         capsys.readouterr().err
+    # two files of the same settings read as one: the unprotected points in one, the rest in
+    # the other give the tables of the single file
+    head = json.dumps({"kind": "header", "settings": SETTINGS,
+                       "baseline": {"w8a8": {"ppl": BASE}}}) + "\n"
+    one, two = tmp_path / "none.jsonl", tmp_path / "rest.jsonl"
+    one.write_text(head + "".join(json.dumps(r) + "\n" for r in RECORDS
+                                  if r["point"]["policy"] == "none"))
+    two.write_text(head + "".join(json.dumps(r) + "\n" for r in RECORDS
+                                  if r["point"]["policy"] != "none"))
+    for files, where in (([res], "a"), ([one, two], "b")):
+        assert _energy(["bitflip", *map(str, files), "--curve", CURVE, "--bits", "0-29",
+                        "--out", str(tmp_path / where)]) == 0
+    a, b = (json.loads((tmp_path / w / "table2.json").read_text()) for w in "ab")
+    assert a["settings"] == b["settings"]
 
 
 def test_bad_parametric_values():

@@ -188,16 +188,21 @@ def check_bitflip(a):
         if not 0 <= lo <= hi <= 31:
             raise BadInput(f"--bits: {b!r} must be a bit 0..31 or LO-HI with LO <= HI")
     a.bit_ranges = [[b, b] if isinstance(b, int) else b for b in a.bits]
-    header, done = campaign.read_results(str(existing(a.results, "RESULTS")))
-    if header is None:
-        raise BadInput(f"{a.results!r} holds no campaign results")
-    a.header, a.records = header, list(done.values())
+    a.header, a.records = None, []
+    for path in a.results:
+        header, done = campaign.read_results(str(existing(path, "RESULTS")))
+        if header is None:
+            raise BadInput(f"{path!r} holds no campaign results")
+        if a.header is not None and header["settings"] != a.header["settings"]:
+            raise BadInput(f"{path!r} was run with other settings than {a.results[0]!r}")
+        a.header = a.header or header
+        a.records += list(done.values())
     from realm.energy.bitflip import select
     from realm.energy.errmodel import CurveError
     for bits, array in itertools.product(a.bit_ranges, a.arrays):
         recs = select(a.records, bits, array, a.params)
         if not [r for r in recs if r["point"]["policy"] != "none"]:
-            raise BadInput(f"{a.results!r} has no closed-loop bitflip points of bits "
+            raise BadInput(f"{', '.join(a.results)} has no closed-loop bitflip points of bits "
                            f"{bits[0]}-{bits[1]} on {array}")
         for curve in a.curve:  # every BER of the campaign has its voltage on every curve
             for ber in sorted({r["point"]["ber"] for r in recs if r["point"]["ber"] > 0}):
@@ -233,7 +238,8 @@ def run_bitflip(a):
     timing = json.loads(pathlib.Path(a.timing).read_text()) if a.timing else None
     meta = {"tol_ppl": a.tol, "tol": a.tol, "baseline": baseline, "overheads": ovhs,
             "overhead_sources": srcs, "kinds": kinds(path=a.params, array=a.arrays[0]),
-            "results": str(a.results), "params": a.params, "error_model": "bitflip"}
+            "results": [str(x) for x in a.results], "params": a.params,
+            "error_model": "bitflip"}
     paths = tables.write(a.out, results, meta, timing)
     for res in results:
         print(f"{tables._setting(res)}: " + ", ".join(
@@ -400,7 +406,8 @@ either end of the grid is printed as a bound (<= or >=). DMR's recompute ratio i
 (either copy flips in a decision unit); ThUnderVolt does not apply to bit flips. Writes
 table2.csv, table2.json, curves.csv and summary.md (one table per curve and bit range, side
 by side with --timing's).""")
-    bf.add_argument("results", help="closed-loop bitflip campaign results (JSONL)")
+    bf.add_argument("results", nargs="+", help="closed-loop bitflip campaign results (JSONL; "
+                    "several files of the same settings are read as one)")
     bf.add_argument("--curve", type=_curve, action="append", default=[],
                     metavar="onset_v=V,onset_ber=B,slope=S|CSV",
                     help="BER curve: parametric (onset voltage, BER at the onset, slope in "
