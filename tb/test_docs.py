@@ -81,7 +81,7 @@ def test_readme_documents_the_cache_and_the_extras():
     """Where the converted models go, how large, how long the first use takes, and which extra
     each command needs."""
     text = " ".join((ROOT / "README.md").read_text().split())
-    for fact in ("`$REALM_CACHE/<preset>/`", "517 MB for SmolLM2-135M", "converted in 1 min",
+    for fact in ("`$REALM_CACHE/<preset>/`", "517 MB for SmolLM2-135M", "converted in 18 s",
                  "`sim` (cocotb", "`synth` (pyosys", "`llm` (transformers", "`ray` (",
                  "`formal` ("):
         assert fact in text, fact
