@@ -4,7 +4,8 @@
 (``{"a": [...], "a_valid": 1, ...}`` in, ``{"o_c": [...], "o_valid": True, ...}`` out). The RTL
 has Amaranth's flattened ports (``i_a__payload``, ``cfg_am1``, ``c_hist`` ...), lanes packed
 lane 0 lowest. Every bench that drives the RTL goes through this module: the cocotb bench
-(:class:`realm.rtl.common.ArrayTB`), the Amaranth-simulator bench (:mod:`realm.rtl.pysim`), the gate-level
+(:class:`realm.rtl.common.ArrayTB`), the Amaranth-simulator bench (:mod:`realm.rtl.pysim`), the
+gate-level
 power simulation (:mod:`synth.power`) and the fast path (:mod:`realm.rtl.fastsim`, which packs and
 reads all cycles at once from :func:`input_fields` and :func:`output_fields`). Each supplies
 only how to set and read a port by its Verilog name; a port that is absent (zero-width ones

@@ -44,7 +44,8 @@ def fault_signature(config):
     """Members of the array's fault-injection port (``fi``); present with ``fault_port``.
 
     While ``fi_valid`` is high, the register family ``fi_site`` (index into
-    :func:`hw.facts.fault_sites`) at (``fi_row``, ``fi_col``) takes its next value through ``fi_kind``
+    :func:`hw.facts.fault_sites`) at (``fi_row``, ``fi_col``) takes its next value through
+    ``fi_kind``
     with ``fi_mask`` at the coming clock edge.
     """
     return {

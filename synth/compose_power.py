@@ -36,7 +36,8 @@ for one warm-up cycle; warm-up cycles are not counted):
 * Lanes of PE leaves are distinct array positions drawn (seeded, without replacement) from the
   positions whose leaf key is this leaf's (recomputed with :mod:`synth.leaves`' own rules):
   every grid position gets one seeded random score and the ``lanes`` best-scored positions
-  of the leaf are taken. Every leaf's random generator is seeded with ``(seed, crc32(key))``, so a leaf shared by two
+  of the leaf are taken. Every leaf's random generator is seeded with ``(seed, crc32(key))``, so a
+  leaf shared by two
   variants gets the same lanes and traces in both (common random numbers: the overhead of a
   variant is not blurred by the sampling noise of the PE grid).
 * **reg<w>**: ``w == data_width``: an operand stream (WS: activations ``x[:, r]``; OS: half

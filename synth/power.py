@@ -254,7 +254,8 @@ def workload_program(config, cycles, seed, workload="llm", depth=64):
 def simulate_config(config, netlist, program, reset_cycles=2):
     """Play ``program`` on the gate-level ``netlist`` of ``config`` through the testbench's
     driver and port mapping (:mod:`golden.ports`), then the golden model's drain cycles;
-    require every output port to equal :class:`golden.array.ArrayModel`'s on every cycle. Return the simulator (its
+    require every output port to equal :class:`golden.array.ArrayModel`'s on every cycle. Return
+    the simulator (its
     counters cover the program, not the initial reset) and the cycles checked."""
     from golden.array import ArrayModel
     from golden.ports import idle_inputs, input_ports, output_dict

@@ -1,7 +1,8 @@
 """Timing characterization of one processing element as the array instantiates it: per-bit
 static timing of its accumulator (OpenSTA), an SDF-annotated gate-level simulation of an operand
 stream (Icarus Verilog), and, per cycle, what the accumulator's flip-flops would latch if the
-clock were shorter. Method: docs/energy.md §1 (the characterization) and §4; the voltage model on top is :mod:`synth.voltage`.
+clock were shorter. Method: docs/energy.md §1 (the characterization) and §4; the voltage model on
+top is :mod:`synth.voltage`.
 
 * **The PE.** One leaf of :func:`synth.leaves.leaves`: the PE class, widths, tied inputs,
   unread outputs and narrowed partial sums of one array position, as flat synthesis of the

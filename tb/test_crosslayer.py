@@ -1,5 +1,6 @@
 """Cross-layer: real SmolLM2 GEMM tiles through the RTL with the LLM injector's errors as
-fault-port flips (:mod:`realm.crosslayer.capture`, :mod:`realm.crosslayer.run`). The default run is a
+fault-port flips (:mod:`realm.crosslayer.capture`, :mod:`realm.crosslayer.run`). The default run is
+a
 64-token window and three components; the full campaign (``realm crosslayer``, the committed
 ``docs/results/crosslayer/``) runs behind ``-m slow``."""
 import importlib.util

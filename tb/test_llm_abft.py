@@ -31,7 +31,8 @@ def tiny(tmp_path_factory):
 
 
 def _params(**kw):
-    """The authors' K parameters (their ``recompute_ratio.py``) for every component, in hardware units."""
+    """The authors' K parameters (their ``recompute_ratio.py``) for every component, in hardware
+    units."""
     p = StatParams.from_paper(1.273, 20.076 - 9 * 0.273, 0.0, **kw)
     return {c: p for c in COMPS}
 

@@ -1,6 +1,7 @@
 """Critical-region fit (``realm.abft.fit``): on grids whose critical cells come from a known
 region, the fitted rule classifies every cell as the region does; sensitive components get
-theta_freq = 0; the GEMM-to-tile rescaling matches the authors' (their ``recompute_ratio.py``); and the tile
+theta_freq = 0; the GEMM-to-tile rescaling matches the authors' (their ``recompute_ratio.py``); and
+the tile
 parameters, run through ``golden.stats.decide`` on tiles of equal errors, recompute exactly the
 tile-domain image of the critical cells."""
 import math

@@ -36,7 +36,8 @@ def test_bitflip_fixed_bit_is_xor(bit):
 
 
 def test_bit30_adds_or_subtracts_2_pow_30():
-    """The authors' code: for |acc| < 2^27, flipping bit 30 adds 2^30 to non-negative values and subtracts
+    """The authors' code: for |acc| < 2^27, flipping bit 30 adds 2^30 to non-negative values and
+    subtracts
     2^30 from negative ones."""
     acc = torch.tensor([[0, 5, -1, -(1 << 26), (1 << 26) - 1] * 4], dtype=torch.int32)
     idx, new = Injector("bitflip", ["k"], ber=1.0, bit=30)("k", 0, 0, "prefill", 0, acc)

@@ -52,7 +52,8 @@ def test_w8a8_ppl_within_3_percent_of_fp32(real):
     assert abs(got["ppl"] / ref["ppl"] - 1) < 0.04
     assert got["ppl"] > 0.995 * base["ppl"]
     assert abs(got["acc"] - ref["acc"]) < 0.02
-    # the paper's central contrast (its characterization): the same fault budget in O (feeds the residual
+    # the paper's central contrast (its characterization): the same fault budget in O (feeds the
+    # residual
     # stream and RMSNorm, not re-quantized) hurts far more than in K (re-quantized, clipped)
     o = ev.run(inject.Injector("bitflip", ["o"], layers=[10], ber=1e-4, seed=0))
     k = ev.run(inject.Injector("bitflip", ["k"], layers=[10], ber=3e-4, seed=0))

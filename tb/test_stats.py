@@ -153,7 +153,8 @@ def test_decide_cancelling_errors():
 
 
 # Hand-computed cases, authors' K parameters: a = 1.273, b = 20.076, theta_freq = 5.951
-# (the authors' published K-GEMM set). Quantized: am1 = round(0.273 * 256) = 70, b_q = round(20.076 * 256) = 5139,
+# (the authors' published K-GEMM set). Quantized: am1 = round(0.273 * 256) = 70, b_q = round(20.076
+# * 256) = 5139,
 # freq_th = floor(2 ** 5.951) = 61 (log2 freq_eff > 5.951 <=> freq_eff >= 62).
 K = StatParams.from_paper(1.273, 20.076, 5.951)
 

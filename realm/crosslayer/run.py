@@ -11,7 +11,8 @@ DEFAULT_OUT = "docs/results/crosslayer"
 
 def run_rtl(config, jobs, workdir, parts=1, engine=None):
     """Run ``jobs`` (:class:`realm.crosslayer.capture.Job`) on ``config``'s RTL in ``parts``
-    simulations, the points of a :func:`realm.campaign.executor.run` on ``engine`` (default local; each
+    simulations, the points of a :func:`realm.campaign.executor.run` on ``engine`` (default local;
+    each
     worker builds the simulation once, :func:`sim_init`); return their results in job order
     (see :mod:`realm.rtl.tb_crosslayer`). A simulation that fails fails its point
     (:class:`realm.campaign.executor.PointsFailed` once the others ran)."""

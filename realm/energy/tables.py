@@ -75,7 +75,8 @@ def write(out, results, meta, timing=None):
                 for pol, rows in cur.items():
                     for r in rows:
                         w.writerow([res["curve_name"], "-".join(map(str, res["bits"])),
-                                    res["array"], comp, pol, f"{r['v']:.6g}", _num(r["dppl"]), _num(r["upper"]),
+                                    res["array"], comp, pol, f"{r['v']:.6g}", _num(r["dppl"]),
+                                    _num(r["upper"]),
                                     f"{r['r']:.6g}", f"{r['energy']:.6f}"])
     doc = {**meta, "settings": [
         {"curve": res["curve"], "curve_name": res["curve_name"], "bits": res["bits"],

@@ -14,7 +14,8 @@ the authors' public code, smoothquant/error_inject.py).
   factors out.
 * Output re-quantization (as the authors' code does it): outputs named in ``requant`` are
   fake-quantized to INT8 per row with the scale of the *clean* output, so injected errors
-  saturate at the clean absmax. The default follows the authors' code (``"authors"``): q/k/v, the SV BMM (their ``matmul2`` is
+  saturate at the clean absmax. The default follows the authors' code (``"authors"``): q/k/v, the
+  SV BMM (their ``matmul2`` is
   built with ``quantize_output=True``, per token over head_dim) and, for LLaMA-like models,
   gate/up/down; O and QKᵀ never. ``"linear-only"`` is the placement of our first
   characterization (the linear outputs only, SV not re-quantized), kept for the ablation.
