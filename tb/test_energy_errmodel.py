@@ -15,6 +15,7 @@ from realm.energy import report as er
 from realm.energy.errmodel import BerCurve, CurveError, parse_curve
 from realm.energy.model import EnergyModel, unit_ratio
 from realm.llm.inject import Injector
+from tb.test_energy import _energy
 
 CURVE = "onset_v=0.85,onset_ber=1e-8,slope=0.25"
 
@@ -232,15 +233,6 @@ def test_verdict_rule():
     assert er.verdict([0.05, -0.01, 0.02]) == "unresolved"
     assert er.verdict([0.05, 0.05]) == "unresolved"  # one seed and its mean
     assert er.verdict([None, 0.05, 0.05]) == "unresolved"
-
-
-def _energy(args):
-    from realm.cli.main import main
-
-    try:
-        return main(["energy", *args])
-    except SystemExit as e:
-        return e.code
 
 
 @pytest.mark.parametrize("curve, message", [

@@ -242,8 +242,8 @@ def run_bitflip(a):
             "error_model": "bitflip"}
     paths = tables.write(a.out, results, meta, timing)
     for res in results:
-        print(f"{tables._setting(res)}: " + ", ".join(
-            f"{c} {tables._pct(r['saving_vs_prior'])}" for c, r in res["table2"].items()))
+        print(f"{tables.label(res)}: " + ", ".join(
+            f"{c} {tables.pct(r['saving_vs_prior'])}" for c, r in res["table2"].items()))
     print(f"wrote       {', '.join(str(x) for x in paths)}")
     return 0
 

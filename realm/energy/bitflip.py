@@ -29,21 +29,12 @@ PARAMS = "docs/results/abft/params/{array}.json"
 POLICIES = ("none", "dmr", "classic", "approx", "realm")
 
 
-def shape_logs(settings, comp):
-    """One layer's GEMM calls of ``comp`` in one window of ``settings``' model, in the form of
-    :attr:`realm.llm.metrics.Evaluator.logs` (every layer and window has the same)."""
-    from realm.campaign.spec import model_shape
-
-    _, _, outs, heads, hd = model_shape(settings["model"])
-    t = settings["length"]
-    ins = {"q": outs["o"], "k": outs["o"], "v": outs["o"], "gate": outs["o"], "up": outs["o"],
-           "o": outs["q"], "down": outs["gate"], "fc1": outs["o"], "fc2": outs["fc1"]}
-    if comp == "qk":
-        shape, k = (1, heads, t, t), hd
-    elif comp == "sv":
-        shape, k = (1, heads, t, hd), t
-    else:
-        shape, k = (t, outs[comp]), ins[comp]
+def shape_logs(gemm, comp):
+    """One layer's GEMM calls of ``comp`` in one window, in the form of
+    :attr:`realm.llm.metrics.Evaluator.logs` (every layer and window has the same), from its
+    ``(gemms, M, K, N)`` (:func:`realm.abft.fit.component_gemms`)."""
+    g, m, k, n = gemm
+    shape = (1, g, m, n) if comp in ("qk", "sv") else (m, n)
     return [[(comp, 0, 0, math.prod(shape), shape, k)]]
 
 
@@ -83,7 +74,9 @@ def cells(records, baseline, curve, bits, array, settings, params=PARAMS):
     """{component: {policy: {voltage: {"dppl", "r", "seeds", "ber"}}}} of the campaign's
     records of ``bits`` on ``array`` at the voltages ``curve`` gives their BERs, the
     error-free onset row added, DMR computed (see the module docstring)."""
+    from realm.abft.fit import component_gemms
     from realm.abft.loop import parse_array
+    from realm.campaign.spec import model_shape
     from realm.energy.model import unit_ratio
 
     config = parse_array(array)
@@ -109,16 +102,15 @@ def cells(records, baseline, curve, bits, array, settings, params=PARAMS):
                 for k in ("seeds", "dppl", "r"):
                     c[k] = [c[k][i] for i in order]
     onset = round(curve.v_max_errors(), 9)
+    gemms = component_gemms(model_shape(settings["model"]), settings["length"])
     for comp, pols in out.items():
-        logs = shape_logs(settings, comp)
-        volts = sorted({v for c in pols.values() for v in c}, reverse=True)
+        logs = shape_logs(gemms[comp], comp)
+        bers = {v: c["ber"] for p in pols.values() for v, c in p.items()}
         n = max(len(c["seeds"]) for p in pols.values() for c in p.values())
-        pols["dmr"] = {v: {"dppl": [0.0] * n, "seeds": [],
-                           "ber": next(c[v]["ber"] for c in pols.values() if v in c),
-                           "r": [unit_ratio(logs, config, lambda *a: True,
-                                            next(c[v]["ber"] for c in pols.values() if v in c),
-                                            copies=2, per="element")[0]] * n}
-                       for v in volts}
+        pols["dmr"] = {v: {"dppl": [0.0] * n, "seeds": [], "ber": ber,
+                           "r": [unit_ratio(logs, config, lambda *a: True, ber, copies=2,
+                                            per="element")[0]] * n}
+                       for v, ber in sorted(bers.items(), reverse=True)}
         for pol in pols.values():
             if onset not in pol:
                 pol[onset] = {"dppl": [0.0] * n, "r": [0.0] * n, "seeds": [], "ber": 0.0}

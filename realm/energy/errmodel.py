@@ -29,6 +29,22 @@ class CurveError(ValueError):
     """A BER curve that cannot be used (one line)."""
 
 
+def read_rows(path, what, error, columns, named):
+    """The rows (dicts) of the CSV at ``path``; ``error`` (one line, naming the file as
+    ``what``) if it is missing, unreadable, or its header lacks one of ``columns`` (said as
+    ``named``)."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except FileNotFoundError:
+        raise error(f"{what} {path!r} does not exist") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise error(f"{what} {path!r} cannot be read: {e}") from None
+    if not rows or not set(columns) <= set(rows[0]):
+        raise error(f"{what} {path!r} needs a header with {named}")
+    return rows
+
+
 @dataclasses.dataclass(frozen=True)
 class BerCurve:
     """``BER(V)`` per INT32 accumulator element, zero above the onset.
@@ -71,15 +87,7 @@ class BerCurve:
     def from_csv(cls, path):
         """A table curve from a CSV with columns ``v`` and ``ber`` (a header row; other
         columns ignored)."""
-        try:
-            with open(path, newline="") as f:
-                rows = list(csv.DictReader(f))
-        except FileNotFoundError:
-            raise CurveError(f"BER table {path!r} does not exist") from None
-        except (OSError, UnicodeDecodeError, csv.Error) as e:
-            raise CurveError(f"BER table {path!r} cannot be read: {e}") from None
-        if not rows or not {"v", "ber"} <= set(rows[0]):
-            raise CurveError(f"BER table {path!r} needs a header with columns v and ber")
+        rows = read_rows(path, "BER table", CurveError, ("v", "ber"), "columns v and ber")
         pts = []
         for i, r in enumerate(rows, start=2):
             try:

@@ -21,7 +21,7 @@ from realm.energy.write import LABELS
 BOUND = {"low": "≤", "high": "≥", None: ""}
 
 
-def _setting(res):
+def label(res):
     b = res["bits"]
     return (f"{res['curve_name']}, bits {b[0]}" + ("" if b[0] == b[1] else f"–{b[1]}")
             + f", {res['array']}")
@@ -31,7 +31,7 @@ def _v(spot, bound):
     return f"{BOUND[bound]}{spot['v']:.3f}"
 
 
-def _pct(x):
+def pct(x):
     return "" if x is None else f"{100 * x:.1f} %"
 
 
@@ -94,9 +94,9 @@ def write(out, results, meta, timing=None):
 
 
 def _verdict(row):
-    seeds = " / ".join(_pct(x["saving_vs_prior"]) for x in row["per_seed"].values())
-    return (f"**{row['verdict']}** ({seeds}; mean {_pct(row['mean_rule']['saving_vs_prior'])}; "
-            f"bound {_pct(row['saving_vs_prior'])})")
+    seeds = " / ".join(pct(x["saving_vs_prior"]) for x in row["per_seed"].values())
+    return (f"**{row['verdict']}** ({seeds}; mean {pct(row['mean_rule']['saving_vs_prior'])}; "
+            f"bound {pct(row['saving_vs_prior'])})")
 
 
 def _num(x):
@@ -119,7 +119,7 @@ def summary_md(results, meta, timing=None):
               f"**unresolved** (seeds {', '.join(map(str, seeds))}: per seed; the mean rule; "
               "the upper-bound rule of the tables below, which with two seeds (t = 12.7) fails "
               "any cell whose seeds differ by more than about 0.05 PPL):", "",
-              "| component | kind | " + " | ".join(_setting(r) for r in results)
+              "| component | kind | " + " | ".join(label(r) for r in results)
               + (" | timing (A-on0.84) |" if timing else " |"),
               "|---" * (len(results) + 2 + bool(timing)) + "|"]
     for comp in comps:
@@ -127,10 +127,10 @@ def summary_md(results, meta, timing=None):
         if timing:
             t = timing["components"].get(comp)
             cells.append(_verdict(t) if t and "verdict" in t else
-                         _pct((t or {}).get("saving_vs_prior")))
+                         pct((t or {}).get("saving_vs_prior")))
         lines.append(f"| {comp} | {kinds.get(comp, '?')} | " + " | ".join(cells) + " |")
     for res in results:
-        lines += ["", f"### {_setting(res)}", "",
+        lines += ["", f"### {label(res)}", "",
                   "| component | kind | " + " | ".join(f"V* {LABELS[p]}" for p in POLICIES)
                   + " | BER at ReaLM's V* | E ReaLM | saving vs 0.9 V | best other | "
                   "saving vs best other | saving vs best ABFT prior art |",
@@ -141,6 +141,6 @@ def summary_md(results, meta, timing=None):
                 f"| {comp} | {kinds.get(comp, '?')} | "
                 + " | ".join(_v(s[p], b[p]) if p in s else "" for p in POLICIES)
                 + f" | {row['bers']['realm']:.3g} | {row['energy']:.3f} | "
-                f"{_pct(row['saving_nominal'])} | {LABELS[row['best_other']]} | "
-                f"{_pct(row['saving_vs_best'])} | {_pct(row['saving_vs_prior'])} |")
+                f"{pct(row['saving_nominal'])} | {LABELS[row['best_other']]} | "
+                f"{pct(row['saving_vs_best'])} | {pct(row['saving_vs_prior'])} |")
     return lines

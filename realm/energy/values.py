@@ -15,9 +15,9 @@ element: ``p_elem = p``, one error drawn from the values in proportion to their 
 ThUnderVolt does not apply (no dropped products); DMR's recompute ratio is per element
 (:func:`realm.energy.model.unit_ratio`).
 """
-import csv
 import math
 
+from realm.energy.errmodel import read_rows
 from realm.energy.vtable import FORMAT, VoltageTable
 
 INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
@@ -30,16 +30,8 @@ class ValuesError(ValueError):
 def read_values(path, components):
     """{component: {voltage: {value: p}}} from the CSV at ``path`` for ``components`` (rows
     without a component apply to all), checked (see the module docstring)."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise ValuesError(f"value table {path!r} does not exist") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ValuesError(f"value table {path!r} cannot be read: {e}") from None
-    if not rows or not {"v", "value", "p"} <= set(rows[0]):
-        raise ValuesError(f"value table {path!r} needs a header with columns v, value and p "
-                          "(and optionally component)")
+    rows = read_rows(path, "value table", ValuesError, ("v", "value", "p"),
+                     "columns v, value and p (and optionally component)")
     out = {c: {} for c in components}
     for i, r in enumerate(rows, start=2):
         where = f"value table {path!r}, line {i}"
@@ -76,14 +68,16 @@ def read_values(path, components):
 def value_table(path, settings, array, components):
     """The ``realm-vtable/1`` document of the CSV at ``path`` for ``settings``' model on
     ``array`` (an :class:`hw.config.ArrayConfig` name), checked by :class:`VoltageTable`."""
-    from realm.energy.bitflip import shape_logs
+    from realm.abft.fit import component_gemms
+    from realm.campaign.spec import model_shape
 
     values = read_values(path, components)
     doc = {"format": FORMAT, "array": array, "dataflow": array.split("-")[1],
            "per": "element", "setting": "values",
            "model": {"error_model": "value", "source": str(path)}, "components": {}}
+    gemms = component_gemms(model_shape(settings["model"]), settings["length"])
     for c, volts in values.items():
-        k = shape_logs(settings, c)[0][0][5]
+        k = gemms[c][2]
         rows = []
         for v in sorted(volts, reverse=True):
             cell = {x: p for x, p in sorted(volts[v].items()) if p > 0}
