@@ -239,7 +239,7 @@ def run_bitflip(a):
     meta = {"tol_ppl": a.tol, "tol": a.tol, "baseline": baseline, "overheads": ovhs,
             "overhead_sources": srcs, "kinds": kinds(path=a.params, array=a.arrays[0]),
             "results": [str(x) for x in a.results], "params": a.params,
-            "error_model": "bitflip"}
+            "error_model": "bitflip", "settings": settings}
     paths = tables.write(a.out, results, meta, timing)
     for res in results:
         print(f"{tables.label(res)}: " + ", ".join(

@@ -106,13 +106,20 @@ def _num(x):
 def summary_md(results, meta, timing=None):
     """The markdown of :func:`write`'s summary."""
     kinds = meta["kinds"]
-    lines = [f"Tolerance: upper 95 % bound of ΔPPL ≤ {meta['tol']:g} over the seeds (clean "
+    st = meta.get("settings", {})
+    seeds = sorted({s for r in results for s in r["seeds"]})
+    lines = [f"Rests on: error model bit flips (one bit per INT32 accumulator element, BER(V) of "
+             f"each curve below); model {st.get('model', '?')}, W8A8; {st.get('windows', '?')} "
+             f"windows × {st.get('length', '?')} tokens of {st.get('text', '?')} per point; "
+             f"seeds {', '.join(map(str, seeds))}; the closed loop's decisions per tile of the "
+             "array each table names (" + ", ".join(sorted({r["array"] for r in results}))
+             + f"); parameter files {meta.get('params', '?')}.", "",
+             f"Tolerance: upper 95 % bound of ΔPPL ≤ {meta['tol']:g} over the seeds (clean "
              f"W8A8 PPL {meta['baseline']:.2f}). Energy relative to the unprotected array at "
              "0.9 V. ≤ V: the sweet spot is the grid's lowest voltage (it could go lower); "
              "≥ V: the onset, with the first measured voltage failing (it could lie between).",
              ""]
     comps = list(dict.fromkeys(c for r in results for c in r["table2"]))
-    seeds = sorted({s for r in results for s in r["seeds"]})
     lines += [f"ReaLM's saving vs the best ABFT prior art (classic ABFT, MSD threshold) at each "
               "policy's sweet spot, and the verdict: **saves** when each seed alone and the "
               f"mean over seeds give ≥ {100 * GAIN:g} %, **no gain** when all give less, else "
