@@ -1,18 +1,11 @@
 """The ``realm`` command line: bad input is one line and exit status 2, said before any
 simulator is built; ``realm run`` multiplies a user's matrices on the RTL and writes exactly
 ``A @ B`` (checked against numpy's int64 product)."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from hw.paths import ROOT
-
-
-def realm(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "realm", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+from tb.cli_fixtures import realm
 
 
 @pytest.mark.parametrize("args, message", [
@@ -52,7 +45,8 @@ def realm(*args, cwd=ROOT):
     (["energy", "campaign", "spec.json", "--address", "auto"],
      "realm energy campaign: error: --address goes with --engine ray"),
     (["llm", "abft", "--engine", "gpu"],
-     "realm llm abft: error: argument --engine: invalid choice: 'gpu' (choose from 'local', 'ray')"),
+     "realm llm abft: error: argument --engine: invalid choice: 'gpu' (choose from 'local', "
+     "'ray')"),
     (["characterize", "--workers", "0"],
      "realm characterize: error: argument --workers: must be an integer of at least 1, "
      "not '0'"),

@@ -2,12 +2,11 @@
 rule and the value; JSON round trip; the CLI reports the same errors."""
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 
 from hw.config import Abft, ArrayConfig, Dataflow
+from tb.cli_fixtures import realm
 
 BAD = [
     ({"rows": 0}, "rows must be an integer from 1 to 256, not 0"),
@@ -71,8 +70,7 @@ def test_frozen():
 
 
 def test_cli_reports_bad_config(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "realm", "generate", "--rows", "0", "-o",
-                        str(tmp_path / "x.v")], capture_output=True, text=True)
+    r = realm("generate", "--rows", "0", "-o", tmp_path / "x.v")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1] == \
         "realm generate: error: rows must be an integer from 1 to 256, not 0"
@@ -81,8 +79,7 @@ def test_cli_reports_bad_config(tmp_path):
 
 def test_cli_generate_has_no_paths(tmp_path):
     out = tmp_path / "a.v"
-    r = subprocess.run([sys.executable, "-m", "realm", "generate", "--rows", "2", "--cols", "3",
-                        "--dataflow", "os", "-o", str(out)], capture_output=True, text=True)
+    r = realm("generate", "--rows", "2", "--cols", "3", "--dataflow", "os", "-o", out)
     assert r.returncode == 0, r.stderr
     text = out.read_text()
     assert "module systolic_array" in text

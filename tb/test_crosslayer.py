@@ -114,11 +114,9 @@ def test_hw_fault_masks():
 def test_crosslayer_full(tmp_path):
     """The committed campaign's command: at least 1,000 tiles per dataflow, 0 mismatches."""
     import json
-    import subprocess
-    import sys
-    r = subprocess.run([sys.executable, "-m", "realm", "crosslayer", "--out", str(tmp_path),
-                        "--workdir", str(tmp_path / "work")], cwd=ROOT,
-                       capture_output=True, text=True)
+
+    from tb.cli_fixtures import realm
+    r = realm("crosslayer", "--out", tmp_path, "--workdir", tmp_path / "work")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     doc = json.loads((tmp_path / "summary.json").read_text())
     for t in doc["totals"].values():

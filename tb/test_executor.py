@@ -25,6 +25,7 @@ from realm.campaign.executor import Engine, EngineError, Job, PointsFailed
 from realm.campaign.spec import GLOBAL, point_key
 from realm.llm.tiny import tiny_model_dir
 from tb import llm_fixtures
+from tb.cli_fixtures import realm
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLI = [sys.executable, "-m", "realm", "llm", "campaign"]
@@ -235,8 +236,7 @@ FAILED = ("2 of 2 points failed (left out of the results: rerun to retry them); 
 
 def test_every_point_failing_exits_1(spec, tmp_path):
     sp, point = _failing(spec, tmp_path)
-    r = subprocess.run(CLI + [str(sp), "--workers", "1", *RUN], cwd=REPO, capture_output=True,
-                       text=True, timeout=300)
+    r = realm("llm", "campaign", sp, "--workers", "1", *RUN)
     assert r.returncode == 1, r.stderr
     lines = r.stderr.splitlines()
     assert lines[-1].startswith("realm llm campaign: error: " + FAILED.format(point))
@@ -273,8 +273,7 @@ def test_bad_address_is_one_line_before_any_model(spec, tmp_path, args, message)
     port = _free_port()  # nothing listens there
     sp = tmp_path / "spec.json"
     sp.write_text(json.dumps(spec))
-    r = subprocess.run(CLI + [str(sp), *RUN, *(x.format(port=port) for x in args)], cwd=REPO,
-                       capture_output=True, text=True, timeout=120)
+    r = realm("llm", "campaign", sp, *RUN, *(x.format(port=port) for x in args))
     assert (r.returncode, r.stderr.splitlines()) == (
         2, [f"realm llm campaign: error: {message.format(port=port)}"])
     assert not (tmp_path / "spec.jsonl").exists()

@@ -4,8 +4,6 @@ the golden model's, with and without seeded random faults, and the cocotb bench'
 program; its input table is the driver's; a missing compiler or a failed build is one line."""
 import json
 import os
-import subprocess
-import sys
 
 import cocotb
 import pytest
@@ -14,10 +12,10 @@ import torch
 from golden.array import ArrayModel
 from golden.stats import policy_sets
 from golden.stimulus import Driver, collect, input_table
-from hw import paths
 from hw.config import ArrayConfig
 from realm.rtl import fastsim, sim
 from realm.rtl.sim import suite_seed
+from tb.cli_fixtures import realm
 from tb.faultgen import random_campaign, single_flip_campaign
 from tb.scenarios import SCENARIOS, make_program
 
@@ -149,9 +147,8 @@ def test_missing_compiler_is_one_line(monkeypatch, tmp_path):
     with pytest.raises(fastsim.FastSimError) as e:
         fastsim.build(CONFIGS[0])
     assert str(e.value) == want
-    r = subprocess.run([sys.executable, "-m", "realm", "sim", "--fast", "--rows", "2", "--cols",
-                        "2", "--gemm", "2,2,2"], cwd=paths.ROOT, capture_output=True, text=True,
-                       env={**os.environ, "PATH": str(tmp_path)}, timeout=600)
+    r = realm("sim", "--fast", "--rows", "2", "--cols", "2", "--gemm", "2,2,2",
+              env={"PATH": str(tmp_path)})
     assert (r.returncode, r.stderr.splitlines()) == (2, [f"realm sim: error: {want}"])
 
 
@@ -177,11 +174,9 @@ def test_realm_fast(tmp_path):
     np.save(tmp_path / "a.npy", a)
     np.save(tmp_path / "b.npy", b)
     out = tmp_path / "c.npy"
-    r = subprocess.run([sys.executable, "-m", "realm", "run", "--fast", "--rows", "3", "--cols",
-                        "3", "--fault-port", "--acc-width", "20", "--a", str(tmp_path / "a.npy"),
-                        "--b", str(tmp_path / "b.npy"), "--product", str(out), "-o",
-                        str(tmp_path / "run.json")], cwd=paths.ROOT, capture_output=True,
-                       text=True, timeout=600)
+    r = realm("run", "--fast", "--rows", "3", "--cols", "3", "--fault-port", "--acc-width", "20",
+              "--a", tmp_path / "a.npy", "--b", tmp_path / "b.npy", "--product", out,
+              "-o", tmp_path / "run.json")
     assert r.returncode == 0, r.stdout + r.stderr
     assert (np.load(out) == a @ b).all()
     assert "compiled Verilator harness" in r.stdout and "not run under --fast" in r.stdout
@@ -197,10 +192,8 @@ def test_realm_sim_fast_matches_cocotb(tmp_path):
     results = []
     for fast in ([], ["--fast"]):
         out = tmp_path / f"sim{len(fast)}.json"
-        r = subprocess.run([sys.executable, "-m", "realm", "sim", *fast, "--rows", "3", "--cols",
-                            "5", "--gemm", "9,7,8", "--faults", str(tmp_path / "f.json"), "-o",
-                            str(out)], cwd=paths.ROOT, capture_output=True, text=True,
-                           timeout=900)
+        r = realm("sim", *fast, "--rows", "3", "--cols", "5", "--gemm", "9,7,8",
+                  "--faults", tmp_path / "f.json", "-o", out)
         assert r.returncode == 0 and "match       YES" in r.stdout, r.stdout + r.stderr
         results.append(json.loads(out.read_text()))
     cocotb_run, fast_run = results

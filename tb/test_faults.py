@@ -2,8 +2,6 @@
 message naming the entry; the golden model applies faults exactly where and when they say."""
 import json
 import re
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -12,6 +10,7 @@ from golden.array import ArrayModel
 from golden.faults import FaultListError, dump_faults, load_faults, parse_faults
 from golden.stimulus import Driver
 from hw.config import ArrayConfig
+from tb.cli_fixtures import realm
 
 CFG = ArrayConfig(rows=4, cols=4, abft="realm", fault_port=True)
 
@@ -82,8 +81,7 @@ def test_malformed_and_missing_files(tmp_path):
 def test_cli_rejects_bad_fault_list(tmp_path):
     p = tmp_path / "f.json"
     p.write_text(json.dumps([{"site": "pe.acc", "row": 9, "col": 0, "cycle": 1, "bit": 1}]))
-    r = subprocess.run([sys.executable, "-m", "realm", "sim", "--faults", str(p)],
-                       capture_output=True, text=True)
+    r = realm("sim", "--faults", p)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].endswith("fault 0: row must be 0 to 7, not 9")
 

@@ -6,7 +6,6 @@ parameter files round-trip with one-line errors for files that do not fit."""
 import copy
 import json
 import math
-import os
 
 import pytest
 import torch
@@ -20,6 +19,7 @@ from realm.abft import report as abft_report
 from realm.llm import inject
 from realm.llm.tiny import tiny_model_dir
 from tb import llm_fixtures
+from tb.cli_fixtures import realm
 
 COMPS = ["q", "k", "v", "qk", "sv", "o", "gate", "up", "down"]
 ARRAYS = ["16x16-ws", "5x7-os", "3x5-ws", "8x8-os"]
@@ -280,17 +280,13 @@ def test_campaign_policies_share_draws_classic_clean_none_unprotected(tmp_path):
      "LO-HI ranges, not '0-'"),
 ])
 def test_cli_bad_input_one_line(tmp_path, args, msg):
-    import subprocess
-    import sys
 
     tiny = tiny_model_dir(str(tmp_path / "tiny"), layers=2)
     text = str(tmp_path / "tiny" / "text.txt")
     params = _params_file(tmp_path / "p.json", "5x7-os")
     base = ["--model", tiny, "--text", text, "--array", "5x7-os", "--params", params,
             "--out", str(tmp_path / "r.jsonl"), "--no-progress", "--no-compile"]
-    r = subprocess.run([sys.executable, "-m", "realm", "llm", "abft", *base, *args],
-                       capture_output=True, text=True, timeout=120,
-                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = realm("llm", "abft", *base, *args)
     assert r.returncode != 0
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and msg in r.stderr
     assert not (tmp_path / "r.jsonl").exists()  # nothing ran

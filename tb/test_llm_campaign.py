@@ -13,6 +13,7 @@ from realm.campaign.spec import SpecError, expand, point_key
 from realm.llm import report
 from realm.llm.tiny import tiny_model_dir
 from tb import llm_fixtures
+from tb.cli_fixtures import realm
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -86,8 +87,7 @@ def test_bad_global_keys(tiny):
 def test_cli_bad_spec_exits_with_one_line(tiny, tmp_path):
     p = tmp_path / "bad.json"
     p.write_text(json.dumps(_spec(tiny, experiments=[{"name": "x", "bers": [2]}])))
-    r = subprocess.run([sys.executable, "-m", "realm", "llm", "campaign", str(p)], cwd=REPO,
-                       capture_output=True, text=True, timeout=120)
+    r = realm("llm", "campaign", p)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "realm llm campaign: error: experiment 'x': BER 2 is outside [0, 1]"]
@@ -154,8 +154,7 @@ def test_summary_mean_and_ci(tmp_path):
 
 
 def test_help_explains_every_subcommand():
-    r = subprocess.run([sys.executable, "-m", "realm", "llm", "--help"], cwd=REPO,
-                       capture_output=True, text=True, timeout=60)
+    r = realm("llm", "--help")
     assert r.returncode == 0
     for sub in ("convert", "eval", "bench", "campaign", "summarize", "fit", "abft"):
         assert f"\n    {sub}" in r.stdout

@@ -9,6 +9,7 @@ import torch
 from golden import faults as flt
 from realm.llm import inject, metrics
 from tb import llm_fixtures
+from tb.cli_fixtures import realm
 
 
 @pytest.fixture(scope="module")
@@ -134,19 +135,14 @@ def test_eval_command_records_what_it_ran(tmp_path):
     only the metrics), and the same JSON goes to stdout."""
     import json
     import os
-    import subprocess
-    import sys
 
-    from hw.paths import ROOT
     from realm.llm.tiny import tiny_model_dir
     d = tiny_model_dir(str(tmp_path / "tiny"), layers=2)
     text = os.path.join(d, "text.txt")
     out = tmp_path / "eval.json"
-    r = subprocess.run([sys.executable, "-m", "realm", "llm", "eval", "--model", d, "--text",
-                        text, "--windows", "2", "--length", "32", "--ber", "1e-3",
-                        "--components", "q,o", "--layers", "1", "--bits", "0,29",
-                        "--no-compile", "--threads", "1", "-o", str(out)], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+    r = realm("llm", "eval", "--model", d, "--text", text, "--windows", "2", "--length", "32",
+              "--ber", "1e-3", "--components", "q,o", "--layers", "1", "--bits", "0,29",
+              "--no-compile", "--threads", "1", "-o", out)
     assert r.returncode == 0, r.stderr
     doc = json.loads(out.read_text())
     assert json.loads(r.stdout) == doc

@@ -5,7 +5,6 @@ the tile
 parameters, run through ``golden.stats.decide`` on tiles of equal errors, recompute exactly the
 tile-domain image of the critical cells."""
 import math
-import os
 
 import pytest
 
@@ -13,6 +12,7 @@ from golden.params import read_params
 from golden.stats import decide
 from realm.abft import fit
 from realm.abft import loop as abft
+from tb.cli_fixtures import realm
 
 XS, YS = range(14, 31, 2), range(0, 15, 2)
 
@@ -93,8 +93,6 @@ def test_fit_cli_writes_parameter_files(tmp_path):
     parameter file per array whose sets are the fit rescaled by hand-counted tiles."""
     import csv
     import json
-    import subprocess
-    import sys
 
     from golden.params import StatParams
     from realm.llm.tiny import tiny_model_dir
@@ -115,9 +113,7 @@ def test_fit_cli_writes_parameter_files(tmp_path):
                                         "msd_log2": x, "freq_log2": y, "seed": 0}, "ppl": 20.0})
     grid.write_text("".join(json.dumps(r) + "\n" for r in lines))
     out = tmp_path / "params"
-    r = subprocess.run([sys.executable, "-m", "realm", "llm", "fit", str(grid), "--arrays",
-                        "16x16-ws,5x7-os", "--out-dir", str(out)], capture_output=True, text=True,
-                       timeout=120, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = realm("llm", "fit", grid, "--arrays", "16x16-ws,5x7-os", "--out-dir", out)
     assert r.returncode == 0, r.stderr
     assert "incomplete grids, not fitted: o" in r.stdout
     f = json.loads((out / "fit.json").read_text())["fits"]

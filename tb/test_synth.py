@@ -2,17 +2,15 @@
 flat synthesis of the same Verilog the tests simulate, and the CLI's errors. The full sweep is
 ``make synth`` only."""
 import re
-import subprocess
-import sys
 
 import pytest
 
 from hw.config import ArrayConfig
 from hw.generate import generate_verilog
-from hw.paths import ROOT
 from synth.compose import compose, leaf_verilog
 from synth.flow import count_flops, synthesize, synthesize_config
 from synth.leaves import instances
+from tb.cli_fixtures import realm
 
 # Non-square, both dataflows, unprotected and ReaLM: the flip-flops of the composition must be
 # exactly those of the flat netlist (every register, with the WS partial sums' merged sign
@@ -112,6 +110,5 @@ def test_leaf_counts(dataflow):
      "256, not '4,300'"),
 ])
 def test_cli_errors(args, message):
-    r = subprocess.run([sys.executable, "-m", "realm", "synth", *args], cwd=ROOT,
-                       capture_output=True, text=True)
+    r = realm("synth", *args)
     assert (r.returncode, r.stderr.splitlines()) == (2, [f"realm synth: error: {message}"])

@@ -7,18 +7,16 @@ and missing tools are one line."""
 import csv
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from hw.config import ArrayConfig
-from hw.paths import ROOT
 from synth import timing, tools, voltage
 from synth.sta import icarus_sdf
 from synth.timing import characterize, check_stream, expected_acc, select_pe
 from synth.waveform import Waveform
+from tb.cli_fixtures import realm
 
 #: (dataflow, checksum PE) of the tiny PEs: a WS PE deep in its column (a wide partial sum
 #: in), an OS PE (drain), and a pipelined OS checksum PE.
@@ -212,11 +210,6 @@ def test_grid_ranges():
     assert voltage.check_grid("0.55", "C") == (0.55,)
     with pytest.raises(ValueError, match=r"^voltage 0\.55 V is outside curve A's range "):
         voltage.check_grid("0.55", "A")
-
-
-def realm(*args):
-    return subprocess.run([sys.executable, "-m", "realm", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize("args, message", [
