@@ -49,6 +49,13 @@ def make_flags(config, optimize=None):
 PORTS_ONLY = ["--no-public-flat-rw", "--public-depth", "1"]
 
 
+#: cocotb has pytest rewrite the asserts of every module imported in the simulator ("*.py"),
+#: torch's 1,400 included, from source each run (the embedded Python writes no bytecode): 7 of
+#: the ~8 CPU s a run's start-up took. Only the testbench modules, ours and cocotb's default
+#: names (``tb/test_*.py``, ``realm/rtl/tb_*.py``), need it.
+REWRITE = {"COCOTB_REWRITE_ASSERTION_FILES": "test_*.py tb_*.py"}
+
+
 #: Default seed of the whole suite; override with ``REALM_SEED=<n>``.
 DEFAULT_SEED = 20250401
 
@@ -137,7 +144,7 @@ def run(build_dir, test_module, testcase, extra_env, *, seed, test_dir, waves=No
         raise ValueError(f"{build_dir} was built without waves; build it with waves=True")
     test_dir = pathlib.Path(test_dir)
     # cocotb transforms its own seed; the testbenches read ours from REALM_SEED.
-    extra_env = {**extra_env, "REALM_SEED": str(seed)}
+    extra_env = {**REWRITE, **extra_env, "REALM_SEED": str(seed)}
     test_dir.mkdir(parents=True, exist_ok=True)
     try:
         return get_runner("verilator").test(
