@@ -342,6 +342,14 @@ def test_summary_uses_only_points_of_the_current_parameters(tmp_path):
     refit = p.__class__(**{**p.__dict__, "freq_th": 3})
     write_params(path, config, {"q": (p, None), "o": (refit, None)}, model="tiny")
     assert [r["component"] for r in abft_report.rows(str(out))[1]] == ["q"]
+    # `realm llm summarize` of a closed-loop file writes the closed loop's summary (it once
+    # wrote the characterization's, the policies pooled into one mean per BER)
+    r = realm("llm", "summarize", out, "--out-dir", tmp_path / "sum")
+    assert r.returncode == 0, r.stderr
+    hl = json.loads((tmp_path / "sum" / "headline.json").read_text())
+    assert [(h["component"], h["array"]) for h in hl["rows"]] == [("q", "5x7-os")]
+    assert (tmp_path / "sum" / "summary.md").read_text().startswith(
+        "# Statistical ABFT on the W8A8 model: summary")
 
 
 class _Fixed:

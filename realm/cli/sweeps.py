@@ -17,20 +17,26 @@ RESULTS = str(paths.RESULTS)
 
 
 def _campaign(spec, out, a):
-    from realm.abft import report as abft_report
     from realm.campaign import runner as campaign
-    from realm.llm import report
 
     n = campaign.run(spec, out, workers=a.workers, threads=a.threads,
                      progress=not a.no_progress, compile=not a.no_compile, engine=a.run_engine)
     d = a.out_dir or os.path.dirname(os.path.abspath(out))
-    if abft_report.is_abft(out):
-        abft_report.summarize(out, d, tol=getattr(a, "tol", None))
-        files = abft_report.plot(out, d, tol=getattr(a, "tol", None))
-    else:
-        report.summarize(out, d)
-        files = report.plot(out, d)
+    files = _summarize(out, d, getattr(a, "tol", None))
     print(f"{n} points run; results in {out}; summary and {len(files)} plots in {d}")
+
+
+def _summarize(results, d, tol=None):
+    """Summary and plots of a results file into ``d``, the closed loop's (policies, recompute,
+    tolerable BER) when its points name an array, else the characterization's; the plots."""
+    from realm.abft import report as abft_report
+    from realm.llm import report
+
+    if abft_report.is_abft(results):
+        abft_report.summarize(results, d, tol=tol)
+        return abft_report.plot(results, d, tol=tol)
+    report.summarize(results, d)
+    return report.plot(results, d)
 
 
 def _check_campaign(a):
@@ -71,11 +77,8 @@ def _check_summarize(a):
 
 
 def cmd_summarize(a):
-    from realm.llm import report
-
     d = a.out_dir or os.path.dirname(os.path.abspath(a.results))
-    report.summarize(a.results, d)
-    print("\n".join(report.plot(a.results, d)))
+    print("\n".join(_summarize(a.results, d)))
     return 0
 
 
@@ -230,7 +233,11 @@ def add(sub, top):
     _run_opts(r)
 
     s = command(sub, "summarize", check=_check_summarize, run=cmd_summarize,
-                help="summary tables and plots of a results JSONL")
+                help="summary tables and plots of a results JSONL",
+                description="Summary tables and plots of a campaign's results: a closed-loop "
+                "campaign (points with an array and a policy) gets the closed loop's summary "
+                "(perplexity and recompute ratio per policy, tolerable BER, relaxations: "
+                "summary.md, summary.csv, headline.json), any other the characterization's.")
     s.add_argument("results", help="campaign results (JSONL)")
     s.add_argument("--out-dir", metavar="DIR", help="where summary.csv/.md and the plots go "
                    "(default: beside the results)")
