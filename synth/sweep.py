@@ -70,11 +70,12 @@ def presynthesize(shapes, dataflows, large, jobs, progress=print):
             raise
 
 
-def sweep(shapes, dataflows, large, power_shapes, cycles, compose_power_size=None,
+def sweep(shapes, dataflows, large, power_shapes, cycles, compose_power_sizes=(),
           progress=print, jobs=1):
     """Run everything; return the report dict. ``shapes``: (rows, cols) synthesized flat and
     composed; ``large``: square sizes composed only; ``power_shapes``: (rows, cols) of the
-    gate-level power estimate; ``jobs`` syntheses at a time."""
+    gate-level power estimate; ``compose_power_sizes``: composed sizes whose power is
+    composed from leaf simulations; ``jobs`` syntheses at a time."""
     flat, comp, power = [], [], []
     presynthesize(shapes, dataflows, large, jobs, progress)
     for df in dataflows:
@@ -110,10 +111,10 @@ def sweep(shapes, dataflows, large, power_shapes, cycles, compose_power_size=Non
                     and b["rows"] == r["rows"])
         r["overhead_vs_pe_grid_pct"] = 100 * (r["area_um2"] - base["area_um2"]) / base[
             "pe_grid_um2"]
-    if comp and compose_power_size:
+    if comp and compose_power_sizes:
         from .compose_power import compose_power
         for r in comp:
-            if r["rows"] == compose_power_size:
+            if r["rows"] in compose_power_sizes:
                 progress(f"composed power {r['config']} ...")
                 c = ArrayConfig(rows=r["rows"], cols=r["cols"], dataflow=r["dataflow"],
                                 abft=r["abft"])

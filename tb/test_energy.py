@@ -115,6 +115,31 @@ def test_overheads_from_our_synthesis_report():
         assert "report.json" in src["realm"]
 
 
+def test_overheads_come_from_the_first_report_that_has_the_size(tmp_path, monkeypatch):
+    """A local report (build/synth/report.json) is read first; a size it lacks comes from the
+    committed report; a size neither has is one error naming both and the command."""
+    import json
+
+    from hw import paths
+
+    rows = [{"rows": 128, "cols": 128, "dataflow": "ws", "abft": ab, "power_overhead_pct": pct}
+            for ab, pct in (("none", 0.0), ("classic", 1.5), ("approx", 2.0), ("realm", 2.5))]
+    (tmp_path / "synth").mkdir()
+    (tmp_path / "synth" / "report.json").write_text(json.dumps({"composed": rows}))
+    monkeypatch.setattr(paths, "BUILD", tmp_path)
+    ovh, src = energy.overheads("ws", size=128)
+    assert (ovh["classic"], ovh["approx"], ovh["realm"]) == (0.015, 0.02, 0.025)
+    assert src["realm"].endswith("report.json: 128x128-ws-realm power overhead 2.500 %")
+    ovh, src = energy.overheads("ws", size=256)  # the committed report's
+    assert "docs/results/synth/report.json" in src["realm"] and 0 < ovh["realm"] < 0.02
+    with pytest.raises(energy.EnergyError) as e:
+        energy.overheads("os", size=64)
+    assert str(e.value) == (
+        f"the synthesis report '{tmp_path / 'synth' / 'report.json'}' or "
+        f"'{paths.RESULTS / 'synth' / 'report.json'}' has no 64x64-os-classic power figure "
+        "(realm synth --sizes '' --large 64 --composed-power 64 composes it)")
+
+
 def test_unit_ratio_against_closed_form():
     config = parse_array("256x256-ws")
     # one linear GEMM [512, 576] x [576, 768]: WS units of 256 vectors x 256 columns per K-chunk

@@ -108,6 +108,10 @@ def test_leaf_counts(dataflow):
      "not '0'"),
     (["--sizes", "4,300"], "argument --sizes: must be comma-separated array sizes from 1 to "
      "256, not '4,300'"),
+    (["--large", "64", "--composed-power", "128"],
+     "--composed-power 128 is not among the --large sizes (64)"),
+    (["--rows", "4", "--composed-power", "4"],
+     "--composed-power 4 is not among the --large sizes (none)"),
 ])
 def test_cli_errors(args, message):
     r = realm("synth", *args)

@@ -14,7 +14,7 @@ Area, timing and power of every ABFT variant against the unprotected array, mapp
   composition at the --large sizes.
 * Activity-based power: a seeded LLM-like GEMM on the gate-level netlist, checked against the
   golden model on every cycle, toggles weighted with the Liberty data; for the largest
-  composed size, composed from leaf-level simulations.
+  composed size (or --composed-power's), composed from leaf-level simulations.
 
 Writes build/synth/report.md, report.json and overhead.png. --rows (and --cols, --dataflow)
 synthesizes one size instead: all four variants flat, with its power unless --power-sizes ''.
@@ -33,8 +33,7 @@ def add(sub):
                 help="area, timing and power of every ABFT variant", description=DESCRIPTION)
     p.add_argument("--rows", type=int, help="synthesize one size (with --cols, --dataflow)")
     p.add_argument("--cols", type=int, help="columns of the one size (default: --rows)")
-    p.add_argument("--dataflow", choices=["ws", "os"], help="dataflow of the one size "
-                   "(default: both)")
+    p.add_argument("--dataflow", choices=["ws", "os"], help="one dataflow (default: both)")
     p.add_argument("--sizes", type=_sizes, default=[4, 8, 16],
                    help="square sizes synthesized flat and composed (default 4,8,16)")
     p.add_argument("--large", type=_sizes, default=[32, 64, 128, 256],
@@ -42,8 +41,9 @@ def add(sub):
     p.add_argument("--power-sizes", type=_sizes, default=None,
                    help="sizes of the gate-level power estimate (default 4,8, or the one "
                    "--rows size; '' for none)")
-    p.add_argument("--no-composed-power", dest="composed_power", action="store_false",
-                   help="skip the composed power estimate of the largest size")
+    p.add_argument("--composed-power", type=_sizes, default=None, metavar="SIZES",
+                   help="--large sizes whose power is composed from leaf-level simulations "
+                   "(default: the largest; '' for none; a minute or two per variant)")
     p.add_argument("--cycles", type=POSITIVE, default=1000,
                    help="cycles of the power workload (default 1000)")
     p.add_argument("--workers", type=POSITIVE, default=2,
@@ -68,6 +68,12 @@ def check(a):
             ArrayConfig(rows=rows, cols=cols)
         except ValueError as e:
             raise BadInput(str(e)) from None
+    if a.composed_power is None:
+        a.composed_power = [max(a.large)] if a.large else []
+    outside = [n for n in a.composed_power if n not in a.large]
+    if outside:
+        raise BadInput(f"--composed-power {outside[0]} is not among the --large sizes "
+                       f"({','.join(map(str, a.large)) or 'none'})")
 
 
 def run(a):
@@ -75,7 +81,7 @@ def run(a):
     from synth.sweep import OUT, sweep
     dataflows = [a.dataflow] if a.dataflow else ["ws", "os"]
     report = sweep(a.shapes, dataflows, a.large, a.power_shapes, a.cycles,
-                   max(a.large) if a.large and a.composed_power else None,
+                   a.composed_power,
                    progress=lambda s: print(s, file=sys.stderr, flush=True), jobs=a.workers)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / "report.json").write_text(json.dumps(report, indent=1) + "\n")

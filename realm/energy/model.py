@@ -68,40 +68,48 @@ class EnergyModel:
         return self.scale(v) * (1.0 + overhead) + recompute * (1.0 + overhead)
 
 
-def synth_report(path=None):
-    """Our synthesis report (``build/synth/report.json`` if present, else the committed
-    ``docs/results/synth/report.json``), read."""
+def synth_reports(path=None):
+    """Our synthesis reports, read, as (report, path): ``path`` alone if given, else
+    ``build/synth/report.json`` (a local ``make synth``) then the committed
+    ``docs/results/synth/report.json``, those that exist."""
     from hw.paths import BUILD, RESULTS
 
     candidates = [path] if path else [str(BUILD / "synth" / "report.json"),
                                       str(RESULTS / "synth" / "report.json")]
+    out = []
     for p in candidates:
         if p and os.path.exists(p):
             with open(p) as f:
-                return json.load(f), p
-    raise EnergyError(f"no synthesis report at {candidates[-1]!r} (make synth writes one)")
+                out.append((json.load(f), p))
+    if not out:
+        raise EnergyError(f"no synthesis report at {candidates[-1]!r} (make synth writes one)")
+    return out
 
 
 def overheads(dataflow, size=256, report=None):
     """({policy: power overhead as a fraction}, {policy: source}) for the ``size`` x ``size``
-    array of ``dataflow``: the ABFT variants' from our synthesis report (composed arrays,
-    activity-based power), the others :data:`FIXED_OVERHEADS`."""
-    rep, path = synth_report(report)
-    out = dict(FIXED_OVERHEADS)
+    array of ``dataflow``: the ABFT variants' from the first of :func:`synth_reports` that has
+    all three (composed arrays, activity-based power), the others :data:`FIXED_OVERHEADS`."""
     src = {"none": "-", "dmr": "duplicate array (comparator not modelled)",
            "thundervolt": "Razor flip-flops, 3.1 % (Ernst et al. 2003; docs/energy.md default)"}
-    for r in rep.get("composed", []):
-        if (r.get("rows") == size and r.get("cols") == size and r.get("dataflow") == dataflow
-                and r.get("abft") in ("classic", "approx", "realm")
-                and r.get("power_overhead_pct") is not None):
-            out[r["abft"]] = r["power_overhead_pct"] / 100.0
-            src[r["abft"]] = (f"{os.path.relpath(path)}: {size}x{size}-{dataflow}-{r['abft']} "
-                              f"power overhead {r['power_overhead_pct']:.3f} %")
-    missing = [p for p in ("classic", "approx", "realm") if p not in out]
-    if missing:
-        raise EnergyError(f"the synthesis report {path!r} has no {size}x{size}-{dataflow}-"
-                          f"{missing[0]} power figure")
-    return out, src
+    reports = synth_reports(report)
+    for rep, path in reports:
+        out, found = dict(FIXED_OVERHEADS), dict(src)
+        for r in rep.get("composed", []):
+            if (r.get("rows") == size and r.get("cols") == size
+                    and r.get("dataflow") == dataflow
+                    and r.get("abft") in ("classic", "approx", "realm")
+                    and r.get("power_overhead_pct") is not None):
+                out[r["abft"]] = r["power_overhead_pct"] / 100.0
+                found[r["abft"]] = (f"{os.path.relpath(path)}: {size}x{size}-{dataflow}-"
+                                    f"{r['abft']} power overhead {r['power_overhead_pct']:.3f} %")
+        missing = [p for p in ("classic", "approx", "realm") if p not in out]
+        if not missing:
+            return out, found
+    names = " or ".join(repr(p) for _, p in reports)
+    raise EnergyError(f"the synthesis report {names} has no {size}x{size}-{dataflow}-"
+                      f"{missing[0]} power figure (realm synth --sizes '' --large {size} "
+                      f"--composed-power {size} composes it)")
 
 
 def _chunks(size, block):
