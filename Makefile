@@ -14,7 +14,7 @@ FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
 
-.PHONY: setup sim run test test-slow bench bench-ray synth timing characterize abft energy energy-bitflip clean
+.PHONY: setup sim run test test-slow bench bench-ray synth timing characterize abft abft-granularity energy energy-bitflip clean
 
 setup: $(STAMP)
 
@@ -118,6 +118,18 @@ abft: $(STAMP)
 	$(PY) -m realm llm fit $(ABFT_DIR)/grid/campaign.jsonl --out-dir $(ABFT_DIR)/params_abs_msd \
 		$(ABFT_TOL) --msd-mode abs
 	$(PY) -m realm llm campaign $(ABFT_DIR)/spec.json --out $(ABFT_DIR)/campaign.jsonl
+
+# The closed loop at other decision granularities (docs/results/abft/README.md): 128x128 and
+# 64x64 WS and 256x256 OS, for the components whose per-tile frequency threshold stays above 0
+# there (summary beside the results); and the composed power of those WS arrays
+# (build/synth/report.json), which the energy analysis per array reads.
+GRANULARITY := $(ABFT_DIR)/granularity
+abft-granularity: $(STAMP)
+	$(PY) -m realm llm campaign $(ABFT_DIR)/spec_granularity_reduced.json \
+		--out $(GRANULARITY)/campaign.jsonl --workers $(JOBS) --no-progress
+	@mkdir -p build
+	$(PY) -m realm synth --sizes '' --large 64,128 --composed-power 64,128 --power-sizes '' \
+		--dataflow ws --workers $(JOBS) > build/synth-granularity.log
 
 clean:
 	rm -rf build
