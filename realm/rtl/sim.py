@@ -101,13 +101,14 @@ def build(config, *, waves=None, name="array", component=None, optimize=None):
     build_dir.mkdir(parents=True, exist_ok=True)
     make = make_flags(config, optimize)
     args = ["-Wno-fatal", "-Wno-lint", "-Wno-style", "-O2", *PORTS_ONLY]
+    key = " ".join([make, *args])  # what the stamp holds: a build of other flags is stale
     with open(build_dir / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         src = build_dir / f"{TOP}.v"
         text = generate_verilog(config) if component is None else _convert(component)
         stamp = build_dir / ".built"
         if not (stamp.exists() and src.exists() and src.read_text() == text
-                and stamp.read_text() == " ".join([make, *args])):
+                and stamp.read_text() == key):
             for old in build_dir.iterdir():  # make does not see changed flags: start clean
                 if old.name != ".lock":
                     shutil.rmtree(old) if old.is_dir() else old.unlink()
@@ -121,7 +122,7 @@ def build(config, *, waves=None, name="array", component=None, optimize=None):
                     waves=waves, log_file=build_dir / "build.log")
             finally:
                 os.environ["MAKEFLAGS"] = flags
-            stamp.write_text(" ".join([make, *args]))
+            stamp.write_text(key)
     return build_dir
 
 
