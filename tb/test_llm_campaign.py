@@ -158,3 +158,48 @@ def test_help_explains_every_subcommand():
     assert r.returncode == 0
     for sub in ("convert", "eval", "bench", "campaign", "summarize", "fit", "abft"):
         assert f"\n    {sub}" in r.stdout
+
+
+def test_scale_cache_key_covers_code_versions_and_kernels(tmp_path, monkeypatch):
+    """The activation-scale cache key changes with each thing the calibrated values depend on
+    beyond the settings: the calibration code, torch, transformers and the CPU kernel set (a
+    kernel switch alone moves the W8A8 model: docs/results/README.md); it is the same when none
+    changes. Mutants: any of them left out of the key."""
+    import shutil
+
+    import torch
+    import transformers
+
+    from realm.campaign import worker
+    from realm.llm import quant
+    text = tmp_path / "calib.txt"
+    text.write_text("some calibration text\n")
+    settings = {"calib_windows": 2, "calib_length": 32}
+
+    def key():
+        return worker.scales_key("m", str(text), settings)
+
+    base = key()
+    assert key() == base and len(base) == 16
+    assert worker.scales_key("m", str(text), {**settings, "calib_windows": 3}) != base
+    changed = []
+    for obj, attr, value in ((torch, "__version__", "0.0.0"),
+                             (transformers, "__version__", "0.0.0")):
+        with monkeypatch.context() as m:
+            m.setattr(obj, attr, value)
+            changed.append(key())
+    with monkeypatch.context() as m:
+        m.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "NO_SUCH_ISA")
+        changed.append(key())
+    code = tmp_path / "code"
+    code.mkdir()
+    here = os.path.dirname(os.path.abspath(quant.__file__))
+    for f in ("quant.py", "loader.py"):
+        shutil.copy(os.path.join(here, f), code / f)
+    with monkeypatch.context() as m:
+        m.setattr(quant, "__file__", str(code / "quant.py"))
+        changed.append(key())          # the same code elsewhere: the same key
+        (code / "loader.py").write_text((code / "loader.py").read_text() + "\n# edited\n")
+        changed.append(key())
+    assert changed[3] == base
+    assert len({base, changed[0], changed[1], changed[2], changed[4]}) == 5

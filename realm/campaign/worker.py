@@ -20,13 +20,30 @@ def _texts(settings):
     return loader.text_path(settings["text"]), loader.text_path(settings["calib_text"])
 
 
+def scales_key(name, calib, settings):
+    """The cache key of calibrated activation maxima: the model, the calibration text and its
+    windows, and what the values depend on besides: the calibration code (``realm/llm/quant.py``
+    and ``loader.py``), torch, transformers and the CPU kernels torch picks (a float difference
+    in FP32 too small to see moves the W8A8 model by up to 0.2 PPL: docs/results/README.md)."""
+    import transformers
+    here = os.path.dirname(os.path.abspath(quant.__file__))
+    code = hashlib.sha1()
+    for f in ("quant.py", "loader.py"):
+        with open(os.path.join(here, f), "rb") as fh:
+            code.update(fh.read())
+    tag = json.dumps([name, os.path.abspath(calib), os.path.getsize(calib),
+                      settings["calib_windows"], settings["calib_length"], code.hexdigest(),
+                      torch.__version__, transformers.__version__,
+                      torch.backends.cpu.get_cpu_capability()])
+    return hashlib.sha1(tag.encode()).hexdigest()[:16]
+
+
 def act_scales(model, tok, settings, bos):
-    """SmoothQuant activation maxima for ``settings`` (calibrated on ``calib_text``; cached)."""
+    """SmoothQuant activation maxima for ``settings`` (calibrated on ``calib_text``; cached under
+    :func:`scales_key`)."""
     _, calib = _texts(settings)
-    tag = json.dumps([model.name_or_path, os.path.abspath(calib), os.path.getsize(calib),
-                      settings["calib_windows"], settings["calib_length"]])
     path = os.path.join(loader.CACHE, "act_scales",
-                        hashlib.sha1(tag.encode()).hexdigest()[:16] + ".pt")
+                        scales_key(model.name_or_path, calib, settings) + ".pt")
     if os.path.exists(path):
         return torch.load(path)
     w = loader.token_windows(tok, calib, settings["calib_windows"], settings["calib_length"], bos)
