@@ -77,10 +77,12 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
     """Run every point of ``spec`` not yet in ``out`` (JSONL) on ``engine`` (a
     :class:`realm.campaign.executor.Engine`; default local) with ``workers`` workers, longest first.
     Returns the number run; raises :class:`realm.campaign.executor.PointsFailed` after the others
-    ran
-    if some raised. ``limit`` stops after that many points (for tests). The engine is joined
-    before any model loads (a bad address is said first); the results do not depend on it."""
-    from realm.campaign import executor, worker
+    ran if some raised. Experiments with an ``adaptive`` rule then get more seeds, round by round
+    (:mod:`realm.campaign.adaptive`), and their verdicts go to ``x.verdicts.csv`` beside ``out``.
+    ``limit`` stops after that many points, with no adaptive rounds (for tests). The engine is
+    joined before any model loads (a bad address is said first); the results do not depend on
+    it."""
+    from realm.campaign import adaptive, executor, worker
 
     settings, points = expand(spec)
     engine = engine or executor.Engine()
@@ -95,18 +97,36 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
     todo = [p for p in points if point_key(p) not in done]
     if limit is not None:
         todo = todo[:limit]
+    rule_of = adaptive.rules(spec) if limit is None else {}
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    workers = max(1, min(workers, len(todo) or 1))
-    threads = threads or (2 if workers == 1 else 1)  # the same on every engine
+    first = len(todo) or (workers if rule_of else 1)  # the workers of the first round
+    threads = threads or (2 if min(workers, first) <= 1 else 1)  # the same on every engine
+    ran, initial = 0, len(points) - len(todo)
     with open(out, "a") as f:
         if header is None:
-            _append(f, {"kind": "header", "settings": settings,
-                        "baseline": worker.baselines(settings)})
-        if not todo:
-            return 0
-        job = executor.Job(worker.init, worker.run_point, (settings, threads, compile),
-                           cpus=threads)
-        return executor.run(job, todo, on_result=lambda p, rec: _append(f, rec), engine=engine,
-                            workers=workers, cost=lambda p: point_cost(p, settings),
-                            key=point_key, log=log_path(out), progress=progress,
-                            initial=len(points) - len(todo))
+            header = {"kind": "header", "settings": settings,
+                      "baseline": worker.baselines(settings)}
+            _append(f, header)
+        base = header["baseline"]["w8a8"]["ppl"]
+        while True:
+            if not todo and rule_of:  # adaptive seeds: the open cells' next round
+                _, done = read_results(out)
+                todo = [p for p in adaptive.next_points(points, done, base, rule_of)
+                        if point_key(p) not in done]
+                initial = 0
+            if not todo:
+                break
+            job = executor.Job(worker.init, worker.run_point, (settings, threads, compile),
+                               cpus=threads)
+            ran += executor.run(job, todo, on_result=lambda p, rec: _append(f, rec),
+                                engine=engine, workers=max(1, min(workers, len(todo))),
+                                cost=lambda p: point_cost(p, settings), key=point_key,
+                                log=log_path(out), progress=progress, initial=initial)
+            todo = []
+            if not rule_of:
+                break
+    if rule_of:
+        _, done = read_results(out)
+        adaptive.write_verdicts(adaptive.verdict_rows(points, done, base, rule_of),
+                                adaptive.verdicts_path(out))
+    return ran

@@ -29,7 +29,9 @@ Spec (JSON object; every key but ``experiments`` is optional)::
         "voltages": [0.83, 0.82],                # rows of the voltage table (realm.energy.vtable)
         "table": "docs/results/energy/tables/256x256-ws-A-on0.84.json",
         "arrays": ["256x256-ws"], "params": "docs/results/abft/params/{array}.json",
-        "policies": ["none", "dmr", "thundervolt", "classic", "approx", "realm"]}]}
+        "policies": ["none", "dmr", "thundervolt", "classic", "approx", "realm"]},
+       {"name": "edge", "components": ["v"], "bers": [1e-5, 1e-4],   # more seeds where the
+        "adaptive": {"tolerance": {"rel": 0.0167}, "max_seeds": 8}}]}  # verdict is open
 
 A point is one (experiment, component group, layer group, stage, bits, BER or (MSD, freq) or
 voltage, seed [, array, policy]). A timing point draws its errors from the voltage table at its
@@ -38,7 +40,9 @@ voltage (:class:`realm.llm.inject.Injector` mode ``timing``); its policies may a
 ``thundervolt`` (the erroneous updates dropped: error values from the table's dropped
 products, no recomputation). A point names its parameter file and a digest of the sets its
 components use, so refitting a component reruns that component's points, and nothing else;
-:func:`point_key` is its identity in a results file (:mod:`realm.campaign.runner`).
+:func:`point_key` is its identity in a results file (:mod:`realm.campaign.runner`). An
+``adaptive`` experiment gets more seeds where its verdict against a tolerance is open
+(:mod:`realm.campaign.adaptive`).
 """
 import itertools
 import json
@@ -56,7 +60,7 @@ GLOBAL = {"model": loader.DEFAULT_MODEL, "text": "wikitext-2:test", "windows": 4
 GLOBAL_DEFAULTS = {"requant": "linear-only"}
 EXPERIMENT = {"name", "metric", "mode", "components", "layers", "stages", "bits", "bers",
               "msd_log2", "freq_log2", "seeds", "plot", "arrays", "policies", "params",
-              "voltages", "table"}
+              "voltages", "table", "adaptive"}
 #: Policies only a timing experiment has: DMR (duplicate, compare, recompute on mismatch) and
 #: ThUnderVolt (Razor flip-flops drop the erroneous updates).
 METRICS = ("ppl", "gen")
@@ -250,6 +254,9 @@ def expand(spec, shape=None):
             if e.get("plot"):
                 p["plot"] = e["plot"]
             points.append(p)
+    from realm.campaign import adaptive
+
+    adaptive.rules(spec)  # its one-line errors before any model loads
     settings = {k: g[k] for k in GLOBAL if k != "seeds"}
     return settings, points
 

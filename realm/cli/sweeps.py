@@ -24,6 +24,22 @@ def _campaign(spec, out, a):
     d = a.out_dir or os.path.dirname(os.path.abspath(out))
     files = _summarize(out, d, getattr(a, "tol", None))
     print(f"{n} points run; results in {out}; summary and {len(files)} plots in {d}")
+    _verdicts(out)
+
+
+def _verdicts(out):
+    """One line of the adaptive experiments' verdicts, when the run wrote them."""
+    from realm.campaign import adaptive
+
+    path = adaptive.verdicts_path(out)
+    if not os.path.exists(path):
+        return
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    count = {v: sum(r["verdict"] == v for r in rows) for v in ("within", "beyond", "unresolved")}
+    one = sum(r["one_seed"] == "True" for r in rows)
+    print(f"verdicts of {len(rows)} adaptive cells: {count['within']} within, {count['beyond']} "
+          f"beyond, {count['unresolved']} unresolved ({one} carried by one seed); in {path}")
 
 
 def _summarize(results, d, tol=None):

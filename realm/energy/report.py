@@ -23,10 +23,8 @@ close (tail rows share them), so this reads the campaign as a function of ``p``.
 import math
 
 from hw.facts import POLICIES
+from realm.campaign.stats import t975
 
-#: Two-sided 95 % Student t quantiles by degrees of freedom.
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228}
 NOMINAL = 0.9
 #: The ABFT prior art ReaLM compares with (classic ABFT [46], ApproxABFT [45]).
 PRIOR_ART = ("classic", "approx")
@@ -41,7 +39,7 @@ def upper(values):
     if n == 1:
         return mean, mean
     sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
-    return mean, mean + T975.get(n - 1, 1.96) * sd / math.sqrt(n)
+    return mean, mean + t975(n - 1) * sd / math.sqrt(n)
 
 
 def collect(records, baseline):

@@ -14,28 +14,9 @@ import statistics
 
 from golden.faults import LLM_COMPONENTS
 from realm.campaign.runner import read_results
+from realm.campaign.stats import mean_ci
 
-# two-sided 95 % Student t quantiles by degrees of freedom
-_T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-        9: 2.262, 10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
 METRICS = {"ppl": ("ppl", "acc"), "gen": ("agree", "prefix", "exact")}
-
-
-def t95(df):
-    """Two-sided 95 % t quantile (conservative between table entries; 1.96 beyond 30)."""
-    if df > 30:
-        return 1.96
-    return _T95[min(k for k in _T95 if k >= df)]
-
-
-def mean_ci(values):
-    """(mean, half-width of the 95 % CI); inf mean if any value is inf, CI None for n < 2."""
-    if any(math.isinf(v) for v in values):
-        return math.inf, None
-    m = statistics.fmean(values)
-    if len(values) < 2:
-        return m, None
-    return m, t95(len(values) - 1) * statistics.stdev(values) / math.sqrt(len(values))
 
 
 def label(point, what):

@@ -1,0 +1,140 @@
+"""Adaptive seeds: a cell (a point without its seed) gets seeds until its verdict against a
+perplexity tolerance is resolved or a cap is reached (:mod:`realm.campaign.stats`).
+
+An experiment of a spec opts in with::
+
+    "adaptive": {"tolerance": {"rel": 0.0167},   # or {"abs": 0.3}: ΔPPL vs the clean run
+                 "max_seeds": 8}                 # the cap; at least the experiment's seeds
+
+The experiment's ``seeds`` run first, as before. Then, round after round, every cell whose
+95 % interval of ΔPPL straddles the tolerance gets one more seed (one more than the largest it
+has, so every engine and worker count adds the same points), until no cell is ``open``.
+Clear cells stop at the spec's seeds; a cell still straddling at ``max_seeds`` is
+``unresolved``. The added points are ordinary points of the results file (resumable; a rerun
+with a larger cap goes on from them). Only ``ppl`` experiments can be adaptive.
+"""
+import csv
+import json
+import math
+import os
+
+from realm.campaign.spec import SpecError, point_key
+from realm.campaign.stats import verdict
+
+FIELDS = ("experiment", "cell", "n", "seeds", "mean", "lo", "hi", "median", "min", "max",
+          "tolerance", "verdict", "one_seed")
+
+
+def rules(spec):
+    """{experiment name: (tolerance dict, max_seeds)} of a spec's adaptive experiments; one-line
+    :class:`SpecError` for a malformed rule. Call after :func:`realm.campaign.spec.expand`."""
+    out = {}
+    for j, e in enumerate(spec.get("experiments", [])):
+        a = e.get("adaptive")
+        if a is None:
+            continue
+        name = e.get("name", f"exp{j}")
+        where = f"experiment {name!r}: adaptive"
+        if not isinstance(a, dict) or set(a) != {"tolerance", "max_seeds"}:
+            raise SpecError(f"{where} must be an object with 'tolerance' and 'max_seeds', "
+                            f"not {a!r}")
+        tol, cap = a["tolerance"], a["max_seeds"]
+        if not (isinstance(tol, dict) and len(tol) == 1 and set(tol) <= {"abs", "rel"}
+                and _positive(next(iter(tol.values())))):
+            raise SpecError(f"{where} tolerance must be {{\"abs\": x}} or {{\"rel\": x}} with "
+                            f"x > 0, not {tol!r}")
+        seeds = e.get("seeds", spec.get("seeds", [0]))
+        n = len(seeds) if isinstance(seeds, list) else 1
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < max(n, 2):
+            raise SpecError(f"{where} max_seeds must be an integer >= the experiment's seeds "
+                            f"and >= 2, not {cap!r}")
+        if e.get("metric", "ppl") != "ppl":
+            raise SpecError(f"{where} needs metric 'ppl' (the tolerance is on perplexity)")
+        out[name] = (dict(tol), cap)
+    return out
+
+
+def _positive(x):
+    return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def tolerance(tol, baseline_ppl):
+    """The ΔPPL tolerance of a rule: ``abs`` as is, ``rel`` times the clean perplexity."""
+    return tol["abs"] if "abs" in tol else tol["rel"] * baseline_ppl
+
+
+def cell_key(point):
+    """A point's cell: its identity without the seed."""
+    return point_key({k: v for k, v in point.items() if k != "seed"})
+
+
+def cells(points, done, rule_of):
+    """{cell key: (a point of the cell, [records of the cell, any seed])} for the points of
+    adaptive experiments (``rule_of`` maps experiment names to rules)."""
+    out = {}
+    for p in points:
+        if p["experiment"] in rule_of:
+            out.setdefault(cell_key(p), (p, []))
+    for rec in done.values():
+        c = out.get(cell_key(rec["point"]))
+        if c is not None:
+            c[1].append(rec)
+    return out
+
+
+def judge(recs, baseline_ppl, rule):
+    """:func:`realm.campaign.stats.verdict` of a cell's records under ``rule``."""
+    tol, cap = rule
+    d = [(r["ppl"] if r.get("ppl") is not None else math.inf) - baseline_ppl for r in recs]
+    return {**verdict(d, tolerance(tol, baseline_ppl), cap), "tolerance":
+            tolerance(tol, baseline_ppl), "seeds": sorted(r["point"]["seed"] for r in recs)}
+
+
+def next_points(points, done, baseline_ppl, rule_of):
+    """The points of the next round: one more seed for every open cell whose spec seeds have
+    all run (a cell with a failed point waits for a rerun)."""
+    out = []
+    want = {}
+    for p in points:
+        if p["experiment"] in rule_of:
+            want.setdefault(cell_key(p), set()).add(p["seed"])
+    for key, (p, recs) in cells(points, done, rule_of).items():
+        seeds = {r["point"]["seed"] for r in recs}
+        if not want[key] <= seeds:
+            continue
+        if judge(recs, baseline_ppl, rule_of[p["experiment"]])["verdict"] == "open":
+            out.append({**p, "seed": max(seeds) + 1})
+    return out
+
+
+def verdict_rows(points, done, baseline_ppl, rule_of):
+    """One row per cell of the adaptive experiments (:data:`FIELDS`)."""
+    rows = []
+    for key, (p, recs) in cells(points, done, rule_of).items():
+        if not recs:
+            continue
+        v = judge(recs, baseline_ppl, rule_of[p["experiment"]])
+        cell = {k: v_ for k, v_ in json.loads(key).items() if k not in
+                ("experiment", "params", "params_sha", "metric")}
+        rows.append({**v, "experiment": p["experiment"], "cell": json.dumps(cell, sort_keys=True),
+                     "seeds": " ".join(map(str, v["seeds"]))})
+    return rows
+
+
+def write_verdicts(rows, path):
+    """``rows`` as CSV at ``path``; returns {verdict: count, "one_seed": count}."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    tally = {}
+    for r in rows:
+        tally[r["verdict"]] = tally.get(r["verdict"], 0) + 1
+    tally["one_seed"] = sum(1 for r in rows if r["one_seed"])
+    return tally
+
+
+def verdicts_path(out):
+    """The verdicts file beside a results file (``x.jsonl`` -> ``x.verdicts.csv``)."""
+    return os.path.splitext(out)[0] + ".verdicts.csv"

@@ -1,0 +1,159 @@
+"""Adaptive seeds (realm/campaign/stats.py, realm/campaign/adaptive.py): the t quantiles against
+the textbook table, cell verdicts against hand-worked intervals, the next round's points from
+hand-made records, the spec's one-line errors, and a campaign on a tiny model that adds a seed
+to the cell whose interval straddles the tolerance and to no other."""
+import csv
+import json
+import math
+import os
+
+import pytest
+
+from realm.campaign import adaptive
+from realm.campaign import runner as campaign
+from realm.campaign.spec import SpecError, expand
+from realm.campaign.stats import mean_ci, t975, verdict
+from realm.llm.tiny import tiny_model_dir
+from tb.cli_fixtures import realm
+
+
+def test_t_quantiles():
+    """Textbook t(0.975, df) (df 11 and 14 were read as df 15's 2.131 before: anti-conservative);
+    past 30 within 1e-3 of the exact quantiles 2.0211 (40), 2.0003 (60), 1.9799 (120)."""
+    assert [t975(d) for d in (1, 2, 11, 14, 29, 30)] == [12.706, 4.303, 2.201, 2.145, 2.045,
+                                                         2.042]
+    for df, exact in ((40, 2.0211), (60, 2.0003), (120, 1.9799), (10 ** 6, 1.95997)):
+        assert abs(t975(df) - exact) < 1e-3
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError):
+            t975(bad)
+
+
+def test_verdicts_hand_worked():
+    """Two seeds 0.1 and 0.3: mean 0.2, s = 0.1414, half-width 12.706 · 0.1414 / √2 = 1.2706,
+    so [-1.0706, 1.4706] straddles 0.44: open below the cap, unresolved at it."""
+    v = verdict([0.1, 0.3], 0.44, cap=8)
+    assert v["verdict"] == "open" and v["n"] == 2
+    assert v["lo"] == pytest.approx(-1.0706, abs=1e-4) and v["hi"] == pytest.approx(1.4706,
+                                                                                   abs=1e-4)
+    assert v["median"] == pytest.approx(0.2) and (v["min"], v["max"]) == (0.1, 0.3)
+    assert verdict([0.1, 0.3], 0.44, cap=2)["verdict"] == "unresolved"
+    assert verdict([0.0, 0.0], 0.44, cap=8)["verdict"] == "within"      # [0, 0]
+    assert verdict([1.0, 1.0], 0.44, cap=8)["verdict"] == "beyond"      # [1, 1]
+    assert verdict([0.44, 0.44], 0.44, cap=8)["verdict"] == "within"    # the edge is within
+    # three seeds 0.2, 0.3, 0.4: s = 0.1, df 2, half 4.303 · 0.1 / √3 = 0.24843
+    # -> [0.05157, 0.54843]
+    v = verdict([0.2, 0.3, 0.4], 0.55, cap=3)
+    assert v["verdict"] == "within" and v["hi"] == pytest.approx(0.54843, abs=1e-5)
+    assert verdict([0.2, 0.3, 0.4], 0.5, cap=3)["verdict"] == "unresolved"
+    # one seed: no interval
+    one = verdict([0.1], 0.44, cap=4)
+    assert one["verdict"] == "open" and one["lo"] is None
+
+
+def test_one_seed_carries_and_infinite_seeds():
+    """Down at 1e-5 (26.54 / 26.37 / 98.68 against a clean 26.14): the mean is beyond 0.44 only
+    because of the third seed; an infinite or NaN perplexity makes the cell beyond."""
+    d = [26.54 - 26.14, 26.37 - 26.14, 98.68 - 26.14]
+    v = verdict(d, 0.44, cap=8)
+    assert v["mean"] == pytest.approx(24.39, abs=1e-2) and v["median"] == pytest.approx(0.40)
+    assert v["verdict"] == "open" and v["one_seed"] is True
+    assert verdict([0.1, 0.2, 0.3], 0.44, cap=8)["one_seed"] is False
+    assert verdict([0.1, 1.0], 0.44, cap=8)["one_seed"] is True     # 0.55: beyond; 0.1 alone not
+    for bad in (math.inf, math.nan):
+        v = verdict([0.1, bad], 0.44, cap=8)
+        assert v["verdict"] == "beyond" and v["mean"] == math.inf and v["one_seed"] is True
+    assert mean_ci([1.0, math.inf]) == (math.inf, None)
+
+
+def _pt(ber, seed):
+    return {"experiment": "e", "metric": "ppl", "mode": "bitflip", "components": ["k"],
+            "layers": None, "stage": "prefill", "bits": [30, 30], "ber": ber, "seed": seed}
+
+
+def _rec(ber, seed, ppl):
+    return {"point": _pt(ber, seed), "ppl": ppl}
+
+
+def test_next_round_hand_made():
+    """Clean 26.0, tolerance 0.44 absolute, cap 3. Cell 1e-6: 26.1 / 26.1 (within: no seed);
+    1e-5: 26.1 / 26.7 (straddles: seed 2); 1e-4: only seed 0 ran (waits for seed 1); 1e-3:
+    27 / 27 (beyond). With seed 2 of 1e-5 at 26.4 the cell has 3 seeds = the cap: no more."""
+    points = [_pt(b, s) for b in (1e-6, 1e-5, 1e-4, 1e-3) for s in (0, 1)]
+    recs = [_rec(1e-6, 0, 26.1), _rec(1e-6, 1, 26.1), _rec(1e-5, 0, 26.1), _rec(1e-5, 1, 26.7),
+            _rec(1e-4, 0, 26.0), _rec(1e-3, 0, 27.0), _rec(1e-3, 1, 27.0)]
+    done = {json.dumps(r["point"], sort_keys=True): r for r in recs}
+    rule = {"e": ({"abs": 0.44}, 3)}
+    assert adaptive.next_points(points, done, 26.0, rule) == [_pt(1e-5, 2)]
+    r = _rec(1e-5, 2, 26.4)
+    done[json.dumps(r["point"], sort_keys=True)] = r
+    assert adaptive.next_points(points, done, 26.0, rule) == []
+    rows = {json.loads(x["cell"])["ber"]: x for x in adaptive.verdict_rows(points, done, 26.0,
+                                                                           rule)}
+    assert {b: x["verdict"] for b, x in rows.items()} == {
+        1e-6: "within", 1e-5: "unresolved", 1e-4: "open", 1e-3: "beyond"}
+    assert rows[1e-5]["seeds"] == "0 1 2" and rows[1e-5]["n"] == 3
+    # relative tolerance: 0.0167 x 26.0 = 0.4342
+    assert adaptive.tolerance({"rel": 0.0167}, 26.0) == pytest.approx(0.4342)
+    assert adaptive.next_points(points, done, 26.0, {"other": ({"abs": 0.44}, 3)}) == []
+
+
+@pytest.mark.parametrize("rule,msg", [
+    ({"tolerance": {"abs": 0.3}}, "must be an object with 'tolerance' and 'max_seeds'"),
+    ({"tolerance": {"abs": 0}, "max_seeds": 4}, "tolerance must be"),
+    ({"tolerance": {"pct": 1}, "max_seeds": 4}, "tolerance must be"),
+    ({"tolerance": {"rel": 0.01}, "max_seeds": 1}, "max_seeds must be an integer >= the "
+                                                   "experiment's seeds and >= 2, not 1"),
+    ({"tolerance": {"rel": 0.01}, "max_seeds": 4, "x": 1}, "must be an object"),
+])
+def test_bad_rules_are_one_line(rule, msg):
+    spec = {"seeds": [0, 1, 2], "experiments": [{"name": "e", "bers": [1e-3], "adaptive": rule}]}
+    with pytest.raises(SpecError, match="experiment 'e': adaptive") as e:
+        adaptive.rules(spec)
+    assert msg in str(e.value) and "\n" not in str(e.value)
+    spec["experiments"][0].update(metric="gen", adaptive={"tolerance": {"abs": 1},
+                                                          "max_seeds": 4})
+    with pytest.raises(SpecError, match="needs metric 'ppl'"):
+        adaptive.rules(spec)
+
+
+def test_campaign_adds_seeds_where_the_verdict_is_open(tmp_path):
+    """A tiny model: the clean cell (BER 0) and a noisy cell. The tolerance is set to the noisy
+    cell's own mean over seeds 0 and 1, so its interval straddles it: the campaign adds seed 2
+    to that cell alone, then stops at the cap of 3, and writes the verdicts."""
+    tiny = tiny_model_dir(str(tmp_path / "tiny"))
+    base = {"model": tiny, "text": os.path.join(tiny, "text.txt"),
+            "calib_text": os.path.join(tiny, "text.txt"), "windows": 2, "length": 32,
+            "calib_windows": 2, "calib_length": 32, "seeds": [0, 1]}
+    exp = {"name": "a", "components": ["down"], "bits": [[0, 29]], "bers": [0, 1e-2]}
+    out = tmp_path / "r.jsonl"
+    assert campaign.run({**base, "experiments": [exp]}, str(out), progress=False,
+                        compile=False) == 4
+    header, done = campaign.read_results(str(out))
+    clean = header["baseline"]["w8a8"]["ppl"]
+    noisy = [r["ppl"] for r in done.values() if r["point"]["ber"] > 0]
+    assert len(set(noisy)) == 2, noisy          # the seeds differ, so the interval has width
+    tol = sum(noisy) / 2 - clean
+    spec = {**base, "experiments": [{**exp, "adaptive": {"tolerance": {"abs": tol},
+                                                         "max_seeds": 3}}]}
+    expand(spec)
+    assert campaign.run(spec, str(out), progress=False, compile=False) == 1
+    _, done = campaign.read_results(str(out))
+    seeds = sorted((r["point"]["ber"], r["point"]["seed"]) for r in done.values())
+    assert seeds == [(0, 0), (0, 1), (1e-2, 0), (1e-2, 1), (1e-2, 2)]
+    with open(adaptive.verdicts_path(str(out))) as f:
+        rows = {json.loads(r["cell"])["ber"]: r for r in csv.DictReader(f)}
+    d = [r["ppl"] - clean for r in done.values() if r["point"]["ber"] > 0]
+    want = verdict(d, tol, 3)["verdict"]
+    assert want in ("within", "beyond", "unresolved")
+    assert (rows[0]["verdict"], rows[1e-2]["verdict"], rows[1e-2]["n"]) == ("within", want, "3")
+    sp = tmp_path / "spec.json"
+    sp.write_text(json.dumps(spec))
+    r = realm("llm", "campaign", sp, "--out", out, "--workers", "1", "--no-compile",
+              "--no-progress")
+    code, stdout = r.returncode, r.stdout
+    counts = {v: [r["verdict"] for r in rows.values()].count(v) for v in ("within", "beyond",
+                                                                         "unresolved")}
+    assert code == 0 and stdout.splitlines()[0].startswith("0 points run")
+    assert (f"verdicts of 2 adaptive cells: {counts['within']} within, {counts['beyond']} beyond, "
+            f"{counts['unresolved']} unresolved (") in stdout
