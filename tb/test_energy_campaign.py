@@ -30,7 +30,7 @@ def _table(path, array):
     return str(path)
 
 
-def test_timing_campaign_policies_and_report(tmp_path):
+def test_timing_campaign_policies_and_report(tmp_path, monkeypatch):
     tiny = tiny_model_dir(str(tmp_path / "tiny"), layers=2)
     array = "5x7-os"
     config = abft.parse_array(array)
@@ -69,10 +69,21 @@ def test_timing_campaign_policies_and_report(tmp_path):
         # at 0.85 V the table has no error: every policy is the clean model
         hi = [x for x in recs if x["point"]["seed"] == seed and x["point"]["voltage"] == 0.85]
         assert all(x["ppl"] == clean for x in hi)
+    # the power overheads are the table's array's (5x7 OS), from a local synthesis report: at
+    # nominal (no error, nothing recomputed) a policy costs exactly 1 + its overhead
+    from hw import paths as hw_paths
+    (tmp_path / "synth").mkdir()
+    (tmp_path / "synth" / "report.json").write_text(json.dumps({"composed": [
+        {"rows": 5, "cols": 7, "dataflow": "os", "abft": ab, "power_overhead_pct": pct}
+        for ab, pct in (("classic", 1.0), ("approx", 2.0), ("realm", 3.0))]}))
+    monkeypatch.setattr(hw_paths, "BUILD", tmp_path)
     res = energy_write.analyse(recs, clean, VoltageTable.read(table), {}, "os", 0.3)
+    assert res["overhead_sources"]["realm"].endswith("5x7-os-realm power overhead 3.000 %")
     cur = res["curves"]["q"]
     assert set(cur) == set(POLICIES)
     assert cur["none"][0] == {"v": 0.9, "dppl": 0.0, "upper": 0.0, "r": 0.0, "energy": 1.0}
+    assert [cur[p][0]["energy"] for p in ("classic", "approx", "realm", "dmr", "thundervolt")] \
+        == [1.01, 1.02, 1.03, 2.0, 1.031]
     assert cur["classic"][-1]["dppl"] == 0.0
     paths = energy_write.write(tmp_path / "rep", res, VoltageTable.read(table), focus=("q",))
     assert {p.name for p in paths} >= {"table2.csv", "curves.csv", "fig9_q.png"}

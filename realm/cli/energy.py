@@ -229,7 +229,8 @@ def run_bitflip(a):
     try:
         for array in a.arrays:
             config = ArrayConfig.from_name(array)
-            ovhs[array], srcs[array] = overheads(config.dataflow.value, size=config.rows)
+            ovhs[array], srcs[array] = overheads(config.dataflow.value, size=config.rows,
+                                                 cols=config.cols)
         for curve, bits, array in itertools.product(a.curve, a.bit_ranges, a.arrays):
             results.append(bitflip.analyse(a.records, baseline, curve, bits, array, settings,
                                            a.tol, ovhs[array], model, a.params))

@@ -86,30 +86,34 @@ def synth_reports(path=None):
     return out
 
 
-def overheads(dataflow, size=256, report=None):
-    """({policy: power overhead as a fraction}, {policy: source}) for the ``size`` x ``size``
-    array of ``dataflow``: the ABFT variants' from the first of :func:`synth_reports` that has
-    all three (composed arrays, activity-based power), the others :data:`FIXED_OVERHEADS`."""
+def overheads(dataflow, size=256, report=None, cols=None):
+    """({policy: power overhead as a fraction}, {policy: source}) for the ``size`` x ``cols``
+    array of ``dataflow`` (``cols`` defaults to ``size``): the ABFT variants' from the first of
+    :func:`synth_reports` that has all three (composed arrays, activity-based power), the others
+    :data:`FIXED_OVERHEADS`."""
+    cols = size if cols is None else cols
     src = {"none": "-", "dmr": "duplicate array (comparator not modelled)",
            "thundervolt": "Razor flip-flops, 3.1 % (Ernst et al. 2003; docs/energy.md default)"}
     reports = synth_reports(report)
     for rep, path in reports:
         out, found = dict(FIXED_OVERHEADS), dict(src)
         for r in rep.get("composed", []):
-            if (r.get("rows") == size and r.get("cols") == size
+            if (r.get("rows") == size and r.get("cols") == cols
                     and r.get("dataflow") == dataflow
                     and r.get("abft") in ("classic", "approx", "realm")
                     and r.get("power_overhead_pct") is not None):
                 out[r["abft"]] = r["power_overhead_pct"] / 100.0
-                found[r["abft"]] = (f"{os.path.relpath(path)}: {size}x{size}-{dataflow}-"
+                found[r["abft"]] = (f"{os.path.relpath(path)}: {size}x{cols}-{dataflow}-"
                                     f"{r['abft']} power overhead {r['power_overhead_pct']:.3f} %")
         missing = [p for p in ("classic", "approx", "realm") if p not in out]
         if not missing:
             return out, found
     names = " or ".join(repr(p) for _, p in reports)
-    raise EnergyError(f"the synthesis report {names} has no {size}x{size}-{dataflow}-"
-                      f"{missing[0]} power figure (realm synth --sizes '' --large {size} "
-                      f"--composed-power {size} composes it)")
+    how = (f"realm synth --sizes '' --large {size} --composed-power {size} composes it"
+           if size == cols else f"realm synth --rows {size} --cols {cols} --dataflow "
+           f"{dataflow} composes it")
+    raise EnergyError(f"the synthesis report {names} has no {size}x{cols}-{dataflow}-"
+                      f"{missing[0]} power figure ({how})")
 
 
 def _chunks(size, block):

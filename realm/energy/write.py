@@ -55,6 +55,18 @@ def headline(t2, kind):
     return out
 
 
+def table_array(table):
+    """(rows, cols) of the array a voltage table was made for (its ``array``, e.g.
+    ``128x128-ws``; 256 x 256 for tables that do not name one)."""
+    from hw.config import ArrayConfig
+
+    name = table.doc.get("array")
+    if not name:
+        return 256, 256
+    config = ArrayConfig.from_name(name)
+    return config.rows, config.cols
+
+
 def analyse(records, baseline, table, others, dataflow, tol, leak=(0.0, 0.1, 0.3),
             tol_rel=0.01665):
     """Everything the report holds, as plain data: curves, Table II, sensitivity."""
@@ -66,7 +78,8 @@ def analyse(records, baseline, table, others, dataflow, tol, leak=(0.0, 0.1, 0.3
             for v in zero:
                 c[pol].setdefault(v, {"dppl": [0.0], "r": [0.0], "seeds": []})
         c["_p"] = {v: table.row(comp, v).p for pol in c if pol != "_p" for v in c[pol]}
-    ovh, src = overheads(dataflow)
+    rows, cols = table_array(table)
+    ovh, src = overheads(dataflow, size=rows, cols=cols)
     model = EnergyModel()
     cur = {comp: er.curves({k: v for k, v in c.items() if k != "_p"}, ovh, model)
            for comp, c in cells.items()}
