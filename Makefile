@@ -14,7 +14,7 @@ FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
 
-.PHONY: setup sim run test test-slow bench bench-ray synth timing characterize abft abft-granularity energy energy-bitflip clean
+.PHONY: setup sim run test test-slow bench bench-ray synth timing characterize abft abft-granularity energy energy-bitflip energy-granularity clean
 
 setup: $(STAMP)
 
@@ -124,12 +124,31 @@ abft: $(STAMP)
 # there (summary beside the results); and the composed power of those WS arrays
 # (build/synth/report.json), which the energy analysis per array reads.
 GRANULARITY := $(ABFT_DIR)/granularity
-abft-granularity: $(STAMP)
+abft-granularity: $(STAMP) build/synth-granularity.log
 	$(PY) -m realm llm campaign $(ABFT_DIR)/spec_granularity_reduced.json \
 		--out $(GRANULARITY)/campaign.jsonl --workers $(JOBS) --no-progress
+
+# The power of the 128x128 and 64x64 WS arrays (build/synth/report.json), which the energy
+# at those tile sizes needs.
+build/synth-granularity.log: $(STAMP)
 	@mkdir -p build
 	$(PY) -m realm synth --sizes '' --large 64,128 --composed-power 64,128 --power-sizes '' \
-		--dataflow ws --workers $(JOBS) > build/synth-granularity.log
+		--dataflow ws --workers $(JOBS) > $@.tmp
+	mv $@.tmp $@
+
+# Energy per decision granularity (docs/results/energy/README.md "Energy per tile size"): the
+# bit-flip Table II of the granularity closed loop on every array it ran, and the timing model
+# at 128x128 WS (its own voltage tables and Monte Carlo) for Q, V and SV.
+ENERGY_GRAN := $(ENERGY_DIR)/granularity
+energy-granularity: abft-granularity
+	$(PY) -m realm energy bitflip $(GRANULARITY)/campaign.jsonl $(BITFLIP_CURVES) --bits 0-29 \
+		--array 256x256-ws,128x128-ws,64x64-ws,256x256-os --out $(ENERGY_GRAN)/bitflip
+	$(PY) -m realm energy characterize --rows 128 --cols 128 --components q,v,sv \
+		--out $(ENERGY_DIR)/tables
+	$(PY) -m realm energy campaign $(ENERGY_GRAN)/spec_128x128-ws.json \
+		--out $(ENERGY_GRAN)/campaign_128x128-ws.jsonl --workers $(JOBS) --no-progress
+	$(PY) -m realm energy report $(ENERGY_GRAN)/campaign_128x128-ws.jsonl \
+		--table $(ENERGY_DIR)/tables/128x128-ws-A-on0.84.json --out $(ENERGY_GRAN)/timing-128x128-ws
 
 clean:
 	rm -rf build
