@@ -18,44 +18,12 @@ import json
 import math
 import os
 
-from realm.campaign.spec import SpecError, point_key
+from realm.campaign.spec import adaptive_rules as rules  # noqa: F401 - the rules, validated there
+from realm.campaign.spec import point_key
 from realm.campaign.stats import verdict
 
 FIELDS = ("experiment", "cell", "n", "seeds", "mean", "lo", "hi", "median", "min", "max",
           "tolerance", "verdict", "one_seed")
-
-
-def rules(spec):
-    """{experiment name: (tolerance dict, max_seeds)} of a spec's adaptive experiments; one-line
-    :class:`SpecError` for a malformed rule. Call after :func:`realm.campaign.spec.expand`."""
-    out = {}
-    for j, e in enumerate(spec.get("experiments", [])):
-        a = e.get("adaptive")
-        if a is None:
-            continue
-        name = e.get("name", f"exp{j}")
-        where = f"experiment {name!r}: adaptive"
-        if not isinstance(a, dict) or set(a) != {"tolerance", "max_seeds"}:
-            raise SpecError(f"{where} must be an object with 'tolerance' and 'max_seeds', "
-                            f"not {a!r}")
-        tol, cap = a["tolerance"], a["max_seeds"]
-        if not (isinstance(tol, dict) and len(tol) == 1 and set(tol) <= {"abs", "rel"}
-                and _positive(next(iter(tol.values())))):
-            raise SpecError(f"{where} tolerance must be {{\"abs\": x}} or {{\"rel\": x}} with "
-                            f"x > 0, not {tol!r}")
-        seeds = e.get("seeds", spec.get("seeds", [0]))
-        n = len(seeds) if isinstance(seeds, list) else 1
-        if isinstance(cap, bool) or not isinstance(cap, int) or cap < max(n, 2):
-            raise SpecError(f"{where} max_seeds must be an integer >= the experiment's seeds "
-                            f"and >= 2, not {cap!r}")
-        if e.get("metric", "ppl") != "ppl":
-            raise SpecError(f"{where} needs metric 'ppl' (the tolerance is on perplexity)")
-        out[name] = (dict(tol), cap)
-    return out
-
-
-def _positive(x):
-    return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
 def tolerance(tol, baseline_ppl):
