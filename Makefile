@@ -131,5 +131,16 @@ abft-granularity: $(STAMP)
 	$(PY) -m realm synth --sizes '' --large 64,128 --composed-power 64,128 --power-sizes '' \
 		--dataflow ws --workers $(JOBS) > build/synth-granularity.log
 
+# Mutation testing (docs/results/mutation/README.md; not part of make test): every group of
+# tools/mutate.py against its own tests, resumable (a killed run goes on from its saved
+# verdicts), report in docs/results/mutation/. MUTATE=golden.tiler (space-separated) picks groups.
+MUTATE ?=
+$(VENV)/.installed-mutate: $(STAMP)
+	$(PIP) install -q --no-compile -e '.[mutate]'
+	touch $@
+
+mutate: $(VENV)/.installed-mutate
+	$(PY) tools/mutate.py run $(MUTATE)
+
 clean:
 	rm -rf build
