@@ -150,5 +150,16 @@ energy-granularity: abft-granularity
 	$(PY) -m realm energy report $(ENERGY_GRAN)/campaign_128x128-ws.jsonl \
 		--table $(ENERGY_DIR)/tables/128x128-ws-A-on0.84.json --out $(ENERGY_GRAN)/timing-128x128-ws
 
+# Mutation testing (docs/results/mutation/README.md; not part of make test): every group of
+# tools/mutate.py against its own tests, resumable (a killed run goes on from its saved
+# verdicts), report in docs/results/mutation/. MUTATE=golden.tiler (space-separated) picks groups.
+MUTATE ?=
+$(VENV)/.installed-mutate: $(STAMP)
+	$(PIP) install -q --no-compile -e '.[mutate]'
+	touch $@
+
+mutate: $(VENV)/.installed-mutate
+	$(PY) tools/mutate.py run $(MUTATE)
+
 clean:
 	rm -rf build
