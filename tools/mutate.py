@@ -64,7 +64,11 @@ GROUPS = {
                                ("xǁ_Layoutǁ*", "x__pack_field", "x__row", "x_encode_program",
                                 "x__item_records", "x__unpack_field", "x_decode_trace")),
     "realm.campaign.stats": Group(("realm/campaign/stats.py",), ("tb/test_adaptive.py",)),
-    "realm.campaign.adaptive": Group(("realm/campaign/adaptive.py",), ("tb/test_adaptive.py",)),
+    # the adaptive rounds, and the validation of their rules in the spec module
+    "realm.campaign.adaptive": Group(
+        ("realm/campaign/adaptive.py", "realm/campaign/spec.py"), ("tb/test_adaptive.py",),
+        ("x_tolerance", "x_cell_key", "x_cells", "x_judge", "x_next_points", "x_verdict_rows",
+         "x_write_verdicts", "x_verdicts_path", "x_adaptive_rules", "x__positive")),
 }
 
 
