@@ -46,6 +46,9 @@ def test_verdicts_hand_worked():
     v = verdict([0.2, 0.3, 0.4], 0.55, cap=3)
     assert v["verdict"] == "within" and v["hi"] == pytest.approx(0.54843, abs=1e-5)
     assert verdict([0.2, 0.3, 0.4], 0.5, cap=3)["verdict"] == "unresolved"
+    # the interval's lower end exactly at the tolerance still straddles it (beyond needs lo > tol)
+    lo = verdict([0.1, 0.3], 0.0, cap=8)["lo"]
+    assert verdict([0.1, 0.3], lo, cap=8)["verdict"] == "open"
     # one seed: no interval
     one = verdict([0.1], 0.44, cap=4)
     assert one["verdict"] == "open" and one["lo"] is None

@@ -112,3 +112,41 @@ def test_cancelling_errors_leave_no_difference():
         assert units.tolist() == [0] and d.abs().sum() == 0
         units, d = t.differences(0, rows, cols, [1 << 31, 1 << 31], [0, 0])
         assert d.abs().sum() == 0  # 2^32 wraps to 0 at 32 bits
+
+
+def test_unit_ids_of_later_gemms_and_int32_inputs():
+    """Unit ids, their split and their costs for a GEMM other than the first, hand-worked, and
+    int64 results whatever integer type the caller passes (a campaign's positions may be int32).
+    Kills: ``/`` for ``//`` in the unit numbering and its inverse (exact only for g = 0), an
+    input cast dropped (int32 unit ids), a bool accepted as a size.
+
+    WS 3x5, M 11, K 7, N 12, 2 GEMMs: chunks (m 3, k 3, n 3); (g 1, nc 2, kc 2, mc 1) is unit
+    ((1·3 + 2)·3 + 2)·3 + 1 = 52; row 7 is mc 1 at position 2, col 11 is nc 2; it costs
+    5 vectors x 1 K (7 - 6) x 2 N (12 - 10) = 10 MACs. OS 5x3, M 7, K 9, N 8, 3 GEMMs: chunks
+    (m 2, n 3); (g 2, mc 1, nc 2) is unit (2·2 + 1)·3 + 2 = 17; row 6 is mc 1, col 7 is nc 2
+    at position 1; it costs 2 rows (7 - 5) x 9 x 2 columns (8 - 6) = 36 MACs."""
+    i32 = torch.int32
+    ws = Tiling(ArrayConfig(rows=3, cols=5, dataflow="ws"), 11, 7, 12, gemms=2)
+    os_ = Tiling(ArrayConfig(rows=5, cols=3, dataflow="os"), 7, 9, 8, gemms=3)
+    for t, args, unit, pos, parts, macs, length in (
+            (ws, (1, 7, 11, 2), 52, 2, (1, 1, 2, 2), 10, 5),
+            (os_, (2, 6, 7), 17, 1, (2, 1, 0, 2), 36, 3)):
+        for typed in (lambda v: v, lambda v: torch.tensor([v], dtype=i32)):
+            u, p = t.locate(*(typed(a) for a in args))
+            assert (u.dtype, p.dtype) == (torch.int64, torch.int64)
+            assert (int(u), int(p)) == (unit, pos)
+            ids = typed(unit) if not isinstance(typed(unit), int) else torch.tensor([unit])
+            split = t._split(torch.tensor([unit]))
+            assert [int(v) for v in split] == list(parts)
+            assert all(v.dtype == torch.int64 for v in split)
+            m, n = t.unit_macs(ids), t.unit_length(ids)
+            assert (m.dtype, n.dtype) == (torch.int64, torch.int64)
+            assert (int(m), int(n)) == (macs, length)
+        units, d = t.differences(*(torch.tensor([a], dtype=i32) for a in args[:3]),
+                                 torch.tensor([-3], dtype=i32),
+                                 *((torch.tensor([args[3]], dtype=i32),) if t is ws else ()))
+        assert units.tolist() == [unit] and d.dtype == torch.int64
+        assert d[0].tolist() == [(-3 if j == pos else 0) for j in range(t.config.cols)]
+    for bad in (True, 2.0):
+        with pytest.raises(ValueError, match=f"m must be a positive integer, not {bad!r}"):
+            Tiling(ArrayConfig(), bad, 1, 1)
