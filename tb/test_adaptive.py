@@ -160,3 +160,37 @@ def test_campaign_adds_seeds_where_the_verdict_is_open(tmp_path):
     assert code == 0 and stdout.splitlines()[0].startswith("0 points run")
     assert (f"verdicts of 2 adaptive cells: {counts['within']} within, {counts['beyond']} beyond, "
             f"{counts['unresolved']} unresolved (") in stdout
+
+
+def test_rules_and_rounds_edge_cases():
+    """Kills make mutate's survivors in the rules and rounds: the seed count the cap must cover
+    (the experiment's own seeds, else the spec's, else one), an unnamed experiment's name in
+    the error, a later experiment's rule still checked, a spec without experiments, a relative
+    tolerance through a round, a record without a perplexity (an exploded pass) as beyond, and
+    a waiting cell before an open one not stopping the round."""
+    from realm.campaign.spec import adaptive_rules
+
+    rule = {"tolerance": {"rel": 0.01}, "max_seeds": 2}
+    with pytest.raises(SpecError, match="experiment 'e': adaptive max_seeds must be .* not 2"):
+        adaptive_rules({"seeds": [0, 1, 2], "experiments": [{"name": "e", "adaptive": rule}]})
+    with pytest.raises(SpecError, match="experiment 'e': adaptive max_seeds .* not 2"):
+        adaptive_rules({"experiments": [{"name": "e", "seeds": [0, 1, 2], "adaptive": rule}]})
+    assert adaptive_rules({"seeds": [0, 1, 2], "experiments": [
+        {"name": "e", "seeds": [4, 5], "adaptive": rule}]}) == {"e": ({"rel": 0.01}, 2)}
+    assert adaptive_rules({"experiments": [{"adaptive": rule}]}) == {"exp0": ({"rel": 0.01}, 2)}
+    with pytest.raises(SpecError, match="^experiment 'exp1': adaptive tolerance"):
+        adaptive_rules({"experiments": [{"bers": [0]}, {"adaptive": {**rule,
+                                                                     "tolerance": {"rel": -1}}}]})
+    assert adaptive_rules({}) == {}
+    # a waiting cell (1e-6: seed 1 missing) listed before an open one (1e-5); a relative
+    # tolerance of 0.02 x 26.0 = 0.52; 1e-4's seed 1 exploded (no perplexity): beyond
+    points = [_pt(b, s) for b in (1e-6, 1e-5, 1e-4) for s in (0, 1)]
+    recs = [_rec(1e-6, 0, 26.1), _rec(1e-5, 0, 26.1), _rec(1e-5, 1, 26.9), _rec(1e-4, 0, 26.0),
+            {"point": _pt(1e-4, 1), "ppl": None}]
+    done = {json.dumps(r["point"], sort_keys=True): r for r in recs}
+    rel = {"e": ({"rel": 0.02}, 4)}
+    assert adaptive.next_points(points, done, 26.0, rel) == [_pt(1e-5, 2)]
+    rows = {json.loads(r["cell"])["ber"]: r for r in adaptive.verdict_rows(points, done, 26.0,
+                                                                          rel)}
+    assert rows[1e-5]["tolerance"] == pytest.approx(0.52) and rows[1e-5]["verdict"] == "open"
+    assert rows[1e-4]["verdict"] == "beyond" and rows[1e-4]["max"] == math.inf
