@@ -194,3 +194,31 @@ def test_rules_and_rounds_edge_cases():
                                                                           rel)}
     assert rows[1e-5]["tolerance"] == pytest.approx(0.52) and rows[1e-5]["verdict"] == "open"
     assert rows[1e-4]["verdict"] == "beyond" and rows[1e-4]["max"] == math.inf
+
+
+def test_verdicts_file_hand_worked(tmp_path):
+    """Every column of the verdicts CSV for the hand-made cells of test_next_round_hand_made
+    once 1e-5 has its third seed: d = 0.1, 0.7, 0.4 -> mean 0.4, s 0.3, half-width
+    4.303 · 0.3 / √3 = 0.74533, median 0.4, unresolved at the cap of 3, and carried by one seed
+    (without 0.1 the mean is 0.55 > 0.44); the tally counts each verdict once."""
+    points = [_pt(b, s) for b in (1e-6, 1e-5, 1e-4, 1e-3) for s in (0, 1)]
+    recs = [_rec(1e-6, 0, 26.1), _rec(1e-6, 1, 26.1), _rec(1e-5, 0, 26.1), _rec(1e-5, 1, 26.7),
+            _rec(1e-5, 2, 26.4), _rec(1e-4, 0, 26.0), _rec(1e-3, 0, 27.0), _rec(1e-3, 1, 27.0)]
+    done = {json.dumps(r["point"], sort_keys=True): r for r in recs}
+    path = tmp_path / "r.verdicts.csv"
+    tally = adaptive.write_verdicts(
+        adaptive.verdict_rows(points, done, 26.0, {"e": ({"abs": 0.44}, 3)}), path)
+    assert tally == {"within": 1, "unresolved": 1, "open": 1, "beyond": 1, "one_seed": 1}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(adaptive.FIELDS)
+    r = next(x for x in rows if json.loads(x["cell"])["ber"] == 1e-5)
+    assert json.loads(r["cell"]) == {"ber": 1e-5, "bits": [30, 30], "components": ["k"],
+                                     "layers": None, "mode": "bitflip", "stage": "prefill"}
+    got = {k: float(r[k]) for k in ("mean", "lo", "hi", "median", "min", "max", "tolerance")}
+    want = {"mean": 0.4, "lo": 0.4 - 0.74533, "hi": 0.4 + 0.74533, "median": 0.4, "min": 0.1,
+            "max": 0.7, "tolerance": 0.44}
+    assert got == pytest.approx(want, abs=1e-4)
+    assert (r["experiment"], r["n"], r["seeds"], r["verdict"], r["one_seed"]) == (
+        "e", "3", "0 1 2", "unresolved", "True")
+    assert adaptive.verdicts_path("a/b/campaign.jsonl") == "a/b/campaign.verdicts.csv"
