@@ -1,6 +1,7 @@
 """``realm llm``: the W8A8 LLM harness (paper Sec. IV): convert a preset, one clean or injected
 evaluation, tokens/s; the sweeps, the fit and the closed loop are :mod:`realm.cli.sweeps`'."""
 import json
+import os
 
 from .args import (NATURAL, POSITIVE, PROBABILITY, BadInput, comma_list, command, group, int_list,
                    need)
@@ -148,6 +149,42 @@ def cmd_bench(a):
     return 0
 
 
+def _check_transfer(a):
+    from realm.campaign.runner import read_results
+
+    for path in (a.a, a.b):
+        existing(path, "RESULTS")
+        header, done = read_results(path)
+        if header is None:
+            raise BadInput(f"{path!r} holds no campaign results")
+        if not any(r["point"]["experiment"] == a.experiment for r in done.values()):
+            raise BadInput(f"{path!r} has no point of experiment {a.experiment!r}")
+    if a.names is None:
+        a.names = [read_results(p)[0]["settings"]["model"] for p in (a.a, a.b)]
+    elif len(a.names) != 2:
+        raise BadInput(f"--names must name the two models, not {len(a.names)}")
+    if a.out is not None:
+        a.out = str(writable(a.out, "--out", folder=True))
+
+
+def cmd_transfer(a):
+    import json
+
+    from realm.llm import transfer
+
+    res = transfer.compare(a.a, a.b, a.experiment, a.tolerance, (a.bit, a.bit))
+    md = transfer.markdown(res, a.names)
+    print(md, end="")
+    if a.out is not None:
+        with open(os.path.join(a.out, "transfer.md"), "w") as f:
+            f.write(md)
+        with open(os.path.join(a.out, "transfer.json"), "w") as f:
+            json.dump({"names": a.names, "files": [a.a, a.b], "experiment": a.experiment,
+                       "bit": a.bit, **transfer.to_json(res)}, f, indent=1)
+        print(f"wrote       {a.out}/transfer.md, {a.out}/transfer.json")
+    return 0
+
+
 def _check_convert(a):
     need("llm")
 
@@ -207,5 +244,25 @@ def add(top):
     # one thread by default: on a shared 2-core machine, OpenMP threads that wait for a busy core
     # make every run several times slower and the comparison meaningless
     b.set_defaults(windows=2, threads=1)
+    t = command(sub, "transfer", check=_check_transfer, run=cmd_transfer,
+                help="do one model's component verdicts carry over to another?",
+                description="Side by side, two results files of the same per-component BER "
+                "experiment (e.g. SmolLM2-135M's and Gemma-3-270M's 'components'): per "
+                "component each model's verdict against its own clean perplexity (95 % t "
+                "interval of the seeds vs --tolerance times the clean PPL), kind (sensitive: "
+                "beyond at a BER <= 1e-5), tolerable BER, first BER beyond, unresolved BERs, "
+                "and whether the verdict transfers (same kind, tolerable BERs within one grid "
+                "step). Prints the Markdown table; --out writes transfer.md and transfer.json.")
+    t.add_argument("a", help="the first model's results (JSONL)")
+    t.add_argument("b", help="the second model's results (JSONL)")
+    t.add_argument("--experiment", default="components",
+                   help="the experiment in both files (default components)")
+    t.add_argument("--bit", type=BIT, default=30, help="the flipped bit (default 30)")
+    t.add_argument("--tolerance", type=PROBABILITY, default=0.0167,
+                   help="ΔPPL tolerance as a fraction of each model's clean PPL (default 0.0167, "
+                   "the paper's +0.3 on OPT-1.3B's 18.02)")
+    t.add_argument("--names", type=comma_list(str, what="names"), default=None,
+                   help="the two models' names in the table (default: their files' model)")
+    t.add_argument("--out", help="directory for transfer.md and transfer.json")
     from . import sweeps
     sweeps.add(sub, top)
