@@ -19,6 +19,7 @@ within one step of their common grid; the table says which.
 """
 import math
 
+from golden.faults import LLM_COMPONENTS
 from realm.campaign.runner import read_results
 from realm.campaign.stats import verdict
 
@@ -81,7 +82,8 @@ def compare(a, b, experiment="components", rel=0.0167, bits=(30, 30)):
     (same kind, tolerable BERs within one step of the common grid)."""
     (ca, ga), (cb, gb) = cells(a, experiment, bits), cells(b, experiment, bits)
     rows = []
-    for comp in [c for c in ga if c in gb]:
+    order = {c: i for i, c in enumerate(LLM_COMPONENTS)}
+    for comp in sorted((c for c in ga if c in gb), key=lambda c: (order.get(c, 99), c)):
         grid = sorted(set(ga[comp]) & set(gb[comp]))
         va = component({x: ga[comp][x] for x in grid}, ca, rel)
         vb = component({x: gb[comp][x] for x in grid}, cb, rel)
