@@ -37,38 +37,35 @@ def cell_key(point):
 
 
 def cells(points, done, rule_of):
-    """{cell key: (a point of the cell, [records of the cell, any seed])} for the points of
-    adaptive experiments (``rule_of`` maps experiment names to rules)."""
+    """{cell key: (a point of the cell, {its spec seeds}, [records of the cell, any seed])} for
+    the points of adaptive experiments (``rule_of`` maps experiment names to rules)."""
     out = {}
     for p in points:
         if p["experiment"] in rule_of:
-            out.setdefault(cell_key(p), (p, []))
+            out.setdefault(cell_key(p), (p, set(), []))[1].add(p["seed"])
     for rec in done.values():
         c = out.get(cell_key(rec["point"]))
         if c is not None:
-            c[1].append(rec)
+            c[2].append(rec)
     return out
 
 
 def judge(recs, baseline_ppl, rule):
     """:func:`realm.campaign.stats.verdict` of a cell's records under ``rule``."""
     tol, cap = rule
+    limit = tolerance(tol, baseline_ppl)
     d = [(r["ppl"] if r.get("ppl") is not None else math.inf) - baseline_ppl for r in recs]
-    return {**verdict(d, tolerance(tol, baseline_ppl), cap), "tolerance":
-            tolerance(tol, baseline_ppl), "seeds": sorted(r["point"]["seed"] for r in recs)}
+    return {**verdict(d, limit, cap), "tolerance": limit,
+            "seeds": sorted(r["point"]["seed"] for r in recs)}
 
 
 def next_points(points, done, baseline_ppl, rule_of):
     """The points of the next round: one more seed for every open cell whose spec seeds have
     all run (a cell with a failed point waits for a rerun)."""
     out = []
-    want = {}
-    for p in points:
-        if p["experiment"] in rule_of:
-            want.setdefault(cell_key(p), set()).add(p["seed"])
-    for key, (p, recs) in cells(points, done, rule_of).items():
+    for p, want, recs in cells(points, done, rule_of).values():
         seeds = {r["point"]["seed"] for r in recs}
-        if not want[key] <= seeds:
+        if not want <= seeds:
             continue
         if judge(recs, baseline_ppl, rule_of[p["experiment"]])["verdict"] == "open":
             out.append({**p, "seed": max(seeds) + 1})
@@ -78,7 +75,7 @@ def next_points(points, done, baseline_ppl, rule_of):
 def verdict_rows(points, done, baseline_ppl, rule_of):
     """One row per cell of the adaptive experiments (:data:`FIELDS`)."""
     rows = []
-    for key, (p, recs) in cells(points, done, rule_of).items():
+    for key, (p, _, recs) in cells(points, done, rule_of).items():
         if not recs:
             continue
         v = judge(recs, baseline_ppl, rule_of[p["experiment"]])
@@ -90,17 +87,23 @@ def verdict_rows(points, done, baseline_ppl, rule_of):
 
 
 def write_verdicts(rows, path):
-    """``rows`` as CSV at ``path``; returns {verdict: count, "one_seed": count}."""
+    """``rows`` as CSV at ``path``; returns their :func:`tally`."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w", newline="") as f:
         w = csv.DictWriter(f, FIELDS, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
-    tally = {}
+    return tally(rows)
+
+
+def tally(rows):
+    """{verdict: count, "one_seed": count} of verdict rows, as :func:`verdict_rows` makes them
+    or as read back from the CSV (``one_seed`` then the string ``"True"``)."""
+    out = {}
     for r in rows:
-        tally[r["verdict"]] = tally.get(r["verdict"], 0) + 1
-    tally["one_seed"] = sum(1 for r in rows if r["one_seed"])
-    return tally
+        out[r["verdict"]] = out.get(r["verdict"], 0) + 1
+    out["one_seed"] = sum(1 for r in rows if r["one_seed"] in (True, "True"))
+    return out
 
 
 def verdicts_path(out):

@@ -152,6 +152,7 @@ def cmd_bench(a):
 def _check_transfer(a):
     from realm.campaign.runner import read_results
 
+    models = []
     for path in (a.a, a.b):
         existing(path, "RESULTS")
         header, done = read_results(path)
@@ -159,8 +160,9 @@ def _check_transfer(a):
             raise BadInput(f"{path!r} holds no campaign results")
         if not any(r["point"]["experiment"] == a.experiment for r in done.values()):
             raise BadInput(f"{path!r} has no point of experiment {a.experiment!r}")
+        models.append(header["settings"]["model"])
     if a.names is None:
-        a.names = [read_results(p)[0]["settings"]["model"] for p in (a.a, a.b)]
+        a.names = models
     elif len(a.names) != 2:
         raise BadInput(f"--names must name the two models, not {len(a.names)}")
     if a.out is not None:

@@ -36,10 +36,10 @@ def _verdicts(out):
         return
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    count = {v: sum(r["verdict"] == v for r in rows) for v in ("within", "beyond", "unresolved")}
-    one = sum(r["one_seed"] == "True" for r in rows)
-    print(f"verdicts of {len(rows)} adaptive cells: {count['within']} within, {count['beyond']} "
-          f"beyond, {count['unresolved']} unresolved ({one} carried by one seed); in {path}")
+    count = adaptive.tally(rows)
+    print(f"verdicts of {len(rows)} adaptive cells: {count.get('within', 0)} within, "
+          f"{count.get('beyond', 0)} beyond, {count.get('unresolved', 0)} unresolved "
+          f"({count['one_seed']} carried by one seed); in {path}")
 
 
 def _summarize(results, d, tol=None):

@@ -51,16 +51,9 @@ def component(bers, clean, rel, sensitive_ber=SENSITIVE_BER):
     tol = rel * clean
     vs = {b: verdict([x - clean for x in ppls], tol, cap=len(ppls))
           for b, ppls in sorted(bers.items())}
-    tolerable = None
-    for b, v in vs.items():
-        if v["verdict"] != "within":
-            break
-        tolerable = b
-    by_mean = None  # the rule of the project's earlier tables: the mean alone within
-    for b, v in vs.items():
-        if not v["mean"] <= tol:
-            break
-        by_mean = b
+    tolerable = _last_of_run(vs, lambda v: v["verdict"] == "within")
+    # the rule of the project's earlier tables: the mean alone within
+    by_mean = _last_of_run(vs, lambda v: v["mean"] <= tol)
     beyond = [b for b, v in vs.items() if v["verdict"] == "beyond"]
     unresolved = [b for b, v in vs.items() if v["verdict"] == "unresolved"]
     low = {b: v["verdict"] for b, v in vs.items() if b <= sensitive_ber}
@@ -74,6 +67,17 @@ def component(bers, clean, rel, sensitive_ber=SENSITIVE_BER):
             "breaks": beyond[0] if beyond else None,
             "unresolved": unresolved, "kind": kind,
             "seeds": sorted({v["n"] for v in vs.values()})}
+
+
+def _last_of_run(vs, ok):
+    """The largest BER of ``vs`` (ascending) such that it and every lower one are ``ok``, or
+    None."""
+    last = None
+    for b, v in vs.items():
+        if not ok(v):
+            break
+        last = b
+    return last
 
 
 def compare(a, b, experiment="components", rel=0.0167, bits=(30, 30)):
