@@ -123,12 +123,29 @@ def test_resume_after_kill_loses_and_repeats_nothing(tiny, tmp_path):
     assert campaign.run(spec, str(out), workers=1, progress=False, compile=False) == 0
 
 
-def test_resume_with_other_settings_refused(tiny, tmp_path):
+def test_resume_with_other_settings_or_environment_refused(tiny, tmp_path, monkeypatch):
+    """The header records the settings and the environment; a resume with other settings, or
+    where torch picks other CPU kernels (which alone moves the W8A8 model), is refused before any
+    point runs, and one where nothing changed goes on. Mutants: either check dropped, or the
+    environment not written."""
+    import torch
+
+    from realm.campaign import worker
+    spec = _spec(tiny, experiments=[{"name": "c", "bers": [0]}], seeds=[0, 1])
     out = tmp_path / "r.jsonl"
-    campaign.run(_spec(tiny, experiments=[{"name": "c", "bers": [0]}], seeds=[0]), str(out),
-                 progress=False, compile=False)
+    assert campaign.run(spec, str(out), progress=False, compile=False, limit=1) == 1
+    header, _ = campaign.read_results(str(out))
+    here = torch.backends.cpu.get_cpu_capability()
+    assert header["env"] == worker.environment() and header["env"]["cpu_capability"] == here
     with pytest.raises(SpecError, match="other settings \\(length: 32 there, 40 here\\)"):
-        campaign.run(_spec(tiny, length=40), str(out), progress=False, compile=False)
+        campaign.run({**spec, "length": 40}, str(out), progress=False, compile=False)
+    with monkeypatch.context() as m:
+        m.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "NO_SUCH_ISA")
+        with pytest.raises(SpecError, match=f"another environment \\(cpu_capability: "
+                           f"'{here}' there, 'NO_SUCH_ISA' here\\)"):
+            campaign.run(spec, str(out), progress=False, compile=False)
+    assert len(campaign.read_results(str(out))[1]) == 1
+    assert campaign.run(spec, str(out), progress=False, compile=False) == 1
 
 
 def test_summary_mean_and_ci(tmp_path):

@@ -55,6 +55,46 @@ def test_cells_mean_over_seeds_and_tolerances():
     assert fit.cells(recs, 26.0, rel=0.02) == {"k": {(20, 4): (26.35, False)}}  # limit 26.52
 
 
+def test_resolved_rule_keeps_only_cells_whose_interval_is_clear_of_the_limit():
+    """Hand-worked 95 % t intervals (t(1) = 12.706) against clean 26.0 + 0.3: seeds 26.10 / 26.12
+    give ΔPPL 0.11 ± 0.127 (within), 26.2 / 26.5 give 0.35 ± 1.906 (straddles: unresolved),
+    27.0 / 27.02 give 1.01 ± 0.127 (beyond), 27.0 / 27.2 give 1.1 ± 1.271 (unresolved), one
+    seed cannot be judged, and a diverged seed (ppl None) is beyond whatever the other did.
+    Mutants: the interval replaced by the mean, None read as critical or as clean."""
+    def rec(y, ppl):
+        return {"point": {"mode": "msd", "components": ["k"], "msd_log2": 20, "freq_log2": y},
+                "ppl": ppl}
+    recs = [rec(0, 26.1), rec(0, 26.12), rec(2, 26.2), rec(2, 26.5), rec(4, 27.0),
+            rec(4, 27.02), rec(6, 30.0), rec(8, None), rec(8, 26.0), rec(10, 27.0),
+            rec(10, 27.2)]
+    got = fit.cells(recs, 26.0, rule="resolved")["k"]
+    assert {k: c for k, (_, c) in got.items()} == {
+        (20, 0): False, (20, 2): None, (20, 4): True, (20, 6): None, (20, 8): True,
+        (20, 10): None}
+    assert got[(20, 2)][0] == pytest.approx(26.35) and got[(20, 8)][0] == math.inf
+    by_mean = fit.cells(recs, 26.0)["k"]
+    assert {k: c for k, (_, c) in by_mean.items()} == {
+        (20, 0): False, (20, 2): True, (20, 4): True, (20, 6): True, (20, 8): True,
+        (20, 10): True}
+    with pytest.raises(ValueError, match="rule must be"):
+        fit.cells(recs, 26.0, rule="median")
+
+
+def test_unresolved_cells_neither_place_the_lines_nor_count_as_false():
+    """The region 7 < y < 1.5 x - 22 with two cells unresolved: one in the bottom row (were it
+    critical, the component would be sensitive) and one inside the region, off its boundary
+    (were it clean, every slope would recompute it falsely). The fit is the full region's, with
+    ``unresolved`` 2 and one critical cell fewer."""
+    full = _grid(1.5, 22.0, 7.0)
+    assert full[(30, 0)] == (0.0, False) and full[(30, 10)] == (0.0, True)
+    grid = {**full, (30, 0): (0.0, None), (30, 10): (0.0, None)}
+    ref = fit.fit_component(full)
+    want = {**ref, "unresolved": 2, "critical": ref["critical"] - 1}
+    assert fit.fit_component(grid) == want
+    assert want["sensitive"] is False and want["false"] == 0 and want["theta_freq"] == 7.0
+    assert ref["unresolved"] == 0
+
+
 def test_tile_rescaling_matches_the_authors():
     """2048 x 2048 output on a 256 x 256 OS array: 64 tiles, s = 6 (the authors' tile rule)."""
     config = abft.parse_array("256x256-os")
@@ -113,7 +153,8 @@ def test_fit_cli_writes_parameter_files(tmp_path):
                                         "msd_log2": x, "freq_log2": y, "seed": 0}, "ppl": 20.0})
     grid.write_text("".join(json.dumps(r) + "\n" for r in lines))
     out = tmp_path / "params"
-    r = realm("llm", "fit", grid, "--arrays", "16x16-ws,5x7-os", "--out-dir", out)
+    r = realm("llm", "fit", grid, "--arrays", "16x16-ws,5x7-os", "--out-dir", out,
+              "--rule", "mean")
     assert r.returncode == 0, r.stderr
     assert "incomplete grids, not fitted: o" in r.stdout
     f = json.loads((out / "fit.json").read_text())["fits"]

@@ -6,6 +6,13 @@ distinct output elements each get ``+MSD / freq``. A cell (x = log2 MSD, y = log
 *critical* when its perplexity, averaged over seeds, exceeds the clean W8A8 perplexity by more
 than the tolerance (default +0.3, the paper's; or a relative one).
 
+**Which cells count** (``rule``). ``"mean"``: critical when the seeds' mean exceeds the limit
+(the rule of the fits published before adaptive seeds). ``"resolved"`` (issue 22): a cell is
+critical when its 95 % interval of ΔPPL lies above the tolerance, non-critical when it lies at or
+below it (:func:`realm.campaign.stats.verdict`), and *unresolved* otherwise (straddling, or a
+single seed); unresolved cells (``critical`` None) neither place the lines nor count as false
+recomputes, and the fit says how many there were.
+
 **Region and rule.** With equal errors, the unit counts an error when
 ``log2 mag = x - y > b - (a - 1) x``, i.e. ``y < a x - b``, and recomputes when more than
 ``2**theta_freq`` errors count. It recomputes exactly the cells with
@@ -36,18 +43,31 @@ from hw.facts import stat_widths
 B_MAX = 127.99  # b_q is a signed Q7.8
 
 
-def cells(records, baseline, tol=0.3, rel=None):
-    """{component: {(x, y): (mean ppl, critical)}} from msd-mode result records."""
+def cells(records, baseline, tol=0.3, rel=None, rule="mean"):
+    """{component: {(x, y): (mean ppl, critical)}} from msd-mode result records; ``critical`` is
+    None for an unresolved cell under ``rule="resolved"`` (module docstring)."""
+    from realm.campaign.stats import verdict
+
+    if rule not in ("mean", "resolved"):
+        raise ValueError(f"rule must be 'mean' or 'resolved', not {rule!r}")
     acc = {}
     for r in records:
         p = r["point"]
         if p.get("mode") != "msd" or len(p["components"]) != 1:
             continue
         key = (p["msd_log2"], p["freq_log2"])
-        acc.setdefault(p["components"][0], {}).setdefault(key, []).append(r["ppl"])
+        ppl = r["ppl"] if r.get("ppl") is not None else math.inf
+        acc.setdefault(p["components"][0], {}).setdefault(key, []).append(ppl)
     limit = baseline * (1 + rel) if rel is not None else baseline + tol
-    return {c: {k: (sum(v) / len(v), sum(v) / len(v) > limit) for k, v in sorted(g.items())}
-            for c, g in acc.items()}
+
+    def judge(v):
+        mean = sum(v) / len(v)
+        if rule == "mean":
+            return mean, mean > limit
+        d = verdict([x - baseline for x in v], limit - baseline, len(v))["verdict"]
+        return mean, {"beyond": True, "within": False}.get(d)
+
+    return {c: {k: judge(v) for k, v in sorted(g.items())} for c, g in acc.items()}
 
 
 def _inside(x, y, a, b, theta):
@@ -56,14 +76,16 @@ def _inside(x, y, a, b, theta):
 
 def fit_component(grid):
     """GEMM-domain fit of one component's ``{(x, y): (ppl, critical)}``: a dict with ``a``,
-    ``b``, ``theta_freq``, ``sensitive``, the number of critical cells and of non-critical cells
-    the rule recomputes (``false``) and critical cells it misses (``missed``, always 0)."""
-    crit = [k for k, (_, c) in grid.items() if c]
+    ``b``, ``theta_freq``, ``sensitive``, the number of critical cells, of non-critical cells
+    the rule recomputes (``false``), of critical cells it misses (``missed``, always 0) and of
+    unresolved cells (``critical`` None: left out of the fit)."""
+    crit = [k for k, (_, c) in grid.items() if c is True]
+    unresolved = sum(1 for _, c in grid.values() if c is None)
     ys = sorted({y for _, y in grid})
     step = (ys[1] - ys[0]) if len(ys) > 1 else 1
     if not crit:
         return {"a": 1.0, "b": B_MAX, "theta_freq": float(ys[-1]), "sensitive": False,
-                "critical": 0, "false": 0, "missed": 0}
+                "critical": 0, "false": 0, "missed": 0, "unresolved": unresolved}
     y_min = min(y for _, y in crit)
     sensitive = y_min == ys[0]
     theta = 0.0 if sensitive else y_min - step / 2
@@ -73,7 +95,8 @@ def fit_component(grid):
     for am1 in range(0, 3 * 256 + 1):
         a = 1 + am1 / 256
         b = min(a * x - y for x, y in crit) - step / 2
-        false = sum(1 for (x, y), (_, c) in grid.items() if not c and _inside(x, y, a, b, lo))
+        false = sum(1 for (x, y), (_, c) in grid.items()
+                    if c is False and _inside(x, y, a, b, lo))
         if best is None or false < best:
             best, runs = false, [[a]]
         elif false == best:
@@ -86,7 +109,7 @@ def fit_component(grid):
     b = min(a * x - y for x, y in crit) - step / 2
     missed = sum(1 for (x, y) in crit if not _inside(x, y, a, b, lo))
     return {"a": a, "b": round(b, 6), "theta_freq": theta, "sensitive": sensitive,
-            "critical": len(crit), "false": best, "missed": missed}
+            "critical": len(crit), "false": best, "missed": missed, "unresolved": unresolved}
 
 
 def component_gemms(shape, length):
@@ -137,12 +160,12 @@ def load_grid(path):
     return header["baseline"]["w8a8"]["ppl"], list(done.values())
 
 
-def fit_all(path, tol=0.3, rel=None):
+def fit_all(path, tol=0.3, rel=None, rule="mean"):
     """(baseline, {component: grid}, {component: fit}, [incomplete components]) from a grid
     results file. Only components with every cell of the file's grid (the union of the MSD and
     freq values it holds) are fitted: a campaign still running leaves the others out."""
     base, recs = load_grid(path)
-    grids = cells(recs, base, tol, rel)
+    grids = cells(recs, base, tol, rel, rule)
     xs = {x for g in grids.values() for x, _ in g}
     ys = {y for g in grids.values() for _, y in g}
     full = {c: g for c, g in grids.items() if len(g) == len(xs) * len(ys)}
@@ -150,9 +173,10 @@ def fit_all(path, tol=0.3, rel=None):
     return base, full, fits, sorted(set(grids) - set(full))
 
 
-def dump(fits, grids, baseline, path, tol, rel):
+def dump(fits, grids, baseline, path, tol, rel, rule="mean"):
     with open(path, "w") as f:
         json.dump({"baseline_ppl": baseline, "tolerance": {"abs": tol, "rel": rel},
+                   "rule": rule,
                    "fits": fits,
                    "grids": {c: {f"{x},{y}": v for (x, y), v in g.items()}
                              for c, g in grids.items()}}, f, indent=1)
@@ -182,6 +206,9 @@ def plot(fits, grids, baseline, path, limit):
         cx = [x for (x, y), (_, k) in g.items() if k]
         cy = [y for (x, y), (_, k) in g.items() if k]
         ax.scatter(cx, cy, s=14, facecolors="none", edgecolors="cyan", linewidths=0.8)
+        ux = [x for (x, y), (_, k) in g.items() if k is None]
+        uy = [y for (x, y), (_, k) in g.items() if k is None]
+        ax.scatter(ux, uy, s=12, marker="x", color="lime", linewidths=0.8)
         xl = np.linspace(xs[0] - 1, xs[-1] + 1, 50)
         if f["critical"]:
             ax.plot(xl, f["a"] * xl - f["b"], "w-", lw=1)
@@ -195,8 +222,8 @@ def plot(fits, grids, baseline, path, limit):
         ax.set_ylabel("log2 freq", fontsize=8)
     for ax in list(axes.flat)[len(comps):]:
         ax.axis("off")
-    fig.suptitle(f"Critical region (circles: PPL > {limit:.2f}; colour: log10 ΔPPL over "
-                 f"clean {baseline:.2f})", fontsize=9)
+    fig.suptitle(f"Critical region (circles: PPL > {limit:.2f}; crosses: unresolved; colour: "
+                 f"log10 ΔPPL over clean {baseline:.2f})", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

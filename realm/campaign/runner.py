@@ -10,8 +10,9 @@ A result line holds the point, the metrics (ppl/acc/nll for ``ppl``; agree/prefi
 depends on its point alone, so every engine and worker count writes the same lines (in another
 order); each point's wall time and worker go to the run log beside it (:func:`log_path`;
 results files written before it hold them as ``seconds`` and ``pid``). The first line of a
-results file records the settings and the clean baselines; resuming with other settings is
-refused.
+results file records the settings, the clean baselines and the environment
+(:func:`realm.campaign.worker.environment`); resuming with other settings or under another
+environment is refused.
 """
 import json
 import os
@@ -94,6 +95,12 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
         raise SpecError(f"{out} was made with other settings ({diff}: "
                         f"{header['settings'].get(diff)!r} there, {settings[diff]!r} here); "
                         "use another output file")
+    if header is not None and "env" in header and header["env"] != worker.environment():
+        here = worker.environment()
+        diff = next(k for k in here if header["env"].get(k) != here[k])
+        raise SpecError(f"{out} was made under another environment ({diff}: "
+                        f"{header['env'].get(diff)!r} there, {here[diff]!r} here): its points "
+                        "would not be comparable with new ones; use another output file")
     todo = [p for p in points if point_key(p) not in done]
     if limit is not None:
         todo = todo[:limit]
@@ -105,7 +112,7 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
     with open(out, "a") as f:
         if header is None:
             header = {"kind": "header", "settings": settings,
-                      "baseline": worker.baselines(settings)}
+                      "baseline": worker.baselines(settings), "env": worker.environment()}
             _append(f, header)
         base = header["baseline"]["w8a8"]["ppl"]
         while True:

@@ -38,6 +38,17 @@ def scales_key(name, calib, settings):
     return hashlib.sha1(tag.encode()).hexdigest()[:16]
 
 
+def environment():
+    """What a results file's numbers depend on besides its settings and the code: the torch and
+    transformers versions and the CPU kernels torch picks (``ATEN_CPU_CAPABILITY``). The same
+    commit gives W8A8 26.143 with AVX2 kernels and 26.118 with the scalar ones
+    (docs/results/README.md), so a campaign resumed under another environment would mix two
+    models; :func:`realm.campaign.runner.run` refuses that."""
+    import transformers
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def act_scales(model, tok, settings, bos):
     """SmoothQuant activation maxima for ``settings`` (calibrated on ``calib_text``; cached under
     :func:`scales_key`)."""

@@ -135,7 +135,7 @@ def cmd_fit(a):
     from realm.campaign.spec import SpecError, model_shape
 
     arrays = [abft.parse_array(x) for x in a.arrays]
-    base, grids, fits, partial = fit.fit_all(a.grid, a.tol, a.rel)
+    base, grids, fits, partial = fit.fit_all(a.grid, a.tol, a.rel, a.rule)
     if not fits:
         raise SpecError(f"{a.grid} holds no complete msd-mode grid to fit")
     if partial:
@@ -144,14 +144,18 @@ def cmd_fit(a):
     st = header["settings"]
     gemms = fit.component_gemms(model_shape(st["model"]), st["length"])
     os.makedirs(a.out_dir, exist_ok=True)
-    fit.dump(fits, grids, base, os.path.join(a.out_dir, "fit.json"), a.tol, a.rel)
+    fit.dump(fits, grids, base, os.path.join(a.out_dir, "fit.json"), a.tol, a.rel, a.rule)
     limit = base * (1 + a.rel) if a.rel is not None else base + a.tol
     fit.plot(fits, grids, base, os.path.join(a.out_dir, "critical_region.png"), limit)
-    print(f"clean W8A8 PPL {base:.3f}; critical: PPL > {limit:.3f}")
-    print(f"{'comp':>5} {'a':>7} {'b':>8} {'θ_freq':>7} {'sens':>5} {'crit':>5} {'false':>5}")
+    how = ("the 95 % interval of its seeds above it; cells whose interval straddles it are "
+           "unresolved and left out" if a.rule == "resolved" else "the mean of its seeds above it")
+    print(f"clean W8A8 PPL {base:.3f}; a cell is critical with {how}: PPL > {limit:.3f}")
+    print(f"{'comp':>5} {'a':>7} {'b':>8} {'θ_freq':>7} {'sens':>5} {'crit':>5} {'false':>5} "
+          f"{'unres':>5}")
     for c, f in fits.items():
         print(f"{c:>5} {f['a']:7.3f} {f['b']:8.3f} {f['theta_freq']:7.2f} "
-              f"{str(f['sensitive']):>5} {f['critical']:5d} {f['false']:5d}")
+              f"{str(f['sensitive']):>5} {f['critical']:5d} {f['false']:5d} "
+              f"{f['unresolved']:5d}")
     mode = {"signed": 0, "abs": 1}[a.msd_mode]
     rows = []  # the per-tile frequency threshold per component and array (granularity.csv)
     for config in arrays:
@@ -159,7 +163,7 @@ def cmd_fit(a):
         path = os.path.join(a.out_dir, f"{config.name}.json")
         write_params(path, config, ps, model=st["model"],
                           meta={"grid": os.path.relpath(a.grid), "baseline_ppl": base,
-                                "tolerance": {"abs": a.tol, "rel": a.rel},
+                                "tolerance": {"abs": a.tol, "rel": a.rel}, "rule": a.rule,
                                 "msd_mode": a.msd_mode})
         print(f"wrote {path}")
         rows += [(c, config.name, e["units_per_call"], fits[c]["theta_freq"],
@@ -276,6 +280,12 @@ def add(sub, top):
                    help="where fit.json and the parameter files go (default build/abft/params; "
                    "make abft writes docs/results/abft/params)")
     _fit_opts(f)
+    f.add_argument("--rule", choices=["resolved", "mean"], default="resolved",
+                   help="which cells are critical: 'resolved' (default) those whose 95 %% t "
+                   "interval of ΔPPL over the seeds lies above the tolerance, non-critical those "
+                   "at or below it, the rest unresolved and left out of the fit (run the grid "
+                   "with adaptive seeds to resolve them); 'mean' those whose mean exceeds it, "
+                   "the rule of the fits published before adaptive seeds")
     f.add_argument("--msd-mode", choices=["signed", "abs"], default="signed",
                    help="MSD the unit sums: the signed differences (the paper's, default) or "
                    "their magnitudes (errors of opposite sign cannot cancel)")
