@@ -161,6 +161,16 @@ def _check_transfer(a):
         if not any(r["point"]["experiment"] == a.experiment for r in done.values()):
             raise BadInput(f"{path!r} has no point of experiment {a.experiment!r}")
         models.append(header["settings"]["model"])
+    for path, model in zip((a.refined_a, a.refined_b), models):
+        if path is None:
+            continue
+        existing(path, "--refined-a/-b")
+        header, _ = read_results(path)
+        if header is None:
+            raise BadInput(f"{path!r} holds no campaign results")
+        if header["settings"]["model"] != model:
+            raise BadInput(f"{path!r} is a campaign of {header['settings']['model']!r}, not of "
+                           f"{model!r}")
     if a.names is None:
         a.names = models
     elif len(a.names) != 2:
@@ -169,19 +179,45 @@ def _check_transfer(a):
         a.out = str(writable(a.out, "--out", folder=True))
 
 
+def _check_refine(a):
+    existing(a.results, "RESULTS")
+    a.out = str(writable(a.out, "--out"))
+
+
+def cmd_refine(a):
+    from realm.campaign.refine import refine_spec
+
+    spec, rows = refine_spec(a.results, a.windows, a.tolerance, a.max_seeds, a.seeds)
+    with open(a.out, "w") as f:
+        json.dump(spec, f, indent=1)
+        f.write("\n")
+    tally = {}
+    for r in rows:
+        why = r["verdict"] if r["verdict"] != "within" and r["verdict"] != "beyond" else \
+            f"{r['verdict']}, carried by one seed"
+        tally[why] = tally.get(why, 0) + 1
+    print(f"{len(rows)} decisive cells of {a.results} "
+          f"({', '.join(f'{n} {k}' for k, n in sorted(tally.items())) or 'none'}); "
+          f"{a.windows} windows of {spec['length']} tokens each")
+    print(f"wrote       {a.out}")
+    return 0
+
+
 def cmd_transfer(a):
     import json
 
     from realm.llm import transfer
 
-    res = transfer.compare(a.a, a.b, a.experiment, a.tolerance, (a.bit, a.bit))
+    res = transfer.compare(a.a, a.b, a.experiment, a.tolerance, (a.bit, a.bit),
+                           (a.refined_a, a.refined_b))
     md = transfer.markdown(res, a.names)
     print(md, end="")
     if a.out is not None:
         with open(os.path.join(a.out, "transfer.md"), "w") as f:
             f.write(md)
         with open(os.path.join(a.out, "transfer.json"), "w") as f:
-            json.dump({"names": a.names, "files": [a.a, a.b], "experiment": a.experiment,
+            json.dump({"names": a.names, "files": [a.a, a.b],
+                       "refined": [a.refined_a, a.refined_b], "experiment": a.experiment,
                        "bit": a.bit, **transfer.to_json(res)}, f, indent=1)
         print(f"wrote       {a.out}/transfer.md, {a.out}/transfer.json")
     return 0
@@ -265,6 +301,29 @@ def add(top):
                    "the paper's +0.3 on OPT-1.3B's 18.02)")
     t.add_argument("--names", type=comma_list(str, what="names"), default=None,
                    help="the two models' names in the table (default: their files' model)")
+    t.add_argument("--refined-a", metavar="FILE", help="the first model's second stage over its "
+                   "decisive cells (realm llm refine); its cells replace A's")
+    t.add_argument("--refined-b", metavar="FILE", help="the same for the second model")
     t.add_argument("--out", help="directory for transfer.md and transfer.json")
+
+    rf = command(sub, "refine", check=_check_refine, run=cmd_refine,
+                 help="a second stage with more text where verdicts are in doubt",
+                 description="Reads an adaptive campaign's results and its .verdicts.csv and "
+                 "writes the spec of a second campaign over its decisive cells only (unresolved, "
+                 "open, or carried by one seed), one experiment <name>@<n> per cell, with more "
+                 "windows of the same text (default 16 x 512 = 8,176 scored tokens) and the "
+                 "same settings otherwise; run it with realm llm campaign and pass its results "
+                 "to realm llm transfer --refined-a/-b.")
+    rf.add_argument("results", help="the first campaign's results (JSONL, adaptive)")
+    rf.add_argument("--out", required=True, metavar="SPEC", help="the second stage's spec (JSON)")
+    rf.add_argument("--windows", type=POSITIVE, default=16,
+                    help="windows of the second stage (default 16)")
+    rf.add_argument("--tolerance", type=PROBABILITY, default=0.0167,
+                    help="its adaptive tolerance, a fraction of the clean PPL (default 0.0167)")
+    rf.add_argument("--max-seeds", type=POSITIVE, default=4,
+                    help="its adaptive cap on seeds per cell (default 4)")
+    rf.add_argument("--seeds", type=comma_list(int, what="seeds", ok=lambda v: v >= 0),
+                    default="0,1",
+                    help="seeds every cell runs first (default 0,1)")
     from . import sweeps
     sweeps.add(sub, top)
