@@ -151,7 +151,7 @@ def test_eval_command_records_what_it_ran(tmp_path):
     assert doc["injection"] == {"mode": "bitflip", "ber": 1e-3, "bits": [0, 29],
                                 "components": ["q", "o"], "layers": [1], "stage": "both",
                                 "seed": 0}
-    assert set(doc) == {"settings", "injection", "w8a8", "injected"}
+    assert set(doc) == {"settings", "env", "injection", "w8a8", "injected"}
 
 
 def test_a_missing_model_package_says_how_to_install_it(monkeypatch):

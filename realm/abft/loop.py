@@ -125,12 +125,14 @@ class AbftInjector:
     def errors(self, component, layer, call, stage, window, acc):
         """The base injector's errors in this call, placed on the array: ``None``, or
         :class:`Errors` (elements, new values, additive changes, their GEMM coordinates and,
-        in WS, the K-chunk that carries each)."""
+        in WS, the K-chunk that carries each), on the CPU whatever ``acc``'s device (they are
+        few, and the placement draws come from CPU generators)."""
         hit = self.base(component, layer, call, stage, window, acc)
         if hit is None:
             return None
         idx, new = hit
-        delta = new.long() - acc.reshape(-1)[idx].long()
+        delta = (new.long() - acc.reshape(-1)[idx].long()).cpu()
+        idx, new = idx.cpu(), new.cpu()
         g, row, col = _coords(tuple(acc.shape), idx)
         tiling = gemm_tiling(self.config, tuple(acc.shape), self.rt.k)
         kc = None
@@ -142,6 +144,8 @@ class AbftInjector:
         return Errors(idx, new, delta, g, row, col, kc, tiling)
 
     def __call__(self, component, layer, call, stage, window, acc):
+        """The errors of this call that the policy does not recompute: None or (flat idx, new
+        int32) on ``acc``'s device, as :class:`realm.llm.inject.Injector` returns them."""
         e = self.errors(component, layer, call, stage, window, acc)
         if e is None:
             return None
@@ -175,7 +179,7 @@ class AbftInjector:
             keep = ~torch.isin(unit, flagged)
             idx, new = idx[keep], new[keep]
         s["errors_kept"] += idx.numel()
-        return (idx, new) if idx.numel() else None
+        return (idx.to(acc.device), new.to(acc.device)) if idx.numel() else None
 
 
 def totals(logs, config, targets):

@@ -54,10 +54,12 @@ class Job:
     """What each worker runs: ``init(*args)`` once, then ``run(point)`` per point. ``init`` and
     ``run`` must be module-level functions (they are pickled by reference); ``args`` must
     pickle. ``cpus`` is what one worker uses (its torch threads): a Ray actor reserves that many
-    CPUs."""
+    CPUs; ``gpus`` the GPUs it uses (0 or 1): a Ray actor reserves them (Ray hides the GPUs
+    from an actor that reserves none); local workers share the machine's."""
 
-    def __init__(self, init, run, args=(), cpus=1):
+    def __init__(self, init, run, args=(), cpus=1, gpus=0):
         self.init, self.run, self.args, self.cpus = init, run, tuple(args), cpus
+        self.gpus = gpus
 
 
 class Engine:

@@ -95,7 +95,8 @@ def execute(job, points, workers, log, setup, serve):
         print(f"ray: the cluster has room for {fit} workers of {job.cpus} CPUs, not {workers}",
               file=sys.stderr)
         workers = max(1, fit)
-    cls = ray.remote(Host).options(num_cpus=job.cpus, max_restarts=MAX_RESTARTS,
+    cls = ray.remote(Host).options(num_cpus=job.cpus, num_gpus=job.gpus,
+                                   max_restarts=MAX_RESTARTS,
                                    max_task_retries=MAX_TASK_RETRIES, scheduling_strategy="SPREAD")
     actors = [cls.remote(job, os.getcwd(), setup, serve) for _ in range(workers)]
     try:

@@ -74,7 +74,7 @@ def point_cost(p, settings):
 
 
 def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=None,
-        engine=None):
+        engine=None, device="cpu"):
     """Run every point of ``spec`` not yet in ``out`` (JSONL) on ``engine`` (a
     :class:`realm.campaign.executor.Engine`; default local) with ``workers`` workers, longest first.
     Returns the number run; raises :class:`realm.campaign.executor.PointsFailed` after the others
@@ -82,7 +82,8 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
     (:mod:`realm.campaign.adaptive`), and their verdicts go to ``x.verdicts.csv`` beside ``out``.
     ``limit`` stops after that many points, with no adaptive rounds (for tests). The engine is
     joined before any model loads (a bad address is said first); the results do not depend on
-    it."""
+    it. The model runs on ``device`` (``cpu`` or ``cuda[:N]``), which is part of the
+    environment: a resume on another device is refused."""
     from realm.campaign import adaptive, executor, worker
 
     settings, points = expand(spec)
@@ -95,8 +96,8 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
         raise SpecError(f"{out} was made with other settings ({diff}: "
                         f"{header['settings'].get(diff)!r} there, {settings[diff]!r} here); "
                         "use another output file")
-    if header is not None and "env" in header and header["env"] != worker.environment():
-        here = worker.environment()
+    here = worker.environment(device)
+    if header is not None and "env" in header and header["env"] != here:
         diff = next(k for k in here if header["env"].get(k) != here[k])
         raise SpecError(f"{out} was made under another environment ({diff}: "
                         f"{header['env'].get(diff)!r} there, {here[diff]!r} here): its points "
@@ -112,7 +113,7 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
     with open(out, "a") as f:
         if header is None:
             header = {"kind": "header", "settings": settings,
-                      "baseline": worker.baselines(settings), "env": worker.environment()}
+                      "baseline": worker.baselines(settings, device), "env": here}
             _append(f, header)
         base = header["baseline"]["w8a8"]["ppl"]
         while True:
@@ -123,8 +124,9 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
                 initial = 0
             if not todo:
                 break
-            job = executor.Job(worker.init, worker.run_point, (settings, threads, compile),
-                               cpus=threads)
+            job = executor.Job(worker.init, worker.run_point,
+                               (settings, threads, compile, device), cpus=threads,
+                               gpus=0 if str(device) == "cpu" else 1)
             ran += executor.run(job, todo, on_result=lambda p, rec: _append(f, rec),
                                 engine=engine, workers=max(1, min(workers, len(todo))),
                                 cost=lambda p: point_cost(p, settings), key=point_key,

@@ -38,15 +38,18 @@ def scales_key(name, calib, settings):
     return hashlib.sha1(tag.encode()).hexdigest()[:16]
 
 
-def environment():
+def environment(device="cpu"):
     """What a results file's numbers depend on besides its settings and the code: the torch and
-    transformers versions and the CPU kernels torch picks (``ATEN_CPU_CAPABILITY``). The same
-    commit gives W8A8 26.143 with AVX2 kernels and 26.118 with the scalar ones
-    (docs/results/README.md), so a campaign resumed under another environment would mix two
-    models; :func:`realm.campaign.runner.run` refuses that."""
+    transformers versions, the CPU kernels torch picks (``ATEN_CPU_CAPABILITY``) and the device
+    the model runs on (:func:`realm.llm.loader.device_name`: ``cpu`` or ``cuda:`` and the GPU's
+    name). The same commit gives W8A8 26.143 with AVX2 kernels and 26.118 with the scalar ones
+    (docs/results/README.md), and a GPU's FP32 kernels round differently again, so a campaign
+    resumed under another environment would mix two models; :func:`realm.campaign.runner.run`
+    refuses that."""
     import transformers
     return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "device": loader.device_name(device)}
 
 
 def act_scales(model, tok, settings, bos):
@@ -65,15 +68,19 @@ def act_scales(model, tok, settings, bos):
     return scales
 
 
-def prepare(settings, fp32=False):
-    """(W8A8 model, runtime, tokenizer, eval windows, add_bos[, FP32 model]) for ``settings``."""
+def prepare(settings, fp32=False, device="cpu"):
+    """(W8A8 model, runtime, tokenizer, eval windows, add_bos[, FP32 model]) for ``settings``,
+    the models on ``device`` and the windows on the CPU. Calibration and quantization run on the
+    CPU whatever the device, so the INT8 weights and their scales are the same bits on every
+    device (and the cached scales serve them all)."""
     model, tok, bos = loader.load(settings["model"])
     text, _ = _texts(settings)
     windows = loader.token_windows(tok, text, settings["windows"], settings["length"], bos)
     scales = act_scales(model, tok, settings, bos) if settings["smooth"] else None
-    ref = copy.deepcopy(model) if fp32 else None
+    ref = copy.deepcopy(model).to(device) if fp32 else None
     rt = quant.quantize(model, scales, settings["alpha"], settings["per_tensor"],
                         settings.get("requant"))
+    model.to(device)
     return (model, rt, tok, windows, bos) + ((ref,) if fp32 else ())
 
 
@@ -81,24 +88,24 @@ def prepare(settings, fp32=False):
 def fp32_metrics(model, windows):
     """Perplexity and top-1 accuracy of an unquantized model on the same windows."""
     nll = correct = 0.0
-    for x in windows:
+    for x in windows.to(model.device):
         n, c = metrics._nll(model(input_ids=x[None], use_cache=False).logits[0, :-1], x[1:])
         nll, correct = nll + n, correct + c
     return metrics.summarize(nll, correct, windows.shape[0] * (windows.shape[1] - 1))
 
 
-def baselines(settings):
+def baselines(settings, device="cpu"):
     """{"fp32": metrics, "w8a8": metrics} for the header line of a results file."""
-    model, rt, tok, windows, bos, ref = prepare(settings, fp32=True)
+    model, rt, tok, windows, bos, ref = prepare(settings, fp32=True, device=device)
     out = {"fp32": fp32_metrics(ref, windows)}
     out["w8a8"] = metrics.Evaluator(model, rt, windows, reuse=False).baseline
     return out
 
 
-def init(settings, threads=1, compile=True):
-    """Build this process's model and clean evaluator."""
+def init(settings, threads=1, compile=True, device="cpu"):
+    """Build this process's model (on ``device``) and clean evaluator."""
     torch.set_num_threads(threads)
-    model, rt, tok, windows, bos = prepare(settings)
+    model, rt, tok, windows, bos = prepare(settings, device=device)
     if compile:
         quant.use_compiled()
     _W.clear()

