@@ -222,3 +222,43 @@ def test_verdicts_file_hand_worked(tmp_path):
     assert (r["experiment"], r["n"], r["seeds"], r["verdict"], r["one_seed"]) == (
         "e", "3", "0 1 2", "unresolved", "True")
     assert adaptive.verdicts_path("a/b/campaign.jsonl") == "a/b/campaign.verdicts.csv"
+
+
+def test_rests_on_reads_seeds_tokens_model_granularity_and_verdicts():
+    """realm.campaign.provenance.rests_on on hand-made records: 3 windows x 101 tokens score
+    300; cell A (o, bit 30, two seeds 20.1 / 20.1: ΔPPL 0.1 ± 0) within 0.5, cell B (o, bits
+    0-29, 20.0 / 21.0: 0.5 ± 6.353) unresolved, cell C (k on 8x8-ws, one diverged seed and
+    three more) beyond; seeds 2-4 with one cell above 2; the header's environment; a DMR point
+    (no ppl) is no cell. With a verdicts file's rows, their tally instead. Mutants: any part
+    left out or miscounted."""
+    from realm.campaign.provenance import rests_on
+
+    def rec(seed, ppl, **p):
+        point = {"experiment": "e", "mode": "bitflip", "components": ["o"], "bits": [30, 30],
+                 "ber": 1e-4, "seed": seed, **p}
+        return {"point": point, "ppl": ppl} if ppl != "none" else {"point": point}
+    recs = [rec(0, 20.1), rec(1, 20.1), rec(0, 20.0, bits=[0, 29]), rec(1, 21.0, bits=[0, 29])]
+    recs += [rec(s, v, components=["k"], array="8x8-ws", policy="none")
+             for s, v in enumerate([None, 20.0, 20.0, 20.0])]
+    recs.append(rec(0, "none", components=["k"], array="8x8-ws", policy="dmr"))
+    header = {"settings": {"model": "m", "text": "t.txt", "windows": 3, "length": 101},
+              "baseline": {"w8a8": {"ppl": 20.0}},
+              "env": {"torch": "9.9", "transformers": "8.8", "cpu_capability": "X",
+                      "device": "cpu"}}
+    assert rests_on(header, recs, tol=0.5) == (
+        "**Rests on**: model m, 3 × 101-token windows of t.txt (300 scored tokens per point); "
+        "3 cells, 2–4 seeds per cell (1 of 3 cells got more than 2); error model: bit flips in "
+        "bit 30; bit flips in a uniform bit of 0–29; granularity: decided per tile of 8x8-ws; "
+        "verdicts (95 % t interval of each cell's ΔPPL against 0.5; unresolved: it straddles): "
+        "1 within, 1 beyond, 1 unresolved; environment: torch 9.9, transformers 8.8, CPU "
+        "kernels X.")
+    rows = [{"verdict": "within", "one_seed": "False"}, {"verdict": "open", "one_seed": "True"}]
+    got = rests_on({"settings": {}}, recs[:2], verdicts=rows)
+    assert got == (
+        "**Rests on**: 1 cells, 2 seeds per cell; error model: bit flips in bit 30; granularity: "
+        "no ABFT decisions (errors per GEMM call); verdicts (adaptive seeds, 95 % t interval of "
+        "ΔPPL against the tolerance): 1 within, 0 beyond, 0 unresolved, 1 open, 1 carried by "
+        "one seed; environment: not recorded (the file predates its record).")
+    assert rests_on({"settings": {}}, recs[:2]).endswith(
+        "no verdicts here: each cell is the mean ± 95 % t interval of its seeds; environment: "
+        "not recorded (the file predates its record).")

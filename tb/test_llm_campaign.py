@@ -126,8 +126,9 @@ def test_resume_after_kill_loses_and_repeats_nothing(tiny, tmp_path):
 def test_resume_with_other_settings_or_environment_refused(tiny, tmp_path, monkeypatch):
     """The header records the settings and the environment; a resume with other settings, or
     where torch picks other CPU kernels (which alone moves the W8A8 model), is refused before any
-    point runs, and one where nothing changed goes on. Mutants: either check dropped, or the
-    environment not written."""
+    point runs, and one where nothing changed goes on (also from a header written before the
+    environment named the device). Mutants: either check dropped, or the environment not
+    written."""
     import torch
 
     from realm.campaign import worker
@@ -145,6 +146,11 @@ def test_resume_with_other_settings_or_environment_refused(tiny, tmp_path, monke
                            f"'{here}' there, 'NO_SUCH_ISA' here\\)"):
             campaign.run(spec, str(out), progress=False, compile=False)
     assert len(campaign.read_results(str(out))[1]) == 1
+    # a header written before the environment named the device was a CPU run's: it goes on
+    lines = out.read_text().splitlines(keepends=True)
+    old = json.loads(lines[0])
+    assert old["env"].pop("device") == "cpu"
+    out.write_text(json.dumps(old) + "\n" + "".join(lines[1:]))
     assert campaign.run(spec, str(out), progress=False, compile=False) == 1
 
 

@@ -167,9 +167,14 @@ def summarize(path, out_dir, tol=None, budget=0.01):
         json.dump({"baseline_ppl": base, "tolerance": tol, "budget": budget,
                    "rows": hl}, f, indent=1)
         f.write("\n")
+    from realm.campaign.provenance import rests_on
+
+    header, done = read_results(path)
+    cache = {}
+    recs = [r for r in done.values() if "array" in r["point"] and current(r["point"], cache)]
     lines = ["# Statistical ABFT on the W8A8 model: summary", "",
              f"Clean W8A8 PPL {base:.3f}; tolerance ΔPPL <= {tol:.3g}; recompute budget "
-             f"{budget:.0%} of tiles.", ""]
+             f"{budget:.0%} of tiles.", "", rests_on(header, recs, tol=tol), ""]
     for key in dict.fromkeys((r["array"], r["bits"], r["experiment"]) for r in rs):
         part = [r for r in rs if (r["array"], r["bits"], r["experiment"]) == key]
         bers = sorted({r["ber"] for r in part})

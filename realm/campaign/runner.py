@@ -97,10 +97,12 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
                         f"{header['settings'].get(diff)!r} there, {settings[diff]!r} here); "
                         "use another output file")
     here = worker.environment(device)
-    if header is not None and "env" in header and header["env"] != here:
-        diff = next(k for k in here if header["env"].get(k) != here[k])
+    # an environment recorded before it named the device was a CPU one
+    there = {"device": "cpu", **header["env"]} if header is not None and "env" in header else None
+    if there is not None and there != here:
+        diff = next(k for k in here if there.get(k) != here[k])
         raise SpecError(f"{out} was made under another environment ({diff}: "
-                        f"{header['env'].get(diff)!r} there, {here[diff]!r} here): its points "
+                        f"{there.get(diff)!r} there, {here[diff]!r} here): its points "
                         "would not be comparable with new ones; use another output file")
     todo = [p for p in points if point_key(p) not in done]
     if limit is not None:

@@ -154,7 +154,11 @@ def run_report(a):
         others[t.doc.get("setting", pathlib.Path(path).stem)] = t
     res = energy_write.analyse(list(done.values()), header["baseline"]["w8a8"]["ppl"], table,
                                others, table.dataflow, a.tol)
-    paths = energy_write.write(str(writable(a.out, "--out", folder=True)), res, table)
+    from realm.campaign.provenance import rests_on
+
+    rests = rests_on(header, list(done.values()), tol=res["tol"])
+    paths = energy_write.write(str(writable(a.out, "--out", folder=True)), res, table,
+                               rests=rests)
     summary = {c: {k: row[k] for k in ("v", "saving_nominal", "best_other", "saving_vs_best")}
                for c, row in res["table2"].items()}
     print(json.dumps(summary, indent=1))

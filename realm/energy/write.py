@@ -120,7 +120,7 @@ def analyse(records, baseline, table, others, dataflow, tol, leak=(0.0, 0.1, 0.3
             "sensitivity_headline": [(a, b, c, headline(t, kind)) for a, b, c, t in sens]}
 
 
-def write(out, res, table, focus=("k", "o")):
+def write(out, res, table, focus=("k", "o"), rests=None):
     """Write the report's files into ``out``; return their paths."""
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ def write(out, res, table, focus=("k", "o")):
                 w.writerow([comp, v, r.clock_ps, f"{r.p:.4g}",
                             f"{p_element(r.p, table.k_eff(comp)):.4g}", r.source])
     paths.append(out / "pv.csv")
-    (out / "summary.md").write_text("\n".join(summary_md(res, table)) + "\n")
+    (out / "summary.md").write_text("\n".join(summary_md(res, table, rests=rests)) + "\n")
     paths.append(out / "summary.md")
     for comp in focus:
         if comp in res["curves"]:
@@ -199,16 +199,19 @@ def _range(h, key):
     return f"{100 * x['mean']:.1f} % ({100 * x['min']:.1f} … {100 * x['max']:.1f}, n={x['n']})"
 
 
-def summary_md(res, table, volts=(0.84, 0.835, 0.83, 0.825, 0.82, 0.81, 0.8, 0.78, 0.75)):
-    """The report's tables as markdown lines."""
+def summary_md(res, table, volts=(0.84, 0.835, 0.83, 0.825, 0.82, 0.81, 0.8, 0.78, 0.75),
+             rests=None):
+    """The report's tables as markdown lines (``rests``: the campaign's
+    :func:`realm.campaign.provenance.rests_on` paragraph, first)."""
     t2, kind = res["table2"], res["kinds"]
     pols = [p for p in POLICIES if any(p in r["spots"] for r in t2.values())]
-    lines = [f"Tolerance: upper 95 % bound of ΔPPL ≤ {res['tol']:g} (clean W8A8 PPL "
-             f"{res['baseline']:.2f}). Energy relative to the unprotected array at 0.9 V.", "",
-             "| component | kind | K_eff | " + " | ".join(f"V* {LABELS[p]}" for p in pols)
-             + " | E ReaLM | ReaLM recompute | ReaLM ΔPPL (upper) | saving vs 0.9 V | best "
-             "other (V*, E) | saving vs best other | saving vs best ABFT prior art |",
-             "|---" * (len(pols) + 10) + "|"]
+    lines = [rests, ""] if rests else []
+    lines += [f"Tolerance: upper 95 % bound of ΔPPL ≤ {res['tol']:g} (clean W8A8 PPL "
+              f"{res['baseline']:.2f}). Energy relative to the unprotected array at 0.9 V.", "",
+              "| component | kind | K_eff | " + " | ".join(f"V* {LABELS[p]}" for p in pols)
+              + " | E ReaLM | ReaLM recompute | ReaLM ΔPPL (upper) | saving vs 0.9 V | best "
+              "other (V*, E) | saving vs best other | saving vs best ABFT prior art |",
+              "|---" * (len(pols) + 10) + "|"]
     for comp, row in t2.items():
         s = row["spots"]
         b = row["best_other"]

@@ -92,15 +92,21 @@ def summarize(path, out_dir):
         w.writerows(rs)
     lines = ["# Characterization summary", ""]
     if header:
+        from realm.campaign import provenance
+
         b = header["baseline"]
         lines += [f"Settings: `{json.dumps(header['settings'])}`", "",
                   f"Baselines: FP32 PPL {b['fp32']['ppl']:.3f} (top-1 {b['fp32']['acc']:.4f}), "
-                  f"W8A8 PPL {b['w8a8']['ppl']:.3f} (top-1 {b['w8a8']['acc']:.4f}).", ""]
+                  f"W8A8 PPL {b['w8a8']['ppl']:.3f} (top-1 {b['w8a8']['acc']:.4f}).", "",
+                  provenance.rests_on(header, list(read_results(path)[1].values()),
+                                      verdicts=provenance.read_verdicts(path)), ""]
     for exp in dict.fromkeys(r["experiment"] for r in rs):
         er = [r for r in rs if r["experiment"] == exp]
         m = "ppl" if er[0]["metric"] == "ppl" else "agree"
         unit = "perplexity" if m == "ppl" else "greedy-token agreement with the clean run"
-        lines += [f"## {exp}: {unit} (mean ± 95 % CI over {er[0]['n']} seed(s))", ""]
+        ns = sorted({r["n"] for r in er})
+        seeds = f"{ns[0]}" if len(ns) == 1 else f"{ns[0]}–{ns[-1]}"
+        lines += [f"## {exp}: {unit} (mean ± 95 % CI over {seeds} seed(s))", ""]
         if er[0]["mode"] == "msd":
             colk, rowk = "freq_log2", lambda r: (r["components"], r["msd_log2"])
             head = "| component | log2 MSD |"
