@@ -226,3 +226,16 @@ def test_scale_cache_key_covers_code_versions_and_kernels(tmp_path, monkeypatch)
         changed.append(key())
     assert changed[3] == base
     assert len({base, changed[0], changed[1], changed[2], changed[4]}) == 5
+
+
+def test_a_second_campaign_on_the_same_results_file_is_refused(tmp_path):
+    """While one campaign holds a results file's lock, another on the same file is refused
+    before it reads or repairs anything (two writers would interleave their lines); the lock
+    goes with the first. Mutant: no lock."""
+    out = str(tmp_path / "r.jsonl")
+    bad = {"windows": 1, "experiments": []}   # refused by the spec check, before any model
+    with campaign.exclusive(out):
+        with pytest.raises(SpecError, match="another campaign is writing .*r.jsonl"):
+            campaign.run(bad, out, progress=False)
+    with pytest.raises(SpecError, match="windows must be an integer >= 2"):   # the lock is free
+        campaign.run(bad, out, progress=False)

@@ -14,6 +14,8 @@ results file records the settings, the clean baselines and the environment
 (:func:`realm.campaign.worker.environment`); resuming with other settings or under another
 environment is refused.
 """
+import contextlib
+import fcntl
 import json
 import os
 
@@ -73,6 +75,23 @@ def point_cost(p, settings):
     return tokens * (1 + len(p["components"]) * (1.0 if "array" in p else 0.1))
 
 
+@contextlib.contextmanager
+def exclusive(out):
+    """Hold ``out``'s lock (an exclusive ``flock`` on ``out.lock``) for the block: a second
+    campaign writing the same results file would interleave and repair away its lines."""
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    with open(out + ".lock", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SpecError(f"another campaign is writing {out} (its lock {out}.lock is held); "
+                            "wait for it or use another output file") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=None,
         engine=None, device="cpu"):
     """Run every point of ``spec`` not yet in ``out`` (JSONL) on ``engine`` (a
@@ -84,6 +103,11 @@ def run(spec, out, workers=1, threads=None, progress=True, compile=True, limit=N
     joined before any model loads (a bad address is said first); the results do not depend on
     it. The model runs on ``device`` (``cpu`` or ``cuda[:N]``), which is part of the
     environment: a resume on another device is refused."""
+    with exclusive(out):
+        return _run(spec, out, workers, threads, progress, compile, limit, engine, device)
+
+
+def _run(spec, out, workers, threads, progress, compile, limit, engine, device):
     from realm.campaign import adaptive, executor, worker
 
     settings, points = expand(spec)
