@@ -173,6 +173,19 @@ def test_records_are_writes(config):
         assert rec.tolist() == want.tolist(), ports
 
 
+def test_one_fault_per_cycle():
+    """Two faults in one cycle: the fault port takes one, so encoding fails as
+    :func:`golden.ports.active_fault` does, naming the first such cycle; faults without the
+    fault port fail too. (No simulator.)"""
+    from golden.faults import Fault
+    flips = [Fault("pe.acc", 0, 0, "flip", 1, cycle=5, duration=3),
+             Fault("pe.acc", 1, 1, "flip", 2, cycle=9), Fault("pe.acc", 1, 0, "flip", 4, cycle=7)]
+    with pytest.raises(ValueError, match=r"^cycle 7: the fault port takes one fault per cycle$"):
+        fastcodec.encode_program(CONFIGS[1], [], flips)
+    with pytest.raises(ValueError, match=r"^faults need a configuration with the fault port, "):
+        fastcodec.encode_program(PACKING[4], [], flips[:1])
+
+
 @cocotb.test()
 async def cocotb_trace(dut):
     """Play the seeded random campaign of ``$REALM_TILES`` tiles; write the trace as JSON to

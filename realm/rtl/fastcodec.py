@@ -11,6 +11,7 @@ No port name is spelled here: the mapping is :mod:`golden.ports`'
 (:func:`~golden.ports.input_fields`, :func:`~golden.ports.input_ports`,
 :func:`~golden.ports.fault_ports`, :func:`~golden.ports.output_fields`).
 """
+import contextlib
 import functools
 import gc
 
@@ -146,6 +147,8 @@ def _pack_field(raw, at, values, lanes, width, offset):
         size = count * width // 8
         raw[:, first:first + size] |= np.ascontiguousarray(
             v.astype(f"<i{width // 8}")).view(np.uint8).reshape(n, size)
+    elif count == 1 and offset % 8 + width <= 8:  # a few bits of one byte
+        raw[:, first] |= ((v[:, 0] & ((1 << width) - 1)) << (offset % 8)).astype(np.uint8)
     elif count == 1 and width <= 56:
         shifted = (v[:, 0] & ((1 << width) - 1)).astype("<u8") << np.uint64(offset % 8)
         size = (offset % 8 + width + 7) // 8
@@ -180,11 +183,12 @@ def encode_program(config, program, faults=(), tail=None):
     if tail is None:
         tail = drain_cycles(config)
 
-    table = input_table(config, program)
+    with _gc_paused():
+        table = input_table(config, program)
+        recs = _item_records(config, lay, table)
+        events = (_fault_records(config, lay, faults) if config.fault_port
+                  else np.zeros((0, lay.record), dtype="<u4"))
     n = len(table["ready"])
-    recs = _item_records(config, lay, table)
-    events = (_fault_records(config, lay, faults) if config.fault_port
-              else np.zeros((0, lay.record), dtype="<u4"))
     # Each item waits at most one OS tile's flush and drain (WS: the pipeline) for its flag.
     limit = n * (2 * config.rows + config.cols + 2) + tail + 16
     header = np.array([MAGIC, n - 1, len(events), tail, RESET_CYCLES, limit & 0xFFFFFFFF,
@@ -202,15 +206,23 @@ def encode_program(config, program, faults=(), tail=None):
 def _fault_records(config, lay, faults):
     """The harness records of the fault port's changes: one at cycle 0 and at each cycle a
     fault of ``faults`` starts or ends (word 0: the cycle), writing the ports
-    :func:`golden.ports.fault_ports` gives for :func:`golden.ports.active_fault`."""
+    :func:`golden.ports.fault_ports` gives for the fault active from then on
+    (:func:`golden.ports.active_fault`, whose error two faults in one cycle raise)."""
     changes = sorted({0} | {c for f in faults for c in (f.cycle, f.cycle + f.duration)})
-    ports = {}  # per active fault (None: none), computed once
+    start = np.array([f.cycle for f in faults], dtype=np.int64)
+    end = start + np.array([f.duration for f in faults], dtype=np.int64)
+    at = np.array(changes, dtype=np.int64)[:, None]
+    active = (start <= at) & (at < end)  # (change, fault)
+    count = active.sum(axis=1)
+    if (count > 1).any():
+        active_fault(faults, changes[int(np.argmax(count > 1))])  # raises
+    options = list(faults) + [None]  # the active fault's index in it: the last for none
+    ports = {}  # per option, computed once
     rows = []
-    for c in changes:
-        fault = active_fault(faults, c)
-        if fault not in ports:
-            ports[fault] = fault_ports(config, fault)
-        rows.append(ports[fault])
+    for i in np.column_stack([active, count == 0]).argmax(axis=1).tolist():
+        if i not in ports:
+            ports[i] = fault_ports(config, options[i])
+        rows.append(ports[i])
     return lay.records(changes, rows)
 
 
@@ -299,12 +311,20 @@ def decode_trace(config, table):
     scalars, lists = [], []
     for key, col in _columns(lay, table):
         (lists if col.ndim == 2 else scalars).append((key, col))
-    # Millions of new objects, none cyclic: garbage collection passes over them (and over a
-    # large heap) would cost a quarter of the decoding.
+    with _gc_paused():
+        return _dicts(len(table), [f[0] for f in lay.fields], scalars, lists)
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause the garbage collector. Encoding and decoding make many objects, none cyclic
+    (millions for a long trace): collections would pass over them and over the caller's whole
+    heap (a quarter of the decoding, and the odd millisecond in encoding in ``realm bench``,
+    whose heap holds cocotb's trace)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _dicts(len(table), [f[0] for f in lay.fields], scalars, lists)
+        yield
     finally:
         if enabled:
             gc.enable()
