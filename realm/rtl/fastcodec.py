@@ -303,7 +303,8 @@ def _columns(lay, table):
 def decode_trace(config, table):
     """The per-cycle output dicts (as :func:`golden.ports.output_dict` gives them: every key
     in :func:`golden.ports.output_fields` order, lanes as lists) of the output words ``table``
-    (:func:`simulate`). Each cycle has its own dict and lists; the ints are shared."""
+    (:func:`realm.rtl.fastsim.simulate`). Each cycle has its own dict and lists; the ints
+    are shared."""
     lay = _layout(config)
     if table.shape[1:] != (lay.out_words,):
         raise FastSimError(f"the trace has {table.shape[1:]} words per cycle, not "
