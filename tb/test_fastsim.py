@@ -1,11 +1,13 @@
 """The fast path (:mod:`realm.rtl.fastsim`): the compiled harness's whole per-cycle output trace
-equals
-the golden model's, with and without seeded random faults, and the cocotb bench's on the same
-program; its input table is the driver's; a missing compiler or a failed build is one line."""
+equals the golden model's, with and without seeded random faults, and the cocotb bench's on the
+same program; its input table is the driver's; its records and decoded outputs
+(:mod:`realm.rtl.fastcodec`) are those of the per-port mapping of :mod:`golden.ports`; a missing
+compiler or a failed build is one line."""
 import json
 import os
 
 import cocotb
+import numpy as np
 import pytest
 import torch
 
@@ -13,7 +15,7 @@ from golden.array import ArrayModel
 from golden.stats import policy_sets
 from golden.stimulus import Driver, collect, input_table
 from hw.config import ArrayConfig
-from realm.rtl import fastsim, sim
+from realm.rtl import fastcodec, fastsim, sim
 from realm.rtl.sim import suite_seed
 from tb.cli_fixtures import realm
 from tb.faultgen import random_campaign, single_flip_campaign
@@ -88,10 +90,10 @@ def test_input_table_is_the_drivers(config):
     driver's idle inputs once it is done; the harness records packed from the table at once
     equal those packed from :func:`golden.ports.input_ports` row by row. (No simulator.)"""
     from golden.ports import input_ports
-    lay = fastsim._Layout(config)
+    lay = fastcodec._Layout(config)
     for name, program, _ in _programs(config, suite_seed(), config.param_sets >= 4):
         table = input_table(config, program)
-        records = fastsim._item_records(config, lay, table)
+        records = fastcodec._item_records(config, lay, table)
         driver = Driver(config, program)
         rows = []
         while not driver.done:
@@ -100,11 +102,88 @@ def test_input_table_is_the_drivers(config):
         rows.append(driver.inputs())
         assert len(rows) == len(table["ready"]), name
         for i, want in enumerate(rows):
-            assert fastsim._row(table, i) == want, f"{name}: row {i}"
+            assert fastcodec._row(table, i) == want, f"{name}: row {i}"
             rec = records[i].copy()
             rec[1:] = 0
             lay.write(rec, input_ports(config, want))
             assert (rec == records[i]).all(), f"{name}: record {i}"
+
+
+def _random_words(lay, g, cycles, ports):
+    """``(table, values)``: ``cycles`` rows of ``ports`` (``(name, width)``) laid out from the
+    word offsets ``lay`` gives them, each port's value kept from the cycle before or drawn
+    afresh (then often a sign bit or a full word), and the values as ints."""
+    offsets = lay.out_off if ports is lay.outputs else lay.in_off
+    table = np.zeros((cycles, max(offsets.values(), default=0) + 8), dtype=np.uint32)
+    values = {}
+    for name, width in ports:
+        v, column = 0, []
+        for t in range(cycles):
+            if t == 0 or g.random() < 0.4:
+                v = int.from_bytes(g.bytes(8 + width // 8), "little") & ((1 << width) - 1)
+            column.append(v)
+            for k in range(fastcodec._words(width)):
+                table[t, offsets[name] + k] = v >> (32 * k) & 0xFFFFFFFF
+        values[name] = column
+    return table, values
+
+
+@pytest.mark.parametrize("config", PACKING, ids=[c.id for c in PACKING])
+def test_decode_is_output_dict(config):
+    """:func:`~realm.rtl.fastcodec.decode_trace` of output words that change in some cycles
+    and not others equals :func:`golden.ports.output_dict` reading each port's value of each
+    cycle on its own (every key, in its order; a fresh dict and fresh lists per cycle). (No
+    simulator.)"""
+    from golden.ports import output_dict
+    lay = fastcodec._layout(config)
+    table, values = _random_words(lay, np.random.default_rng(suite_seed()), 60, lay.outputs)
+    table = table[:, :lay.out_words]
+
+    def port(t):
+        def get(name, signed):
+            if name not in values:
+                return 0
+            v, width = values[name][t], lay.width[name]
+            return v - (1 << width) if signed and v >> (width - 1) else v
+        return get
+    got = fastcodec.decode_trace(config, table)
+    want = [output_dict(config, port(t)) for t in range(len(table))]
+    assert got == want
+    assert [list(d) for d in got] == [list(d) for d in want]
+    assert len({id(v) for d in got for v in d.values() if isinstance(v, list)}) == sum(
+        isinstance(v, list) for d in got for v in d.values())
+
+
+@pytest.mark.parametrize("config", [CONFIGS[3], PACKING[-1]], ids=lambda c: c.id)
+def test_records_are_writes(config):
+    """The records :meth:`~realm.rtl.fastcodec._Layout.records` packs all at once equal those
+    :meth:`~realm.rtl.fastcodec._Layout.write` writes one by one: word 0, each port's value
+    and mask bit, the ports wider than 64 bits, a port too narrow to exist skipped."""
+    lay = fastcodec._layout(config)
+    g = np.random.default_rng(suite_seed())
+    _, values = _random_words(lay, g, 12, lay.inputs)
+    rows = [{name: column[t] for name, column in values.items() if g.random() < 0.6}
+            for t in range(12)] + [{}, {"no_such_port": 1}]
+    first = [int(v) for v in g.integers(-1, 1 << 31, len(rows))]
+    records = lay.records(first, rows)
+    for rec, word0, ports in zip(records, first, rows):
+        want = np.zeros(lay.record, dtype="<u4")
+        want[0] = word0 & 0xFFFFFFFF
+        lay.write(want, ports)
+        assert rec.tolist() == want.tolist(), ports
+
+
+def test_one_fault_per_cycle():
+    """Two faults in one cycle: the fault port takes one, so encoding fails as
+    :func:`golden.ports.active_fault` does, naming the first such cycle; faults without the
+    fault port fail too. (No simulator.)"""
+    from golden.faults import Fault
+    flips = [Fault("pe.acc", 0, 0, "flip", 1, cycle=5, duration=3),
+             Fault("pe.acc", 1, 1, "flip", 2, cycle=9), Fault("pe.acc", 1, 0, "flip", 4, cycle=7)]
+    with pytest.raises(ValueError, match=r"^cycle 7: the fault port takes one fault per cycle$"):
+        fastcodec.encode_program(CONFIGS[1], [], flips)
+    with pytest.raises(ValueError, match=r"^faults need a configuration with the fault port, "):
+        fastcodec.encode_program(PACKING[4], [], flips[:1])
 
 
 @cocotb.test()
@@ -168,7 +247,6 @@ def test_failed_build_is_one_line(monkeypatch, tmp_path):
 def test_realm_fast(tmp_path):
     """``realm run --fast`` multiplies a user's matrices; ``realm sim --fast --faults`` runs
     them into the realm array (both on the harnesses built above)."""
-    import numpy as np
     g = np.random.default_rng(3)
     a, b = g.integers(-32, 32, (7, 4)), g.integers(-32, 32, (4, 6))
     np.save(tmp_path / "a.npy", a)

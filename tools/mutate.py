@@ -59,10 +59,13 @@ GROUPS = {
     "realm.abft.fit": Group(("realm/abft/fit.py",), ("tb/test_llm_fit.py",)),
     "realm.energy": Group(("realm/energy/model.py", "realm/energy/report.py"),
                           ("tb/test_energy.py",)),
-    # the fast path's trace encode/decode only, not its build or C++ harness text
-    "realm.rtl.fastsim": Group(("realm/rtl/fastsim.py",), ("tb/test_fastsim.py",),
-                               ("xǁ_Layoutǁ*", "x__pack_field", "x__row", "x_encode_program",
-                                "x__item_records", "x__unpack_field", "x_decode_trace")),
+    # the fast path's trace encode/decode only (realm/rtl/fastcodec.py), not its port list,
+    # build or C++ harness text
+    "realm.rtl.fastsim": Group(("realm/rtl/fastcodec.py",), ("tb/test_fastsim.py",),
+                               ("xǁ_Layoutǁ*", "x__layout", "x__pack_field", "x__row",
+                                "x_encode_program", "x__fault_records", "x__item_records",
+                                "x__unpack_field", "x__columns", "x_decode_trace",
+                                "x__dicts")),
     "realm.campaign.stats": Group(("realm/campaign/stats.py",), ("tb/test_adaptive.py",)),
     # the adaptive rounds, and the validation of their rules in the spec module
     "realm.campaign.adaptive": Group(

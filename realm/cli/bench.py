@@ -11,10 +11,12 @@ def add(sub):
                 help="simulated MAC/s: Verilator (cocotb and the fast path) vs Amaranth pysim "
                 "vs golden",
                 description="Simulated MACs per wall second of one GEMM (4n x 4n @ 4n x 4n) per "
-                "array size n and dataflow through Verilator under cocotb, the fast path "
-                "(Verilator in a compiled harness), Amaranth's simulator (one tile) and the "
-                "golden model; every trace is required equal. Then the golden model on a fault "
-                "campaign, one trial at a time and a batch of trials at once.")
+                "array size n and dataflow, on the array with the realm checksums and the fault "
+                "port and a seeded fault list that changes the product, through Verilator under "
+                "cocotb, the fast path (Verilator in a compiled harness; its encode, simulate "
+                "and decode apart), Amaranth's simulator (one tile) and the golden model; every "
+                "trace is required equal. Then the golden model on a fault campaign, one trial "
+                "at a time and a batch of trials at once.")
     b.add_argument("--sizes", type=array_sizes, default=[16, 64],
                    help="square array sizes, comma-separated (default 16,64)")
     b.add_argument("--no-pysim", action="store_true", help="leave out Amaranth's simulator")
@@ -23,8 +25,8 @@ def add(sub):
                    "takes hours here); above, the fast path is checked against the golden "
                    "model")
     b.add_argument("-o", "--output", default="build/bench/array.json", metavar="FILE",
-                   help="JSON result (default build/bench/array.json; the batched golden "
-                   "model's beside it, golden_batch.json)")
+                   help="JSON result (default build/bench/array.json; the same as CSV "
+                   "beside it, array.csv, and the batched golden model's, golden_batch.json)")
     b.add_argument("--golden-only", action="store_true",
                    help="only the batched golden model's figure (no Verilator, no pysim)")
     b.add_argument("--batch", type=POSITIVE, default=1024,
@@ -33,7 +35,9 @@ def add(sub):
                    help="square array sizes of the batched golden model (default 16)")
     b.add_argument("--threads", type=POSITIVE, default=1,
                    help="torch threads of the batched golden model (default 1)")
-    b.add_argument("--reps", type=POSITIVE, default=3, help="timed runs per figure (default 3)")
+    b.add_argument("--reps", type=POSITIVE, default=3,
+                   help="timed runs per figure: cocotb's GEMM, the batched golden model "
+                   "(default 3)")
 
     from realm.campaign.bench_ray import DEFAULT_OUT, HOST
     from realm.campaign.bench_ray import __doc__ as doc

@@ -1,8 +1,10 @@
-"""``realm bench``: simulated MACs per wall second of one GEMM through (1) Verilator via
-cocotb, (2) Amaranth's built-in Python simulator, (3) the golden cycle model, (4) the fast path
-(:mod:`realm.rtl.fastsim`: Verilator in a compiled harness, no Python per cycle), with every trace
-required equal on the same program; then the golden cycle model on a fault campaign, one trial
-at a time against a batch of trials (:func:`golden_batch`)."""
+"""``realm bench``: simulated MACs per wall second of one GEMM, on the array with the realm
+checksums and the fault port and a seeded fault list that changes the product, through (1)
+Verilator via cocotb, (2) Amaranth's built-in Python simulator, (3) the golden cycle model, (4)
+the fast path (:mod:`realm.rtl.fastsim`: Verilator in a compiled harness, no Python per cycle;
+its encode, simulate and decode timed apart), with every trace required equal on the same
+program; then the golden cycle model on a fault campaign, one trial at a time against a batch
+of trials (:func:`golden_batch`)."""
 import json
 import os
 import pathlib
@@ -19,44 +21,78 @@ def bench(out, sizes, *, cocotb_max=16, pysim=True, golden_only=False, batch=102
     out = pathlib.Path(out)
     status = 0
     if not golden_only:
-        status = rtl_bench(out, sizes, cocotb_max=cocotb_max, pysim=pysim) or 0
+        status = rtl_bench(out, sizes, cocotb_max=cocotb_max, pysim=pysim, reps=reps) or 0
         print()
     return golden_batch(batch_sizes, batch, threads, reps,
                         out.parent / "golden_batch.json") or status
 
 
-def rtl_bench(out, sizes, *, cocotb_max=16, pysim=True):
-    """MAC/s of one GEMM per square array size of ``sizes`` and dataflow through cocotb (up to
-    ``cocotb_max``), the fast path, Amaranth's simulator (``pysim``) and the golden model."""
+def rtl_bench(out, sizes, *, cocotb_max=16, pysim=True, reps=3):
+    """MAC/s of one GEMM per square array size of ``sizes`` and dataflow, on the array with
+    the realm checksums and the fault port and a fault list that changes the product, through
+    cocotb (up to ``cocotb_max``; the median of ``reps`` runs), the fast path (the median of
+    :data:`FAST_RUNS`), Amaranth's simulator (``pysim``) and the golden model. JSON to
+    ``out``, CSV beside it (:data:`CSV_FIELDS`)."""
     rows = []
     out = pathlib.Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     for n in sizes:
         for dataflow in ("ws", "os"):
-            rows.append(bench_one(ArrayConfig(rows=n, cols=n, dataflow=dataflow), out.parent,
-                                  cocotb=n <= cocotb_max, pysim=pysim))
+            config = ArrayConfig(rows=n, cols=n, dataflow=dataflow, abft="realm",
+                                 fault_port=True)
+            rows.append(bench_one(config, out.parent, cocotb=n <= cocotb_max, pysim=pysim,
+                                  reps=reps))
             out.write_text(json.dumps(rows, indent=1) + "\n")
+    write_csv(out.with_suffix(".csv"), rows)
     print_table(rows)
-    print(f"(MACs of the GEMM itself per wall second. Equal traces on the same program: fast = "
-          f"cocotb = golden on the GEMM (without cocotb: fast = golden), pysim = golden = fast "
-          f"on one tile; {out})")
+    print(f"(MACs of the GEMM itself per wall second, on the realm array with the fault port "
+          f"and a seeded fault list that changes the product. Equal traces on the same "
+          f"program: fast = cocotb = golden on the GEMM (without cocotb: fast = golden), pysim "
+          f"= golden = fast on one tile, fault-free; {out})")
     return 0
 
 
 #: Runs of the fast path per row; the median counts.
 FAST_RUNS = 9
+#: The columns of the CSV file ``realm bench`` writes beside its JSON.
+CSV_FIELDS = ("config", "cycles", "macs", "faults", "wrong_elements", "cocotb_macs_per_s",
+              "fast_macs_per_s", "fast_over_cocotb", "fast_cpu_over_cocotb_cpu",
+              "simulate_over_cocotb",
+              "fast_encode_seconds", "fast_simulate_seconds", "fast_decode_seconds",
+              "fast_simulate_macs_per_s", "fast_simulate_cpu_macs_per_s", "loadavg_1min")
 
 
-def bench_one(config, where, cocotb=True, pysim=True):
-    """One row of the bench: the GEMM ``4n x 4n @ 4n x 4n`` of an ``n x n`` array. The fast
-    path's trace must equal cocotb's (without cocotb: the golden model's)."""
+def bench_faults(config, program, where, seed=1):
+    """``(path, faults)``: one trial of a seeded fault campaign on ``program``
+    (:func:`golden.faultgen.trial_faults`: the fault port takes them, one per cycle), written
+    as a fault list to ``where`` for the cocotb run."""
+    from golden.faultgen import trial_faults
+    from golden.faults import dump_faults
+    faults = trial_faults(config, program, seed, 1)[0]
+    path = where / f"faults-{config.id}.json"
+    dump_faults(faults, path)
+    return path, faults
+
+
+def bench_one(config, where, cocotb=True, pysim=True, reps=3):
+    """One row of the bench: the GEMM ``4n x 4n @ 4n x 4n`` of an ``n x n`` array, with faults
+    (:func:`bench_faults`) on the fault port when the configuration has one. The fast path's
+    trace must equal cocotb's (without cocotb: the golden model's), and the faults must
+    change the product."""
+    from golden.array import ArrayModel
+    from golden.stimulus import Driver
     from realm.rtl import fastsim, sim
     from realm.rtl.gemm import gemm_program
     from realm.rtl.simulate import run_gemm
     n = config.rows
     shape = (4 * n, 4 * n, 4 * n)
-    gemm, program, _ = gemm_program(config, shape, 1)
-    row = {"config": config.id, "gemm": list(shape), "macs": gemm.macs}
+    faults_path = faults = None
+    if config.fault_port:  # faults drawn on the program they run in (parameter sets first)
+        faults_path, faults = bench_faults(config, _with_sets(config, shape), where)
+    gemm, program, fault_list = gemm_program(config, shape, 1, faults=faults_path)
+    assert fault_list == (faults or [])
+    row = {"config": config.id, "gemm": list(shape), "macs": gemm.macs,
+           "faults": len(fault_list)}
 
     if cocotb:  # build (timed apart), then the GEMM with the golden model beside it
         row["cocotb_build_fresh"] = not (sim.BUILD / "array" / config.id / ".built").exists()
@@ -64,21 +100,27 @@ def bench_one(config, where, cocotb=True, pysim=True):
         sim.build(config, waves=False, optimize=True)
         row["cocotb_build_seconds"] = time.perf_counter() - t0
         trace_path = where / f"trace-{config.id}.json"
-        r = run_gemm(config, shape, 1, where / f"gemm-{config.id}.json", trace=trace_path,
-                     optimize=True)
-        assert r["matches_oracle"] and r["matches_golden_every_cycle"], r.get("first_mismatch")
+        runs = []
+        for _ in range(reps):
+            r = run_gemm(config, shape, 1, where / f"gemm-{config.id}.json", trace=trace_path,
+                         optimize=True, faults=faults_path)
+            assert r["matches_golden_every_cycle"], r.get("first_mismatch")
+            assert r["matches_oracle"] == (not fault_list), r["wrong_elements"]
+            runs.append(r)
+        r = sorted(runs, key=lambda r: r["rtl_seconds"])[reps // 2]  # the median, as the fast
         row.update(cocotb_seconds=r["rtl_seconds"], cocotb_macs_per_s=r["rtl_macs_per_s"],
-                   cocotb_cpu_macs_per_s=r["rtl_cpu_macs_per_s"],
+                   cocotb_cpu_macs_per_s=sorted(r["rtl_cpu_macs_per_s"] for r in runs)[reps // 2],
+                   cocotb_all_seconds=[r["rtl_seconds"] for r in runs],
+                   cocotb_all_cpu_seconds=[r["rtl_cpu_seconds"] for r in runs],
+                   cocotb_runs=reps, wrong_elements=r["wrong_elements"],
                    cocotb_with_build_macs_per_s=gemm.macs / (r["rtl_seconds"]
                                                              + row["cocotb_build_seconds"]),
                    golden_cycle_macs_per_s=r["golden_macs_per_s"])
         want, against = json.loads(trace_path.read_text()), "cocotb"
         trace_path.unlink()
     else:
-        from golden.array import ArrayModel
-        from golden.stimulus import Driver
         t0 = time.perf_counter()
-        want, against = ArrayModel(config).run(Driver(config, program)), "golden"
+        want, against = ArrayModel(config, fault_list).run(Driver(config, program)), "golden"
         row["golden_cycle_macs_per_s"] = gemm.macs / (time.perf_counter() - t0)
     row["cycles"] = len(want)
 
@@ -93,25 +135,58 @@ def bench_one(config, where, cocotb=True, pysim=True):
     runs = []
     for _ in range(FAST_RUNS):
         c0, t0 = time.process_time(), time.perf_counter()
-        data = fastsim.encode_program(config, program)
-        t1 = time.perf_counter()
+        data = fastsim.encode_program(config, program, fault_list)
+        t1, c1 = time.perf_counter(), time.process_time()
         raw = fastsim.simulate(exe, data)
-        t2 = time.perf_counter()
+        t2, c2 = time.perf_counter(), time.process_time()
         got = fastsim.decode_trace(config, raw)
         t3, c3 = time.perf_counter(), time.process_time()
         assert got == want, f"{config.id}: the fast path's trace differs from {against}'s"
-        runs.append((t3 - t0, t1 - t0, t2 - t1, t3 - t2, c3 - c0))
+        runs.append((t3 - t0, t1 - t0, t2 - t1, t3 - t2, c3 - c0, c2 - c1))
         del got
-    run, encode, simulate, decode, cpu = sorted(runs)[FAST_RUNS // 2]
+    if fault_list:
+        clean = fastsim.run_program(config, program)
+        assert clean != want, f"{config.id}: the faults changed nothing"
+    best = [min(r[i] for r in runs) for i in range(6)]  # each step's best, of any run
+    row.update(fast_best_seconds=best[0], fast_best_encode_seconds=best[1],
+               fast_best_simulate_seconds=best[2], fast_best_decode_seconds=best[3],
+               fast_best_cpu_seconds=best[4], fast_best_simulate_cpu_seconds=best[5])
+    run, encode, simulate, decode, cpu, simulate_cpu = sorted(runs)[FAST_RUNS // 2]
     row.update(fast_seconds=run, fast_encode_seconds=encode, fast_simulate_seconds=simulate,
                fast_decode_seconds=decode, fast_cpu_seconds=cpu,
+               fast_simulate_cpu_macs_per_s=gemm.macs / simulate_cpu,
                fast_cpu_macs_per_s=gemm.macs / cpu, fast_macs_per_s=gemm.macs / run,
                fast_simulate_macs_per_s=gemm.macs / simulate,
                fast_with_build_macs_per_s=gemm.macs / (run + row["fast_build_seconds"]),
-               fast_checked_against=against)
+               fast_checked_against=against, loadavg=os.getloadavg())
+    if cocotb:
+        row.update(fast_over_cocotb=row["fast_macs_per_s"] / row["cocotb_macs_per_s"],
+                   fast_cpu_over_cocotb_cpu=(row["fast_cpu_macs_per_s"]
+                                             / row["cocotb_cpu_macs_per_s"]),
+                   simulate_over_cocotb=(row["fast_simulate_macs_per_s"]
+                                         / row["cocotb_macs_per_s"]))
     if pysim:
         row["amaranth_pysim_macs_per_s"] = _pysim(config)
     return row
+
+
+def _with_sets(config, shape):
+    """The program :func:`realm.rtl.gemm.gemm_program` plays for ``shape`` with a fault list."""
+    from golden.stats import policy_sets
+    from realm.rtl.gemm import gemm_program
+    program = gemm_program(config, shape, 1)[1]
+    return (policy_sets(config) + [("select", 2)] if config.abft.value != "none" else []) + program
+
+
+def write_csv(path, rows):
+    """Write the :data:`CSV_FIELDS` of ``rows`` to ``path`` (empty where a row has none)."""
+    import csv
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(CSV_FIELDS)
+        for r in rows:
+            r = {**r, "loadavg_1min": r["loadavg"][0]}
+            w.writerow(["" if r.get(k) is None else r[k] for k in CSV_FIELDS])
 
 
 def _pysim(config):
@@ -136,14 +211,14 @@ def _pysim(config):
 def print_table(rows):
     def rate(v):
         return f"{v:,.0f}" if v else "skipped"
-    print(f"{'config':<9} {'cocotb':>11} {'pysim':>9} {'golden':>11} {'fast':>12} "
+    print(f"{'config':<18} {'cocotb':>11} {'pysim':>9} {'golden':>11} {'fast':>12} "
           f"{'fast/cocotb':>11} {'fast C++':>12} {'fast+build':>11} {'cocotb+build':>12}")
-    print(f"{'':<9} {'MAC/s':>11} {'MAC/s':>9} {'MAC/s':>11} {'MAC/s':>12} {'':>11} "
+    print(f"{'':<18} {'MAC/s':>11} {'MAC/s':>9} {'MAC/s':>11} {'MAC/s':>12} {'':>11} "
           f"{'MAC/s':>12} {'MAC/s':>11} {'MAC/s':>12}")
     for r in rows:
         c = r.get("cocotb_macs_per_s")
         ratio = f"{r['fast_macs_per_s'] / c:.1f}x" if c else "-"
-        print(f"{r['config']:<9} {rate(c):>11} {rate(r.get('amaranth_pysim_macs_per_s')):>9} "
+        print(f"{r['config']:<18} {rate(c):>11} {rate(r.get('amaranth_pysim_macs_per_s')):>9} "
               f"{rate(r['golden_cycle_macs_per_s']):>11} {rate(r['fast_macs_per_s']):>12} "
               f"{ratio:>11} {rate(r['fast_simulate_macs_per_s']):>12} "
               f"{rate(r['fast_with_build_macs_per_s']):>11} "
@@ -156,15 +231,40 @@ def print_table(rows):
             b += f", cocotb {r['cocotb_build_seconds']:.0f} s" + (
                 " fresh" if r["cocotb_build_fresh"] else " cached")
         builds.append(b)
-    print(f"fast: encode + simulate + decode, median of {FAST_RUNS} (build excluded); fast C++: "
-          "the harness alone; +build: with the Verilator build as measured here (" +
-          "; ".join(builds) + ")")
+    print(f"fast: encode + simulate + decode, median of {FAST_RUNS} runs; cocotb: median of "
+          f"{rows[0].get('cocotb_runs', 0)} runs (builds excluded); fast C++: the harness "
+          "alone; +build: with the Verilator build as measured here (" + "; ".join(builds)
+          + ")")
+    print("The fast path, where its time goes (median run; ms of wall time):")
+    for r in rows:
+        parts = [r[f"fast_{k}_seconds"] for k in ("encode", "simulate", "decode")]
+        total = r["fast_seconds"]
+        print(f"  {r['config']:<18} {r['cycles']} cycles, {r['faults']} faults: encode "
+              f"{parts[0] * 1e3:.2f}, simulate {parts[1] * 1e3:.2f}, decode "
+              f"{parts[2] * 1e3:.2f}; total {total * 1e3:.2f} (Python "
+              f"{100 * (parts[0] + parts[2]) / total:.0f} %); load average "
+              f"{r['loadavg'][0]:.2f} on {os.cpu_count()} CPUs")
+    print("Best of the runs (cocotb's and the fast path's alike; each fast step its best):")
+    for r in rows:
+        if "cocotb_all_seconds" not in r:
+            continue
+        wall, cpu = min(r["cocotb_all_seconds"]), min(r["cocotb_all_cpu_seconds"])
+        print(f"  {r['config']:<18} fast/cocotb {wall / r['fast_best_seconds']:.1f}x wall, "
+              f"{cpu / r['fast_best_cpu_seconds']:.1f}x CPU (the harness alone "
+              f"{cpu / r['fast_best_simulate_cpu_seconds']:.1f}x); fast ms: encode "
+              f"{r['fast_best_encode_seconds'] * 1e3:.2f}, simulate "
+              f"{r['fast_best_simulate_seconds'] * 1e3:.2f} ("
+              f"{r['fast_best_simulate_cpu_seconds'] * 1e3:.2f} CPU), decode "
+              f"{r['fast_best_decode_seconds'] * 1e3:.2f}; total {r['fast_best_seconds'] * 1e3:.2f}"
+              f" ({r['fast_best_cpu_seconds'] * 1e3:.2f} CPU)")
     print("Per second of CPU time (the figures a loaded machine disturbs least):")
     for r in rows:
         c = r.get("cocotb_cpu_macs_per_s")
-        ratio = f", fast/cocotb {r['fast_cpu_macs_per_s'] / c:.1f}x" if c else ""
-        print(f"  {r['config']:<9} cocotb {rate(c)} MAC/s, fast {rate(r['fast_cpu_macs_per_s'])} "
-              f"MAC/s{ratio}")
+        ratio = (f", fast/cocotb {r['fast_cpu_macs_per_s'] / c:.1f}x (the harness alone "
+                 f"{r['fast_simulate_cpu_macs_per_s'] / c:.1f}x)") if c else ""
+        print(f"  {r['config']:<18} cocotb {rate(c)} MAC/s, fast "
+              f"{rate(r['fast_cpu_macs_per_s'])} MAC/s (the harness alone "
+              f"{rate(r['fast_simulate_cpu_macs_per_s'])}){ratio}")
 
 
 def golden_batch(sizes, batch, threads, reps, out):
