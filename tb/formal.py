@@ -17,7 +17,10 @@ At INT8/INT32 the no-false-alarm theorem is split in three parts that compose:
    ``c``'s PE ``r``, ``rows - 1 - r`` cycles earlier). It asserts that the checksum PE's
    operands are those PEs' operands (the shared one equal, the other one the sum of theirs,
    or the shared one 0), that every checksum difference is 0, and the invariants that make the
-   two inductive.
+   two inductive. In WS the two halves are proved apart: ``part="sums"`` (every datapath
+   register equals its ghost sum of the products, summed in the hardware's order: one step
+   each) with :func:`ws_sum_lemmas` (Z3: the two sides of ``d`` are then the same sum, so
+   ``d == 0``), and ``part="operands"``.
 2. :func:`product_lemmas` (Z3, word level): for those operands, the checksum PE's product (an
    ``8 x cw``-bit signed multiplier, Yosys ``$mul`` semantics) equals the ghost sum of the 8x8
    products, and a product with a zero operand is 0.
@@ -130,8 +133,10 @@ def _delay(m, value, n, name):
     return value
 
 
-#: What a :class:`ProductSpec` asserts: everything, or (WS, whose two halves are independent)
-#: only the sums (products to differences) or only the operands (checksum PEs' operands).
+#: What a :class:`ProductSpec` asserts: everything (``d == 0`` included), or, for WS, whose
+#: two halves are independent, only the sums (every datapath register is its ghost sum of
+#: products; ``d == 0`` then follows by :func:`ws_sum_lemmas`) or only the operands (the
+#: checksum PEs' operands, the weight sums).
 PARTS = ("all", "sums", "operands")
 
 #: Deliberate breaks of the model, each of which the proof must refute (:class:`ProductSpec`).
@@ -231,32 +236,57 @@ class ProductSpec(wiring.Component):
                              Assert(lhs == rhs),
                              Assert(named["ck_drain"] | named["check"] | (y == 0))]
         if ws and invariants and self._part != "operands":
-            # Invariants: every register of the WS datapath is the sum of the products that
-            # reached it, each taken from the tap of its age, summed in one order (r, c):
-            # array accumulators, checksum products and sums, eᵀy cells, the delayed eᵀy.
-            def ghost_sum(value, terms, name):
-                total = Signal(signed(len(value)), name=name)
-                m.d.comb += [total.eq(sum(taps[r, col][j] for r, col, j in sorted(terms))),
-                             Assert(value == total)]
-
+            # Invariants: every register of the WS datapath equals the sum of the products that
+            # reached it, summed as the hardware sums them (each from the tap of its age): array
+            # accumulators, checksum products and sums, eᵀy cells and eᵀy delayed. Each step is
+            # then structural; that the two sides of d are equal is ws_sum_lemmas.
+            ghost = _WSGhost(m, taps, rows, cols, cw + c.data_width)
             for r, col in grid_positions(c):
-                ghost_sum(pes[r, col].o_p, [(q, col, 1 + r - q) for q in range(r + 1)],
-                          f"i_acc_{r}_{col}")
+                m.d.comb += Assert(pes[r, col].o_p == ghost.acc(r, col, 0))
             for r in range(rows):
-                ck = pes[r, cols]
-                ghost_sum(ck.f_p_reg, [(r, col, 1 + cols - col) for col in range(cols)],
-                          f"i_ckp_{r}")
-                ghost_sum(ck.o_p, [(q, col, 2 + r - q + cols - col) for q in range(r + 1)
-                                   for col in range(cols)], f"i_cks_{r}")
+                m.d.comb += [Assert(pes[r, cols].f_p_reg == ghost.p_reg(r, 0)),
+                             Assert(pes[r, cols].o_p == ghost.ack(r, 0))]
             for col in range(cols):
-                ghost_sum(named[f"ck_y_{col}"],
-                          [(r, k, 2 + col - k + rows - 1 - r) for k in range(col + 1)
-                           for r in range(rows)], f"i_y_{col}")
-            ghost_sum(named["ck_y_late"], [(r, k, 1 + cols - k + rows - r) for k in range(cols)
-                                           for r in range(rows)], "i_y_late")
-        if self._part != "operands":
+                m.d.comb += Assert(named[f"ck_y_{col}"] == ghost.yc(col, 0))
+            m.d.comb += Assert(named["ck_y_late"] == ghost.yc(cols - 1, 1))
+        if self._part == "sums":
+            return m
+        if self._part == "all":
             m.d.comb += Assert(~dut.o_d_valid | (dut.o_d == 0))
         return m
+
+
+class _WSGhost:
+    """The WS datapath's registers as the hardware sums the products (taps), age ``a`` cycles
+    ago, each step truncated where the hardware truncates."""
+
+    def __init__(self, m, taps, rows, cols, wide):
+        self._m, self._taps, self._rows, self._cols, self._wide = m, taps, rows, cols, wide
+        self._memo = {}
+
+    def _wire(self, key, width, value):
+        if key not in self._memo:
+            w = Signal(signed(width), name="h_" + "_".join(map(str, key)))
+            self._m.d.comb += w.eq(value)
+            self._memo[key] = w
+        return self._memo[key]
+
+    def acc(self, r, col, a):
+        prev = self.acc(r - 1, col, a + 1) if r else 0
+        return self._wire(("acc", r, col, a), 32, prev + self._taps[r, col][a + 1])
+
+    def p_reg(self, r, a):
+        return self._wire(("p", r, a), self._wide,
+                          sum(self._taps[r, col][a + 1 + self._cols - col]
+                              for col in range(self._cols)))
+
+    def ack(self, r, a):
+        prev = self.ack(r - 1, a + 1) if r else 0
+        return self._wire(("ack", r, a), 32, prev + self.p_reg(r, a + 1))
+
+    def yc(self, col, a):
+        prev = self.yc(col - 1, a + 1) if col else 0
+        return self._wire(("yc", col, a), 32, self.acc(self._rows - 1, col, a + 1) + prev)
 
 
 def _taps(m, value, n, name):
@@ -316,6 +346,52 @@ def product_lemmas(config, *, zero_extend=False):
         "zero": valid(z3.Implies(z3.Or(x == 0, y == 0),
                                  z3.SignExt(dw, x) * z3.SignExt(dw, y) == 0)),
     }
+
+
+def ws_sum_lemmas(config, *, drop=False):
+    """Prove with Z3 that, as functions of the products' taps, the WS difference of
+    ``ProductSpec(part="sums")``'s ghosts is 0: eᵀy delayed (``_WSGhost.yc(cols - 1, 1)``)
+    equals the checksum column's sum (``ack(rows - 1, 0)``). Return ``{name: proved}``:
+
+    * ``no_overflow``: a checksum PE's ghost product (``cols`` 16-bit products summed in
+      ``W = data_width + cw`` bits), sign-extended to 32 bits, is their 32-bit sum;
+    * ``reassociation``: with that, the two sides are sums of the same sign-extended products
+      in a different order, in 32-bit words; their difference's sum-of-monomials normal form
+      is the constant 0.
+
+    The ghosts are rebuilt here step for step as :class:`_WSGhost` builds them (each step
+    truncated to its register's width). ``drop`` leaves one product out of the checksum side,
+    which must fail."""
+    import z3
+    rows, cols, dw = config.rows, config.cols, config.data_width
+    wide, aw = dw + config.checksum_weight_width, config.acc_width
+    taps = {}
+
+    def tap(r, col, j, bits):
+        if (r, col, j) not in taps:
+            taps[r, col, j] = z3.BitVec(f"t_{r}_{col}_{j}", 2 * dw)
+        return z3.SignExt(bits - 2 * dw, taps[r, col, j])
+
+    def acc(r, col, a):
+        return (acc(r - 1, col, a + 1) if r else 0) + tap(r, col, a + 1, aw)
+
+    def p_reg(r, a, bits):
+        cs = [col for col in range(cols) if not (drop and (r, col) == (0, 0))]
+        return z3.Sum([tap(r, col, a + 1 + cols - col, bits) for col in cs])
+
+    def ack(r, a):
+        # p_reg in 32 bits: sign extension of the W-bit sum, by no_overflow
+        return (ack(r - 1, a + 1) if r else 0) + p_reg(r, a + 1, aw)
+
+    def yc(col, a):
+        return acc(rows - 1, col, a + 1) + (yc(col - 1, a + 1) if col else 0)
+
+    solver = z3.Solver()
+    solver.add(z3.SignExt(aw - wide, p_reg(0, 0, wide)) != p_reg(0, 0, aw))
+    no_overflow = solver.check() == z3.unsat
+    diff = z3.simplify(yc(cols - 1, 1) - ack(rows - 1, 0), som=True)
+    return {"no_overflow": no_overflow,
+            "reassociation": z3.is_bv_value(diff) and diff.as_long() == 0}
 
 
 def multipliers(config, *, cut=False):
@@ -435,12 +511,22 @@ def run_spec(spec, workdir, *, mode, depth, solver="yices"):
 
 # The INT8 proofs of ``make formal`` (tools/formal.py) and of the slow tests.
 
-#: Array sizes proved (square), dataflows, ABFT variants.
-SIZES, DATAFLOWS, VARIANTS = (2,), ("ws", "os"), ("classic", "approx", "realm")
-#: k-induction depth of the array proofs per dataflow, and of the statistical unit's: each
-#: passes at this depth (the array's pipelines, the OS flush and drain, the unit's 11 stages).
-PRODUCT_DEPTH = {"ws": 6, "os": 6}
+#: Array sizes proved (square) per dataflow, and the ABFT variants.
+SIZES = {"ws": (2, 3), "os": (2,)}
+DATAFLOWS, VARIANTS = tuple(SIZES), ("classic", "approx", "realm")
+#: k-induction depth of the statistical unit's proof (its 11-stage pipeline and more).
 STAT_DEPTH = 14
+
+
+def product_runs(dataflow, size):
+    """``(part, k)`` of the k-induction proofs of a ``size`` x ``size`` cut array: WS in two
+    independent halves (the sums are 1-inductive, the operands need the array's latency and
+    more), OS whole (its invariant holds across the flush and the drain)."""
+    if dataflow == "ws":
+        return [("sums", 1), ("operands", 2 * size + 2)]
+    return [("all", 6)]
+
+
 #: Bounded depth of the mutation checks: past the first checksum difference of a 2x2 array.
 MUTATION_DEPTH = 12
 

@@ -3,7 +3,7 @@ depth, timed, with the machine's load, into ``docs/results/formal/results.json``
 ``results.csv`` (the README there reads them).
 
 ``python tools/formal.py run [--only SUBSTRING]`` runs the word-level lemmas, the k-induction
-proofs of the cut arrays (:data:`tb.formal.SIZES` x dataflows x ABFT variants) and of the
+proofs of the cut arrays (:data:`tb.formal.SIZES` per dataflow x ABFT variants) and of the
 statistical unit (2 and 3 differences per tile, each variant), and the mutations that must be
 refuted; it exits non-zero if any result is not the expected one. ``--only`` keeps the rows
 whose name contains the substring (the results file then holds those rows only).
@@ -19,9 +19,9 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tb.formal import (DATAFLOWS, MUTATION_DEPTH, MUTATIONS, PRODUCT_DEPTH, SIZES,  # noqa: E402
-                       STAT_DEPTH, VARIANTS, ProductSpec, StatSpec, int8_config, product_lemmas,
-                       run_spec)
+from tb.formal import (DATAFLOWS, MUTATION_DEPTH, MUTATIONS, SIZES, STAT_DEPTH,  # noqa: E402
+                       VARIANTS, ProductSpec, StatSpec, int8_config, product_lemmas, product_runs,
+                       run_spec, ws_sum_lemmas)
 
 OUT = ROOT / "docs" / "results" / "formal"
 WORK = ROOT / "build" / "formal"
@@ -40,17 +40,25 @@ def _jobs():
                 abft="any", widths=f"i8, cw{config.checksum_weight_width}", engine="z3",
                 mode="word-level validity", depth="", expected="proved"),
                 lambda c=config: "proved" if all(product_lemmas(c).values()) else "FAILED")
+    for size in SIZES["ws"]:
+        config = int8_config("ws", size, "realm")
+        yield (f"sum-lemmas-{config.name}", dict(
+            part="1 (sums => d)", property="ghost eᵀy delayed == ghost checksum sum, as "
+            "functions of the products", array=config.name, dataflow="ws", abft="any",
+            widths="i8 a32", engine="z3", mode="word-level validity", depth="",
+            expected="proved"),
+            lambda c=config: "proved" if all(ws_sum_lemmas(c).values()) else "FAILED")
     for dataflow in DATAFLOWS:
-        for size in SIZES:
+        for size in SIZES[dataflow]:
             for abft in VARIANTS:
                 config = int8_config(dataflow, size, abft)
-                depth = PRODUCT_DEPTH[dataflow]
-                yield (f"array-{config.id}", dict(
-                    part="1", property="checksum PE operands == checked PEs' operands; "
-                    "d == 0 whenever d_valid (+ invariants)", array=config.name,
-                    dataflow=dataflow, abft=abft, widths="i8 a32", engine="smtbmc yices",
-                    mode="prove (k-induction)", depth=depth, expected="proved"),
-                    lambda c=config, k=depth: _sby(ProductSpec(c), f"cut-{c.id}", "prove", k))
+                for part, depth in product_runs(dataflow, size):
+                    yield (f"array-{config.id}-{part}", dict(
+                        part=f"1 ({part})", property=_PROPERTY[part], array=config.name,
+                        dataflow=dataflow, abft=abft, widths="i8 a32", engine="smtbmc yices",
+                        mode="prove (k-induction)", depth=depth, expected="proved"),
+                        lambda c=config, p=part, k=depth: _sby(ProductSpec(c, part=p),
+                                                               f"cut-{c.id}-{p}", "prove", k))
     for n in (2, 3):
         for abft in VARIANTS:
             yield (f"stats-n{n}-{abft}", dict(
@@ -69,13 +77,28 @@ def _jobs():
                 engine="smtbmc yices", mode="bmc", depth=MUTATION_DEPTH, expected="refuted"),
                 lambda c=config, mu=mutation: _sby(ProductSpec(c, mutation=mu),
                                                    f"cut-{c.id}-{mu}", "bmc", MUTATION_DEPTH))
-        config = int8_config(dataflow, 2, "realm")
+        if dataflow == "ws":
+            yield (f"mutation-sum-lemmas-{config.name}-drop", dict(
+                part="1 (sums => d, mutated)", property="one product missing from the "
+                "checksum side", array=config.name, dataflow=dataflow, abft="any",
+                widths="i8 a32", engine="z3", mode="word-level validity", depth="",
+                expected="refuted"),
+                lambda c=config: "refuted" if not ws_sum_lemmas(c, drop=True)["reassociation"]
+                else "proved")
         yield (f"mutation-lemma-{config.name}-zero_extend", dict(
             part="2 (mutated)", property="widen with zero extension", array=config.name,
             dataflow=dataflow, abft="any", widths="i8", engine="z3",
             mode="word-level validity", depth="", expected="refuted"),
             lambda c=config: "refuted" if not product_lemmas(c, zero_extend=True)["widen"]
             else "proved")
+
+
+_PROPERTY = {
+    "all": "checksum PE operands == checked PEs' operands; d == 0 whenever d_valid "
+           "(+ invariants)",
+    "sums": "every datapath register == its ghost sum of the products, in the hardware's order",
+    "operands": "checksum PE operands == checked PEs' operands; checksum weights == row sums",
+}
 
 
 def _sby(spec, name, mode, depth):
