@@ -14,7 +14,7 @@ FAULTS ?=
 SEED ?= 1
 JOBS ?= 2
 
-.PHONY: setup sim run test test-slow bench bench-ray synth timing characterize abft abft-granularity energy energy-bitflip energy-granularity gemma mutate clean
+.PHONY: setup sim run test test-slow formal bench bench-ray synth timing characterize abft abft-granularity energy energy-bitflip energy-granularity gemma mutate clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,13 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(PY) -m pytest tb/ -n $(JOBS) -m slow
+
+# No false alarm at INT8/INT32, unbounded (docs/results/formal/README.md): Z3 lemmas, SymbiYosys
+# k-induction of the cut arrays and of the statistical unit, the mutations they must refute;
+# results into docs/results/formal/. FORMAL_ONLY=substring runs some of them.
+FORMAL_ONLY ?=
+formal: $(STAMP)
+	$(PY) tools/formal.py run $(if $(FORMAL_ONLY),--only $(FORMAL_ONLY))
 
 bench: $(STAMP)
 	$(PY) -m realm bench
