@@ -110,6 +110,8 @@ def test_a_refinement_replaces_its_cells_judged_against_its_own_clean(tmp_path):
     assert {r["component"]: r for r in res["rows"]}["k"]["transfers"]
     r = realm("llm", "transfer", a, b, "--tolerance", "0.05", "--refined-b", b2)
     assert r.returncode == 0 and "| 2044 / 2044-8176 |" in r.stdout, r.stderr
+    assert "each judged against the refinement's own clean perplexity" in r.stdout
+    assert "refinement" not in transfer.markdown(transfer.compare(a, b, rel=0.05))
     r = realm("llm", "transfer", a, b, "--refined-a", b2)
     assert r.returncode == 2 and "is a campaign of 'm-b', not of 'm-a'" in r.stderr
 

@@ -147,7 +147,11 @@ def markdown(res, names=("A", "B")):
     lines = [f"Clean W8A8 PPL: {a} {ca:.3f}, {b} {cb:.3f}; tolerance ΔPPL ≤ {res['rel']:.2%} of "
              f"each model's own (ΔPPL ≤ {res['rel'] * ca:.3g} / {res['rel'] * cb:.3g}); a cell's "
              "verdict is the 95 % Student t interval of its seeds against it; sensitive = "
-             f"beyond at a BER ≤ {SENSITIVE_BER:g}.", "",
+             f"beyond at a BER ≤ {SENSITIVE_BER:g}."
+             + (" Cells with more scored tokens come from a refinement (realm llm refine), each "
+                "judged against the refinement's own clean perplexity." if any(
+                    len(r[s]["tokens"]) > 1 for r in res["rows"] for s in ("a", "b")) else ""),
+             "",
              f"| component | kind {a} / {b} | tolerable BER {a} / {b} | by the mean | "
              f"breaks at {a} / {b} | unresolved BERs {a} / {b} | seeds {a} / {b} | "
              f"scored tokens {a} / {b} | transfers | by the mean, steps apart |",
