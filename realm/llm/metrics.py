@@ -144,5 +144,6 @@ def agreement(tokens, clean):
     fraction before the first difference, "exact": fraction of identical continuations}."""
     eq = tokens == clean
     first = torch.where(eq.all(1), eq.shape[1], (~eq).int().argmax(1))
-    return {"agree": eq.float().mean().item(), "prefix": (first.float() / eq.shape[1]).mean().item(),
+    return {"agree": eq.float().mean().item(),
+            "prefix": (first.float() / eq.shape[1]).mean().item(),
             "exact": eq.all(1).float().mean().item()}
