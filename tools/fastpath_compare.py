@@ -8,7 +8,8 @@ has, so the code before and after a change can be run side by side::
 
 Prints and writes (appending to ``FILE.json``, a list) the median and the best wall and CPU
 seconds of ``--runs`` runs of each step per dataflow (best: of any run, step by step), the load
-average and a digest of the decoded trace (equal digests: equal traces)."""
+average, the code timed (path in its checkout and commit) and a digest of the decoded trace
+(equal digests: equal traces)."""
 import argparse
 import hashlib
 import json
@@ -55,6 +56,19 @@ def measure(config, runs):
             **{f"{k}_best_cpu_s": v[1] for k, v in best.items()}}
 
 
+def source():
+    """Which code was timed: ``fastsim``'s path inside its checkout and that checkout's commit
+    (None outside a git checkout), never a machine path."""
+    import subprocess
+
+    path = pathlib.Path(fastsim.__file__).resolve()
+    root = path.parents[2]
+    git = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True)
+    return {"source": str(path.relative_to(root)),
+            "commit": git.stdout.strip() if git.returncode == 0 else None}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tag", required=True, help="name of this checkout in the output")
@@ -67,8 +81,7 @@ def main():
     for dataflow in ("ws", "os"):
         config = ArrayConfig(rows=a.size, cols=a.size, dataflow=dataflow, abft="realm",
                              fault_port=True)
-        r = {"tag": a.tag, "source": str(pathlib.Path(fastsim.__file__).resolve()),
-             **measure(config, a.runs), "loadavg": os.getloadavg()}
+        r = {"tag": a.tag, **source(), **measure(config, a.runs), "loadavg": os.getloadavg()}
         rows.append(r)
         print(f"{a.tag:<8} {r['config']:<18} encode {r['encode_wall_s'] * 1e3:6.2f} simulate "
               f"{r['simulate_wall_s'] * 1e3:6.2f} decode {r['decode_wall_s'] * 1e3:6.2f} total "
