@@ -124,6 +124,16 @@ class _View:
             setattr(self, name, getattr(obj, name))
 
 
+def _embed(m, name, inner, outer, platform):
+    """Elaborate ``inner`` as submodule ``name`` of ``m``, its ports wired to the same-named
+    ports of ``outer`` (a spec whose signature holds ``inner``'s), and return its internal
+    signals by name, for the specs' ghosts and invariants."""
+    body = inner.elaborate(platform)
+    m.submodules[name] = body
+    wiring.connect(m, wiring.flipped(_View(inner.signature, outer)), inner)
+    return {s.name: s for s in body._driving}
+
+
 def _delay(m, value, n, name):
     """``value`` ``n`` cycles ago (0 before that: the registers reset like the array's)."""
     for i in range(n):
@@ -173,10 +183,7 @@ class ProductSpec(wiring.Component):
         c, mut = self._config, self._mutation
         m = Module()
         dut = self._dut
-        body = dut.elaborate(platform)
-        m.submodules.dut = body
-        wiring.connect(m, wiring.flipped(_View(dut.signature, self)), dut)
-        named = {s.name: s for s in body._driving}
+        named = _embed(m, "dut", dut, self, platform)
         pes = dut.f_pes
         # The array PEs' products: free, 0 when an operand is 0 (as x * y is).
         for r, col in grid_positions(c):
@@ -430,10 +437,7 @@ class StatSpec(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         unit = self._unit
-        body = unit.elaborate(platform)
-        m.submodules.unit = body
-        wiring.connect(m, wiring.flipped(_View(unit.signature, self)), unit)
-        named = {s.name: s for s in body._driving}
+        named = _embed(m, "unit", unit, self, platform)
         m.d.comb += Assume(~unit.i_valid | (unit.i_d == 0))
         m.d.comb += [Assert(unit.o_flags == 0), Assert(~(unit.o_done & unit.o_recompute)),
                      Assert(unit.o_mismatch == 0), Assert(unit.c_tiles_mismatch == 0),
