@@ -36,16 +36,24 @@ def current(p, cache):
     return cache[key] == p.get("params_sha")
 
 
-def rows(path):
-    """(baseline W8A8 ppl, summary rows): one per (component group, bits, BER, array, policy),
-    from the points run with the current parameter files (:func:`current`)."""
+def current_records(path):
+    """(header, records) of a results file's closed-loop points run with the current parameter
+    files (:func:`current`)."""
     header, done = read_results(path)
+    cache = {}
+    return header, [r for r in done.values() if "array" in r["point"]
+                    and current(r["point"], cache)]
+
+
+def rows(path, current_recs=None):
+    """(baseline W8A8 ppl, summary rows): one per (component group, bits, BER, array, policy),
+    from the points run with the current parameter files (``current_recs``:
+    :func:`current_records` of ``path``, read when None)."""
+    header, recs_ = current_recs or current_records(path)
     base = header["baseline"]["w8a8"]["ppl"]
-    groups, cache = {}, {}
-    for rec in done.values():
+    groups = {}
+    for rec in recs_:
         p = rec["point"]
-        if "array" not in p or not current(p, cache):
-            continue
         key = ("+".join(p["components"]), "-".join(map(str, sorted(set(p["bits"])))), p["ber"],
                p["array"], p["policy"], p["experiment"])
         groups.setdefault(key, []).append(rec)
@@ -151,7 +159,10 @@ def fit_tolerance(path, base):
 def summarize(path, out_dir, tol=None, budget=0.01):
     """Write ``summary.csv``, ``headline.json`` and ``summary.md``; return (rows, headline).
     ``tol`` (ΔPPL) defaults to the tolerance the parameter files were fitted with, else 0.3."""
-    base, rs = rows(path)
+    from realm.campaign.provenance import rests_on
+
+    header, recs = current_recs = current_records(path)
+    base, rs = rows(path, current_recs)
     if tol is None:
         tol = fit_tolerance(path, base) or 0.3
     hl = headline(rs, base, tol, budget)
@@ -167,11 +178,6 @@ def summarize(path, out_dir, tol=None, budget=0.01):
         json.dump({"baseline_ppl": base, "tolerance": tol, "budget": budget,
                    "rows": hl}, f, indent=1)
         f.write("\n")
-    from realm.campaign.provenance import rests_on
-
-    header, done = read_results(path)
-    cache = {}
-    recs = [r for r in done.values() if "array" in r["point"] and current(r["point"], cache)]
     lines = ["# Statistical ABFT on the W8A8 model: summary", "",
              f"Clean W8A8 PPL {base:.3f}; tolerance ΔPPL <= {tol:.3g}; recompute budget "
              f"{budget:.0%} of tiles.", "", rests_on(header, recs, tol=tol), ""]

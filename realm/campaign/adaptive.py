@@ -96,6 +96,16 @@ def write_verdicts(rows, path):
     return tally(rows)
 
 
+def read_verdicts(results):
+    """The rows of the verdicts file beside ``results`` (:func:`verdicts_path`), or None when
+    there is none."""
+    path = verdicts_path(results)
+    if not os.path.exists(path):
+        return None
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 def tally(rows):
     """{verdict: count, "one_seed": count} of verdict rows, as :func:`verdict_rows` makes them
     or as read back from the CSV (``one_seed`` then the string ``"True"``)."""

@@ -61,6 +61,14 @@ def granularity(points):
     return "decided per tile of " + ", ".join(arrays)
 
 
+def scored_tokens(settings):
+    """Tokens scored per point: ``windows x (length - 1)`` (each window's first token has no
+    prediction); None when the settings do not say."""
+    if "windows" not in settings or "length" not in settings:
+        return None
+    return settings["windows"] * (settings["length"] - 1)
+
+
 def tally(cells, baseline, tol):
     """{verdict: count} of ``cells`` ({key: [ppl per seed]}) against ΔPPL ``tol``."""
     out = {}
@@ -76,8 +84,8 @@ def rests_on(header, records, tol=None, verdicts=None):
     an adaptive campaign's own tally instead."""
     st = header.get("settings", {})
     parts = []
-    if "windows" in st and "length" in st:
-        tokens = st["windows"] * (st["length"] - 1)
+    tokens = scored_tokens(st)
+    if tokens is not None:
         parts.append(f"model {st.get('model', '?')}, {st['windows']} × {st['length']}-token "
                      f"windows of {st.get('text', '?')} ({tokens:,} scored tokens per point)")
     cells = _cells(records)
@@ -93,12 +101,11 @@ def rests_on(header, records, tol=None, verdicts=None):
         parts.append("granularity: " + granularity(points))
     base = header.get("baseline", {}).get("w8a8", {}).get("ppl")
     if verdicts is not None:
-        t = {}
-        for r in verdicts:
-            t[r["verdict"]] = t.get(r["verdict"], 0) + 1
-        one = sum(1 for r in verdicts if r.get("one_seed") in (True, "True"))
+        from realm.campaign.adaptive import tally as verdict_tally
+
+        t = verdict_tally(verdicts)
         parts.append("verdicts (adaptive seeds, 95 % t interval of ΔPPL against the tolerance): "
-                     + _counts(t) + f", {one} carried by one seed")
+                     + _counts(t) + f", {t['one_seed']} carried by one seed")
     elif tol is not None and base is not None and cells:
         parts.append(f"verdicts (95 % t interval of each cell's ΔPPL against {tol:.3g}; "
                      "unresolved: it straddles): " + _counts(tally(cells, base, tol)))
@@ -114,17 +121,3 @@ def rests_on(header, records, tol=None, verdicts=None):
 def _counts(t):
     return ", ".join(f"{t.get(k, 0)} {k}" for k in ("within", "beyond", "unresolved", "open")
                      if k in t or k != "open")
-
-
-def read_verdicts(results):
-    """The rows of the ``.verdicts.csv`` beside ``results``, or None."""
-    import csv
-    import os
-
-    from realm.campaign.adaptive import verdicts_path
-
-    path = verdicts_path(results)
-    if not os.path.exists(path):
-        return None
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))

@@ -17,7 +17,6 @@ The second results file has its own clean baseline over its own windows; each ce
 against that (:func:`realm.llm.transfer.cells` takes a refinement beside the main file and
 lets its cells replace the main file's).
 """
-import csv
 import json
 
 from realm.campaign.runner import read_results
@@ -55,17 +54,15 @@ def experiment_of(name, cell):
 def refine_spec(results, windows=WINDOWS, rel=0.0167, max_seeds=4, seeds=(0, 1)):
     """(spec, decisive rows) of the second stage of ``results`` (a results JSONL with its
     ``.verdicts.csv`` beside it)."""
-    from realm.campaign.adaptive import verdicts_path
+    from realm.campaign.adaptive import read_verdicts, verdicts_path
 
     header, _ = read_results(results)
     if header is None:
         raise SpecError(f"{results} holds no campaign results")
-    path = verdicts_path(results)
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        raise SpecError(f"{path} not found: refine needs a campaign run with adaptive seeds")
+    rows = read_verdicts(results)
+    if rows is None:
+        raise SpecError(f"{verdicts_path(results)} not found: refine needs a campaign run with "
+                        "adaptive seeds")
     st = header["settings"]
     if windows <= st["windows"]:
         raise SpecError(f"--windows {windows} is not more than the campaign's {st['windows']}")

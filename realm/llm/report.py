@@ -30,9 +30,10 @@ def label(point, what):
     return str(lo) if lo == hi else f"{lo}-{hi}"
 
 
-def rows(path):
-    """(header, summary rows): one row per point without its seed."""
-    header, done = read_results(path)
+def rows(path, results=None):
+    """(header, summary rows): one row per point without its seed (``results``: ``path``'s
+    :func:`read_results`, read when None)."""
+    header, done = results or read_results(path)
     groups = {}
     for rec in done.values():
         p = dict(rec["point"])
@@ -81,7 +82,8 @@ def fmt(v, ci=None):
 
 def summarize(path, out_dir):
     """Write ``summary.csv`` and ``summary.md`` for a results file; return the summary rows."""
-    header, rs = rows(path)
+    results = read_results(path)
+    header, rs = rows(path, results)
     os.makedirs(out_dir, exist_ok=True)
     cols = ["experiment", "metric", "mode", "components", "layers", "stage", "bits", "ber",
             "msd_log2", "freq_log2", "n", "ppl", "ppl_ci95", "ppl_geo", "acc", "acc_ci95", "agree",
@@ -93,13 +95,14 @@ def summarize(path, out_dir):
     lines = ["# Characterization summary", ""]
     if header:
         from realm.campaign import provenance
+        from realm.campaign.adaptive import read_verdicts
 
         b = header["baseline"]
         lines += [f"Settings: `{json.dumps(header['settings'])}`", "",
                   f"Baselines: FP32 PPL {b['fp32']['ppl']:.3f} (top-1 {b['fp32']['acc']:.4f}), "
                   f"W8A8 PPL {b['w8a8']['ppl']:.3f} (top-1 {b['w8a8']['acc']:.4f}).", "",
-                  provenance.rests_on(header, list(read_results(path)[1].values()),
-                                      verdicts=provenance.read_verdicts(path)), ""]
+                  provenance.rests_on(header, list(results[1].values()),
+                                      verdicts=read_verdicts(path)), ""]
     for exp in dict.fromkeys(r["experiment"] for r in rs):
         er = [r for r in rs if r["experiment"] == exp]
         m = "ppl" if er[0]["metric"] == "ppl" else "agree"

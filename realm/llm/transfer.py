@@ -25,6 +25,7 @@ perplexity; each cell keeps the scored tokens it rests on (windows x (length - 1
 import math
 
 from golden.faults import LLM_COMPONENTS
+from realm.campaign.provenance import scored_tokens
 from realm.campaign.runner import read_results
 from realm.campaign.stats import verdict
 
@@ -38,8 +39,7 @@ def _read(path, experiment, bits):
     header, done = read_results(path)
     if header is None:
         raise ValueError(f"{path} holds no campaign results")
-    st = header["settings"]
-    tokens = st["windows"] * (st["length"] - 1) if "windows" in st and "length" in st else None
+    tokens = scored_tokens(header["settings"])
     out = {}
     for rec in done.values():
         p = rec["point"]
